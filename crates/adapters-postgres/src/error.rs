@@ -1,0 +1,80 @@
+//! Database errors mapped to the port's errors. Driver text stays inside `Unexpected`'s
+//! source, which only the log sees.
+
+use ports::StoreError;
+use sea_orm::{DbErr, RuntimeErr};
+
+/// A row read from the database broke a rule of the domain (for instance a name longer than
+/// the domain allows). It means the data was written around the application.
+#[derive(Debug, thiserror::Error)]
+#[error("row {table}.{id} holds an invalid {column}")]
+pub(crate) struct CorruptRow {
+    pub(crate) table: &'static str,
+    pub(crate) column: &'static str,
+    pub(crate) id: uuid::Uuid,
+}
+
+pub(crate) fn corrupt(table: &'static str, column: &'static str, id: uuid::Uuid) -> StoreError {
+    StoreError::Unexpected(Box::new(CorruptRow { table, column, id }))
+}
+
+/// Names of unique constraints, as the port reports them.
+const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
+    ("users_email_key", "users.email"),
+    ("users_idp_subject_key", "users.idp_subject"),
+    ("organizations_pkey", "organizations.id"),
+    ("projects_pkey", "projects.id"),
+    ("users_pkey", "users.id"),
+];
+
+/// Names of foreign keys, as the port reports the missing reference.
+const FOREIGN_KEYS: &[(&str, &str)] = &[
+    ("projects_owner_id_fkey", "user"),
+    ("projects_created_by_fkey", "user"),
+    ("organizations_owner_fk", "user"),
+];
+
+pub(crate) fn map_db_err(err: DbErr) -> StoreError {
+    let sqlx_error = match &err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            return StoreError::Unavailable(Box::new(err));
+        }
+        _ => None,
+    };
+    if let Some(sea_orm::sqlx::Error::Database(db)) = sqlx_error.map(|e| &**e) {
+        let constraint = db.constraint().unwrap_or_default();
+        match db.code().as_deref() {
+            // unique_violation
+            Some("23505") => {
+                let what = UNIQUE_CONSTRAINTS
+                    .iter()
+                    .find(|(name, _)| *name == constraint)
+                    .map_or("value", |(_, what)| what);
+                return StoreError::Duplicate { what };
+            }
+            // foreign_key_violation
+            Some("23503") => {
+                let what = FOREIGN_KEYS
+                    .iter()
+                    .find(|(name, _)| *name == constraint)
+                    .map_or("row", |(_, what)| what);
+                return StoreError::MissingReference { what };
+            }
+            // insufficient_privilege: a row-level security WITH CHECK refused the row
+            Some("42501") => return StoreError::TenantViolation,
+            _ => {}
+        }
+    }
+    if let Some(e) = sqlx_error
+        && matches!(
+            &**e,
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+        )
+    {
+        return StoreError::Unavailable(Box::new(err));
+    }
+    StoreError::Unexpected(Box::new(err))
+}

@@ -1,0 +1,326 @@
+//! PostgreSQL adapters of the ports.
+//!
+//! Every tenant operation runs in a [`ports::UnitOfWork`]: one transaction that first sets
+//! `app.current_organization` and `app.current_user` with `set_config(..., true)`, so the
+//! database's row-level security policies confine it to one organization. Queries also
+//! filter on the organization explicitly, as defence in depth; the policies are what
+//! isolates tenants even when a query forgets.
+
+mod entities;
+mod error;
+mod mapping;
+mod uow;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{Email, Membership, Organization, OrganizationId, Role, UserId};
+use ports::{
+    Clock, FoundingError, HealthCheck, IdentityDirectory, NewIdentity, NewOrganization, Principal,
+    ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::entities::{organizations, users};
+use crate::error::{corrupt, map_db_err};
+use crate::uow::{PgUnitOfWork, set_tenant};
+
+pub use sea_orm::{DatabaseConnection as Connection, DbErr};
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens a connection pool. Statement logging is off: bound values may be secrets.
+pub async fn connect(url: &str, options: PoolOptions) -> Result<DatabaseConnection, DbErr> {
+    let mut opt = ConnectOptions::new(url.to_owned());
+    opt.max_connections(options.max_connections)
+        .min_connections(0)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_timeout(options.acquire_timeout)
+        .sqlx_logging(false);
+    Database::connect(opt).await
+}
+
+/// The PostgreSQL implementation of the store ports.
+#[derive(Clone)]
+pub struct PgStore {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// The underlying pool, for the composition root (health, role inspection).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+#[async_trait]
+impl UnitOfWorkFactory for PgStore {
+    async fn begin(&self, scope: &TenantScope) -> Result<Box<dyn UnitOfWork>, StoreError> {
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        set_tenant(
+            &txn,
+            Some(*scope.organization_id().as_uuid()),
+            Some(*scope.user_id().as_uuid()),
+        )
+        .await?;
+        Ok(Box::new(PgUnitOfWork {
+            txn,
+            scope: *scope,
+            clock: Arc::clone(&self.clock),
+            aborted: AtomicBool::new(false),
+        }))
+    }
+
+    async fn found_organization(
+        &self,
+        founder: &Principal,
+        new: NewOrganization,
+    ) -> Result<Organization, FoundingError> {
+        if founder.membership().is_some() {
+            return Err(FoundingError::AlreadyMember);
+        }
+        let org_id = Uuid::now_v7();
+        let user_id = *founder.user_id().as_uuid();
+        let now = self.clock.now();
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        set_tenant(&txn, Some(org_id), Some(user_id)).await?;
+        let row = organizations::ActiveModel {
+            id: Set(org_id),
+            name: Set(new.name.as_str().to_owned()),
+            display_name: Set(new.display_name.map(|v| v.as_str().to_owned())),
+            description: Set(new.description.map(|v| v.as_str().to_owned())),
+            website: Set(new.website.map(|v| v.as_str().to_owned())),
+            logo_url: Set(new.logo_url.map(|v| v.as_str().to_owned())),
+            email: Set(new.email.map(|v| v.as_str().to_owned())),
+            is_active: Set(true),
+            max_users: Set(None),
+            is_onboarding_complete: Set(false),
+            owner_id: Set(Some(user_id)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        };
+        let organization: Organization = row.insert(&txn).await.map_err(map_db_err)?.try_into()?;
+        // Only a user without an organization becomes its owner; the membership in the
+        // principal may be stale, so the database decides.
+        let joined = users::Entity::update_many()
+            .col_expr(
+                users::Column::OrganizationId,
+                sea_orm::sea_query::Expr::value(org_id),
+            )
+            .col_expr(
+                users::Column::Role,
+                sea_orm::sea_query::Expr::value(Role::Owner.as_str()),
+            )
+            .col_expr(
+                users::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::OrganizationId.is_null())
+            .exec(&txn)
+            .await
+            .map_err(map_db_err)?;
+        if joined.rows_affected != 1 {
+            return Err(FoundingError::AlreadyMember);
+        }
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(organization)
+    }
+}
+
+#[derive(Debug, FromQueryResult)]
+struct ResolvedRow {
+    user_id: Uuid,
+    organization_id: Option<Uuid>,
+    role: Option<String>,
+    is_active: bool,
+}
+
+impl TryFrom<ResolvedRow> for ResolvedUser {
+    type Error = StoreError;
+
+    fn try_from(row: ResolvedRow) -> Result<Self, StoreError> {
+        let membership = match (row.organization_id, row.role) {
+            (Some(org), Some(role)) => Some(Membership {
+                organization_id: OrganizationId::from_uuid(org),
+                role: role
+                    .parse()
+                    .map_err(|_| corrupt("users", "role", row.user_id))?,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("users", "role", row.user_id)),
+        };
+        Ok(Self {
+            user_id: UserId::from_uuid(row.user_id),
+            membership,
+            is_active: row.is_active,
+        })
+    }
+}
+
+impl PgStore {
+    async fn resolve(&self, sql: &str, arg: &str) -> Result<Option<ResolvedUser>, StoreError> {
+        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, [arg.into()]);
+        ResolvedRow::find_by_statement(stmt)
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?
+            .map(ResolvedUser::try_from)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl IdentityDirectory for PgStore {
+    async fn unscoped_user_by_subject(
+        &self,
+        subject: &str,
+    ) -> Result<Option<ResolvedUser>, StoreError> {
+        self.resolve(
+            "SELECT user_id, organization_id, role, is_active FROM app_user_by_subject($1)",
+            subject,
+        )
+        .await
+    }
+
+    async fn unscoped_pending_invitation(
+        &self,
+        verified_email: &Email,
+    ) -> Result<Option<ResolvedUser>, StoreError> {
+        self.resolve(
+            "SELECT user_id, organization_id, role, is_active FROM app_pending_invitation($1)",
+            verified_email.as_str(),
+        )
+        .await
+    }
+
+    async fn unscoped_register(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {
+        let id = Uuid::now_v7();
+        let now = self.clock.now();
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        // The new user acts on their own row only; no organization is in scope.
+        set_tenant(&txn, None, Some(id)).await?;
+        let row = users::ActiveModel {
+            id: Set(id),
+            email: Set(identity.email.as_str().to_owned()),
+            name: Set(identity.name.map(|n| n.as_str().to_owned())),
+            given_name: Set(None),
+            family_name: Set(None),
+            picture: Set(None),
+            is_active: Set(true),
+            is_verified: Set(identity.email_verified),
+            idp_subject: Set(Some(identity.subject)),
+            organization_id: Set(None),
+            role: Set(None),
+            left_organization_id: Set(None),
+            last_login_at: Set(Some(now)),
+            settings: Set(serde_json::json!({})),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        row.insert(&txn).await.map_err(map_db_err)?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(ResolvedUser {
+            user_id: UserId::from_uuid(id),
+            membership: None,
+            is_active: true,
+        })
+    }
+}
+
+#[async_trait]
+impl HealthCheck for PgStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.db
+            .execute_unprepared("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(map_db_err)
+    }
+}
+
+/// What the database says about the role the application connects as.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct RoleReport {
+    pub role: String,
+    pub is_superuser: bool,
+    pub bypasses_rls: bool,
+    pub can_create_db: bool,
+    pub can_create_role: bool,
+    /// Tables, views and sequences of the current database that the role owns.
+    pub owned_relations: i64,
+}
+
+impl RoleReport {
+    /// The reasons this role is unfit to run the application; empty when it is least-privilege.
+    pub fn problems(&self) -> Vec<&'static str> {
+        let mut problems = Vec::new();
+        if self.is_superuser {
+            problems.push("is a superuser");
+        }
+        if self.bypasses_rls {
+            problems.push("bypasses row-level security (BYPASSRLS)");
+        }
+        if self.can_create_db {
+            problems.push("may create databases (CREATEDB)");
+        }
+        if self.can_create_role {
+            problems.push("may create roles (CREATEROLE)");
+        }
+        if self.owned_relations > 0 {
+            problems.push("owns tables (owners are exempt from policies unless FORCEd)");
+        }
+        problems
+    }
+}
+
+/// Reads the attributes of the role `db` connects as.
+pub async fn inspect_role(db: &DatabaseConnection) -> Result<RoleReport, StoreError> {
+    let stmt = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT r.rolname::text AS role, r.rolsuper AS is_superuser, \
+                r.rolbypassrls AS bypasses_rls, r.rolcreatedb AS can_create_db, \
+                r.rolcreaterole AS can_create_role, \
+                (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relowner = r.oid \
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'S')) AS owned_relations \
+         FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+    );
+    RoleReport::find_by_statement(stmt)
+        .one(db)
+        .await
+        .map_err(map_db_err)?
+        .ok_or(StoreError::NotFound)
+}

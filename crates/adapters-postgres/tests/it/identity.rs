@@ -1,0 +1,155 @@
+//! Identity resolution crosses tenants only through the narrow SECURITY DEFINER functions.
+
+use domain::{Email, Role};
+use ports::{IdentityDirectory, NewIdentity, StoreError, UnitOfWorkFactory};
+
+use crate::{count, texts, world};
+
+const FUNCTIONS: [&str; 2] = ["app_user_by_subject", "app_pending_invitation"];
+
+#[tokio::test]
+async fn the_functions_return_only_what_they_must_and_public_cannot_call_them() {
+    let w = world().await;
+    let admin = w.db.admin_pool().await;
+    for function in FUNCTIONS {
+        // SECURITY DEFINER with a fixed search_path.
+        let config = texts(
+            &admin,
+            &format!(
+                "SELECT array_to_string(proconfig, ',') FROM pg_proc
+                 WHERE proname = '{function}' AND prosecdef"
+            ),
+        )
+        .await;
+        let config = config.first().cloned().flatten().unwrap_or_default();
+        assert!(
+            config.contains("search_path=public, pg_temp"),
+            "{function}: {config}"
+        );
+        // Exactly four output columns.
+        let columns = texts(
+            &admin,
+            &format!(
+                "SELECT array_to_string(proargnames, ',') FROM pg_proc WHERE proname = '{function}'"
+            ),
+        )
+        .await;
+        assert_eq!(
+            columns,
+            vec![Some(format!(
+                "{},user_id,organization_id,role,is_active",
+                if function == "app_user_by_subject" {
+                    "p_subject"
+                } else {
+                    "p_email"
+                }
+            ))]
+        );
+        // Not executable by PUBLIC (a NULL ACL would mean the default: PUBLIC may execute).
+        assert_eq!(
+            count(
+                &admin,
+                &format!(
+                    "SELECT count(*) FROM pg_proc p WHERE p.proname = '{function}'
+                     AND (p.proacl IS NULL OR EXISTS (
+                         SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))"
+                ),
+            )
+            .await,
+            0,
+            "{function} is executable by PUBLIC"
+        );
+        // Executable by the app role, not by the owner's other logins or anyone else.
+        let grantees = texts(
+            &admin,
+            &format!(
+                "SELECT r.rolname::text FROM pg_proc p, aclexplode(p.proacl) a
+                 JOIN pg_roles r ON r.oid = a.grantee
+                 WHERE p.proname = '{function}' AND a.privilege_type = 'EXECUTE'
+                   AND r.oid <> p.proowner"
+            ),
+        )
+        .await;
+        assert_eq!(grantees, vec![Some(w.db.app_role())], "{function}");
+    }
+}
+
+#[tokio::test]
+async fn resolution_finds_users_across_organizations_and_nothing_else() {
+    let w = world().await;
+    // No tenant context at all: the lookup still resolves B's owner, with only its membership.
+    let found = w
+        .store
+        .unscoped_user_by_subject("auth0|b")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user_id, w.b.principal.user_id());
+    assert_eq!(found.membership.unwrap().organization_id, w.b.org);
+    assert!(found.is_active);
+    assert!(
+        w.store
+            .unscoped_user_by_subject("auth0|nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A subject that is SQL is just a string.
+    assert!(
+        w.store
+            .unscoped_user_by_subject("' OR '1'='1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Pending invitations only: a registered user is not one.
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let email = Email::new("invitee@else.example").unwrap();
+    let invited = uow
+        .users()
+        .invite(email.clone(), Role::Admin)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let pending = w
+        .store
+        .unscoped_pending_invitation(&email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.user_id, invited.id);
+    assert_eq!(pending.membership.unwrap().role, Role::Admin);
+    let registered = Email::new("owner@a.example").unwrap();
+    assert!(
+        w.store
+            .unscoped_pending_invitation(&registered)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Registration refuses a taken subject or e-mail.
+    let taken = |subject: &str, email: &str| NewIdentity {
+        subject: subject.to_owned(),
+        email: Email::new(email).unwrap(),
+        email_verified: true,
+        name: None,
+    };
+    assert!(matches!(
+        w.store
+            .unscoped_register(taken("auth0|a", "fresh@x.example"))
+            .await,
+        Err(StoreError::Duplicate {
+            what: "users.idp_subject"
+        })
+    ));
+    assert!(matches!(
+        w.store
+            .unscoped_register(taken("auth0|fresh", "owner@b.example"))
+            .await,
+        Err(StoreError::Duplicate {
+            what: "users.email"
+        })
+    ));
+}

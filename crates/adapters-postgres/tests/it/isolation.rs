@@ -1,0 +1,326 @@
+//! One organization's unit of work never reaches another's rows, through the repositories or
+//! through raw SQL inside its transaction.
+
+use domain::{Email, Name, Role};
+use ports::{
+    FoundingError, IdentityDirectory, NewOrganization, OrganizationPatch, OrganizationSort,
+    PageRequest, Patch, ProjectPatch, ProjectSort, Sort, SortDirection, StoreError,
+    UnitOfWorkFactory, UserSort,
+};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
+use crate::{count, fails, texts, world};
+
+fn page<F: Copy>(field: F) -> PageRequest<F> {
+    PageRequest::new(
+        0,
+        100,
+        Sort {
+            field,
+            direction: SortDirection::Ascending,
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn repositories_never_reach_another_organization() {
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+
+    let projects = uow.projects().list(page(ProjectSort::Name)).await.unwrap();
+    assert_eq!(projects.total, 1);
+    assert_eq!(projects.items[0].id, w.a.project);
+    assert!(matches!(
+        uow.projects().get(w.b.project).await,
+        Err(StoreError::NotFound)
+    ));
+    let rename = ProjectPatch {
+        name: Patch::Set(Name::new("stolen").unwrap()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        uow.projects().update(w.b.project, rename).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        uow.projects().soft_delete(w.b.project).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let b_owner = w.b.principal.user_id();
+    assert!(matches!(
+        uow.users().get(b_owner).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        uow.users().set_role(b_owner, Role::Member).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        uow.users().remove(b_owner).await,
+        Err(StoreError::NotFound)
+    ));
+    let users = uow.users().list(page(UserSort::Email)).await.unwrap();
+    assert_eq!(users.total, 1);
+    assert_eq!(users.items[0].id, w.a.principal.user_id());
+
+    // A project cannot be handed to a user of another organization.
+    let hand_over = ProjectPatch {
+        owner_id: Patch::Set(Some(b_owner)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        uow.projects().update(w.a.project, hand_over).await,
+        Err(StoreError::MissingReference { what: "user" })
+    ));
+
+    let orgs = uow
+        .organizations()
+        .list(page(OrganizationSort::Name))
+        .await
+        .unwrap();
+    assert_eq!(orgs.total, 1);
+    assert_eq!(orgs.items[0].id, w.a.org);
+    uow.commit().await.unwrap();
+
+    // B is untouched.
+    let uow = w.store.begin(&w.b.scope()).await.unwrap();
+    let project = uow.projects().get(w.b.project).await.unwrap();
+    assert_eq!(project.name.as_str(), "Project of b");
+    assert_eq!(
+        uow.users()
+            .get(b_owner)
+            .await
+            .unwrap()
+            .membership
+            .unwrap()
+            .role,
+        Role::Owner
+    );
+}
+
+/// Raw SQL inside a transaction whose tenant is A: the policies alone stop it.
+#[tokio::test]
+async fn the_database_rejects_rows_outside_the_tenant() {
+    let w = world().await;
+    let app = w.db.app_pool(1).await;
+    let (a, b) = (w.a.org, w.b.org);
+    let (a_user, b_project) = (w.a.principal.user_id(), w.b.project);
+
+    let txn = app.begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        "SELECT set_config('app.current_organization', '{a}', true),
+                set_config('app.current_user', '{a_user}', true)"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(count(&txn, "SELECT count(*) FROM projects").await, 1);
+    assert_eq!(count(&txn, "SELECT count(*) FROM organizations").await, 1);
+    // No WHERE on the organization: only the policy keeps B's rows out.
+    let updated = txn
+        .execute_unprepared(&format!(
+            "UPDATE projects SET name = 'stolen' WHERE id = '{b_project}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let updated = txn
+        .execute_unprepared(&format!(
+            "UPDATE organizations SET name = 'stolen' WHERE id = '{b}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    txn.commit().await.unwrap();
+
+    for sql in [
+        // Inserting into B from A's context.
+        format!(
+            "INSERT INTO projects (id, organization_id, name, created_at, updated_at)
+             VALUES (gen_random_uuid(), '{b}', 'planted', now(), now())"
+        ),
+        // Moving A's row into B.
+        format!("UPDATE projects SET organization_id = '{b}'"),
+        // Moving a user of A into B.
+        format!("UPDATE users SET organization_id = '{b}' WHERE id = '{a_user}'"),
+        // Creating a user inside B.
+        format!(
+            "INSERT INTO users (id, email, organization_id, role, created_at, updated_at)
+             VALUES (gen_random_uuid(), 'mole@b.example', '{b}', 'owner', now(), now())"
+        ),
+    ] {
+        let txn = app.begin().await.unwrap();
+        txn.execute_unprepared(&format!(
+            "SELECT set_config('app.current_organization', '{a}', true),
+                    set_config('app.current_user', '{a_user}', true)"
+        ))
+        .await
+        .unwrap();
+        let error = fails(&txn, &sql).await;
+        assert!(error.contains("row-level security"), "{sql}: {error}");
+        txn.rollback().await.unwrap();
+    }
+
+    let admin = w.db.admin_pool().await;
+    assert_eq!(
+        texts(
+            &admin,
+            &format!("SELECT name FROM projects WHERE organization_id = '{b}'")
+        )
+        .await,
+        vec![Some("Project of b".to_owned())]
+    );
+    assert_eq!(
+        count(
+            &admin,
+            &format!("SELECT count(*) FROM users WHERE organization_id = '{b}'")
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn repositories_do_their_work_inside_the_tenant() {
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let email = Email::new("new.member@a.example").unwrap();
+    let invited = uow
+        .users()
+        .invite(email.clone(), Role::Member)
+        .await
+        .unwrap();
+    assert_eq!(invited.membership.unwrap().organization_id, w.a.org);
+    uow.commit().await.unwrap();
+
+    // A failed statement aborts the unit of work: its commit fails and keeps nothing.
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let doomed = Email::new("doomed@a.example").unwrap();
+    uow.users()
+        .invite(doomed.clone(), Role::Member)
+        .await
+        .unwrap();
+    assert!(matches!(
+        uow.users().invite(email, Role::Admin).await,
+        Err(StoreError::Duplicate {
+            what: "users.email"
+        })
+    ));
+    assert!(
+        uow.commit().await.is_err(),
+        "an aborted unit of work must not report a commit"
+    );
+    assert!(
+        w.store
+            .unscoped_pending_invitation(&doomed)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    assert_eq!(uow.users().count_owners().await.unwrap(), 1);
+    let promoted = uow.users().set_role(invited.id, Role::Owner).await.unwrap();
+    assert_eq!(promoted.membership.unwrap().role, Role::Owner);
+    assert_eq!(uow.users().count_owners().await.unwrap(), 2);
+    uow.users().remove(invited.id).await.unwrap();
+    assert!(matches!(
+        uow.users().get(invited.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let patch = OrganizationPatch {
+        display_name: Patch::Set(Some(Name::new("A, Inc.").unwrap())),
+        is_onboarding_complete: Patch::Set(true),
+        ..Default::default()
+    };
+    let org = uow.organizations().update(patch).await.unwrap();
+    assert_eq!(org.display_name.unwrap().as_str(), "A, Inc.");
+    assert!(org.is_onboarding_complete);
+
+    let second = uow
+        .projects()
+        .create(ports::NewProject {
+            name: Name::new("Second").unwrap(),
+            description: None,
+            icon: None,
+        })
+        .await
+        .unwrap();
+    let sorted = PageRequest::new(
+        0,
+        1,
+        Sort {
+            field: ProjectSort::Name,
+            direction: SortDirection::Descending,
+        },
+    )
+    .unwrap();
+    let first_page = uow.projects().list(sorted).await.unwrap();
+    assert_eq!(first_page.total, 2, "the total counts the whole list");
+    assert_eq!(first_page.items.len(), 1, "the page is limited");
+    assert_eq!(
+        first_page.items[0].id, second.id,
+        "'Second' > 'Project of a'"
+    );
+    uow.projects().soft_delete(second.id).await.unwrap();
+    assert!(matches!(
+        uow.projects().get(second.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        uow.projects().soft_delete(second.id).await,
+        Err(StoreError::NotFound)
+    ));
+    uow.commit().await.unwrap();
+
+    // Founding a second organization is refused to a member.
+    let again = w
+        .store
+        .found_organization(
+            &w.a.principal,
+            NewOrganization {
+                name: Name::new("Another").unwrap(),
+                display_name: None,
+                description: None,
+                website: None,
+                logo_url: None,
+                email: None,
+            },
+        )
+        .await;
+    assert!(matches!(again, Err(FoundingError::AlreadyMember)));
+
+    // A deleted organization disappears from its own scope.
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    uow.organizations().soft_delete().await.unwrap();
+    assert!(matches!(
+        uow.organizations().current().await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn an_uncommitted_unit_of_work_leaves_nothing() {
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    uow.projects()
+        .create(ports::NewProject {
+            name: Name::new("Ghost").unwrap(),
+            description: None,
+            icon: None,
+        })
+        .await
+        .unwrap();
+    drop(uow);
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    assert_eq!(
+        uow.projects()
+            .list(page(ProjectSort::Name))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+}

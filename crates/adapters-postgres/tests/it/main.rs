@@ -1,0 +1,169 @@
+//! Integration tests of the PostgreSQL adapters against a real server, connecting as the
+//! application role. One test binary for the crate (link time matters on small machines).
+
+mod identity;
+mod isolation;
+mod pool;
+mod schema;
+
+use std::sync::Arc;
+
+use adapters_postgres::{PgStore, PoolOptions};
+use domain::{Email, Membership, Name, OrganizationId, ProjectId, Role};
+use ports::{
+    AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
+    SystemClock, TenantScope, UnitOfWorkFactory,
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use test_support::TestDatabase;
+
+/// One organization with an owner and a project.
+pub(crate) struct Tenant {
+    pub(crate) principal: Principal,
+    pub(crate) org: OrganizationId,
+    pub(crate) project: ProjectId,
+}
+
+impl Tenant {
+    pub(crate) fn scope(&self) -> TenantScope {
+        self.principal.tenant_scope().unwrap()
+    }
+}
+
+/// Two organizations, A and B, in a fresh database.
+pub(crate) struct World {
+    pub(crate) db: TestDatabase,
+    pub(crate) store: PgStore,
+    pub(crate) a: Tenant,
+    pub(crate) b: Tenant,
+}
+
+pub(crate) async fn store_for(db: &TestDatabase, max_connections: u32) -> PgStore {
+    let options = PoolOptions {
+        max_connections,
+        ..PoolOptions::default()
+    };
+    let conn = adapters_postgres::connect(&db.app_url(), options)
+        .await
+        .unwrap();
+    PgStore::new(conn, Arc::new(SystemClock))
+}
+
+pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
+    let user = store
+        .unscoped_register(NewIdentity {
+            subject: format!("auth0|{label}"),
+            email: Email::new(&format!("owner@{label}.example")).unwrap(),
+            email_verified: true,
+            name: Some(Name::new(&format!("Owner of {label}")).unwrap()),
+        })
+        .await
+        .unwrap();
+    let lone = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
+    let org = store
+        .found_organization(
+            &lone,
+            NewOrganization {
+                name: Name::new(&format!("Organization {label}")).unwrap(),
+                display_name: None,
+                description: None,
+                website: None,
+                logo_url: None,
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+    let principal = Principal::authenticated(
+        user.user_id,
+        Some(Membership {
+            organization_id: org.id,
+            role: Role::Owner,
+        }),
+        AuthMethod::Operator,
+        None,
+    );
+    let uow = store
+        .begin(&principal.tenant_scope().unwrap())
+        .await
+        .unwrap();
+    let project = uow
+        .projects()
+        .create(NewProject {
+            name: Name::new(&format!("Project of {label}")).unwrap(),
+            description: None,
+            icon: None,
+        })
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    Tenant {
+        principal,
+        org: org.id,
+        project: project.id,
+    }
+}
+
+pub(crate) async fn world() -> World {
+    let db = TestDatabase::new().await;
+    let store = store_for(&db, 4).await;
+    let a = tenant(&store, "a").await;
+    let b = tenant(&store, "b").await;
+    World { db, store, a, b }
+}
+
+/// Runs a query and returns the first column of every row as text.
+pub(crate) async fn texts(conn: &impl ConnectionTrait, sql: &str) -> Vec<Option<String>> {
+    conn.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| row.try_get_by_index::<Option<String>>(0).unwrap())
+        .collect()
+}
+
+/// Runs a query whose single row and column is a count.
+pub(crate) async fn count(conn: &impl ConnectionTrait, sql: &str) -> i64 {
+    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+/// The error text of a statement that must fail.
+pub(crate) async fn fails(conn: &impl ConnectionTrait, sql: &str) -> String {
+    match conn.execute_unprepared(sql).await {
+        Ok(result) => panic!(
+            "{sql} succeeded ({} rows) but must fail",
+            result.rows_affected()
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Inserts one row into each secret-bearing tenant table for `org`, as a superuser (the
+/// adapters for those tables arrive later; the isolation must hold already).
+pub(crate) async fn seed_other_tables(admin: &DatabaseConnection, tenant: &Tenant) {
+    let org = tenant.org;
+    let user = tenant.principal.user_id();
+    let sql = format!(
+        "INSERT INTO endpoints (id, organization_id, name, url, created_at, updated_at)
+           VALUES (gen_random_uuid(), '{org}', 'e', 'https://x.example', now(), now());
+         INSERT INTO models (id, organization_id, name, model_name, provider, created_at, updated_at)
+           VALUES (gen_random_uuid(), '{org}', 'm', 'gpt', 'openai', now(), now());
+         INSERT INTO api_tokens (id, organization_id, user_id, name, token, token_digest,
+                                 token_hint, created_at, updated_at)
+           VALUES (gen_random_uuid(), '{org}', '{user}', 't', 'sealed',
+                   sha256(gen_random_uuid()::text::bytea), 'rh-...abcd', now(), now());
+         INSERT INTO audit_events (id, organization_id, seq, occurred_at, action, outcome,
+                                   prev_hash, hash)
+           VALUES (gen_random_uuid(), '{org}', 1, now(), 'project.created', 'success',
+                   sha256(''::bytea), sha256('x'::bytea));
+         INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
+           VALUES (sha256(gen_random_uuid()::text::bytea), '{user}', now(), now(),
+                   now() + interval '1 hour');"
+    );
+    admin.execute_unprepared(&sql).await.unwrap();
+}

@@ -1,0 +1,322 @@
+//! The database enforces tenancy on its own: policies on every tenant table, a least-privilege
+//! application role, and nothing readable without a tenant context.
+
+use adapters_postgres::inspect_role;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use test_support::TestDatabase;
+
+use crate::{count, fails, seed_other_tables, texts, world};
+
+/// Tables without tenant data, which need no row-level security: rate-limit blocks (keyed by
+/// client address or principal) and the migration bookkeeping.
+const NOT_TENANT_DATA: [&str; 2] = ["client_blocks", "seaql_migrations"];
+
+const ORG_SETTING: &str = "app.current_organization";
+
+/// Every way the schema can fall short of the tenancy rules, as readable lines.
+async fn schema_violations(admin: &DatabaseConnection) -> Vec<String> {
+    let mut violations = Vec::new();
+    let tables = texts(
+        admin,
+        "SELECT c.relname::text FROM pg_class c
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+         ORDER BY 1",
+    )
+    .await;
+    for table in tables.into_iter().flatten() {
+        let forced = count(
+            admin,
+            &format!(
+                "SELECT count(*) FROM pg_class WHERE oid = 'public.{table}'::regclass
+                 AND relrowsecurity AND relforcerowsecurity"
+            ),
+        )
+        .await;
+        let has_org_column = count(
+            admin,
+            &format!(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public'
+                 AND table_name = '{table}' AND column_name = 'organization_id'"
+            ),
+        )
+        .await
+            == 1;
+        if NOT_TENANT_DATA.contains(&table.as_str()) {
+            if has_org_column {
+                violations.push(format!("{table}: holds organization_id but is exempted"));
+            }
+            continue;
+        }
+        if forced != 1 {
+            violations.push(format!(
+                "{table}: row-level security not ENABLEd and FORCEd"
+            ));
+        }
+        let both_clauses = count(
+            admin,
+            &format!(
+                "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'
+                 AND tablename = '{table}' AND cmd = 'ALL'
+                 AND qual IS NOT NULL AND with_check IS NOT NULL"
+            ),
+        )
+        .await;
+        if both_clauses == 0 {
+            violations.push(format!("{table}: no policy with both USING and WITH CHECK"));
+        }
+        if has_org_column || table == "organizations" {
+            let on_org = count(
+                admin,
+                &format!(
+                    "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'
+                     AND tablename = '{table}' AND cmd = 'ALL'
+                     AND qual LIKE '%{ORG_SETTING}%' AND with_check LIKE '%{ORG_SETTING}%'"
+                ),
+            )
+            .await;
+            if on_org == 0 {
+                violations.push(format!("{table}: no policy on app.current_organization"));
+            }
+        }
+        if has_org_column && table != "users" {
+            let not_null = count(
+                admin,
+                &format!(
+                    "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public'
+                     AND table_name = '{table}' AND column_name = 'organization_id'
+                     AND is_nullable = 'NO'"
+                ),
+            )
+            .await;
+            if not_null == 0 {
+                violations.push(format!("{table}: organization_id is nullable"));
+            }
+        }
+        if has_org_column {
+            let leading_index = count(
+                admin,
+                &format!(
+                    "SELECT count(*) FROM pg_index i
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                     WHERE i.indrelid = 'public.{table}'::regclass AND a.attname = 'organization_id'"
+                ),
+            )
+            .await;
+            if leading_index == 0 {
+                violations.push(format!("{table}: no index leading on organization_id"));
+            }
+        }
+    }
+    // No policy may be permissive without a setting: every one reads a setting.
+    for policy in texts(
+        admin,
+        "SELECT tablename || '.' || policyname FROM pg_policies WHERE schemaname = 'public'
+         AND (qual IS NULL OR qual NOT LIKE '%current_setting(%')",
+    )
+    .await
+    .into_iter()
+    .flatten()
+    {
+        violations.push(format!(
+            "{policy}: a policy that does not depend on a setting"
+        ));
+    }
+    violations
+}
+
+#[tokio::test]
+async fn every_tenant_table_is_forced_with_both_clauses() {
+    let db = TestDatabase::new().await;
+    let admin = db.admin_pool().await;
+    assert_eq!(schema_violations(&admin).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_schema_check_catches_each_weakening() {
+    let db = TestDatabase::new().await;
+    let admin = db.admin_pool().await;
+    admin
+        .execute_unprepared(
+            "ALTER TABLE models NO FORCE ROW LEVEL SECURITY;
+             DROP POLICY tenant_isolation ON endpoints;
+             CREATE POLICY tenant_isolation ON endpoints USING (true);
+             CREATE POLICY lax ON projects USING (true) WITH CHECK (true);
+             CREATE TABLE notes (id uuid PRIMARY KEY, organization_id uuid);",
+        )
+        .await
+        .unwrap();
+    let violations = schema_violations(&admin).await;
+    for expected in [
+        "models: row-level security not ENABLEd and FORCEd",
+        "endpoints: no policy with both USING and WITH CHECK",
+        "endpoints: no policy on app.current_organization",
+        "projects.lax: a policy that does not depend on a setting",
+        "notes: row-level security not ENABLEd and FORCEd",
+        "notes: organization_id is nullable",
+        "notes: no index leading on organization_id",
+    ] {
+        assert!(
+            violations.iter().any(|v| v == expected),
+            "missing {expected:?} in {violations:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_tenant_context_the_app_role_sees_zero_rows() {
+    let w = world().await;
+    let admin = w.db.admin_pool().await;
+    seed_other_tables(&admin, &w.a).await;
+    seed_other_tables(&admin, &w.b).await;
+    let tables = [
+        "organizations",
+        "users",
+        "projects",
+        "endpoints",
+        "models",
+        "api_tokens",
+        "audit_events",
+        "sessions",
+    ];
+    for table in tables {
+        assert_eq!(
+            count(&admin, &format!("SELECT count(*) FROM {table}")).await,
+            2,
+            "{table} holds a row of each organization"
+        );
+    }
+    let app = w.db.app_pool(1).await;
+    for table in tables {
+        assert_eq!(
+            count(&app, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}"
+        );
+    }
+    // An empty setting is no context either.
+    app.execute_unprepared(
+        "SELECT set_config('app.current_organization', '', false),
+                set_config('app.current_user', '', false)",
+    )
+    .await
+    .unwrap();
+    for table in tables {
+        assert_eq!(
+            count(&app, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}"
+        );
+    }
+    // A setting that is no UUID is an error, not a wildcard.
+    app.execute_unprepared("SELECT set_config('app.current_organization', '%', false)")
+        .await
+        .unwrap();
+    let error = fails(&app, "SELECT count(*) FROM projects").await;
+    assert!(
+        error.contains("invalid input syntax for type uuid"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
+    let db = TestDatabase::new().await;
+    let app = db.app_pool(1).await;
+    let report = inspect_role(&app).await.unwrap();
+    assert_eq!(report.role, db.app_role());
+    assert!(!report.is_superuser && !report.bypasses_rls, "{report:?}");
+    assert_eq!(report.owned_relations, 0, "{report:?}");
+    assert_eq!(report.problems(), Vec::<&str>::new());
+
+    let owner = adapters_postgres::connect(&db.owner_url(), Default::default())
+        .await
+        .unwrap();
+    let report = inspect_role(&owner).await.unwrap();
+    assert!(report.owned_relations > 0);
+    assert!(
+        report.problems().iter().any(|p| p.contains("owns tables")),
+        "{report:?}"
+    );
+
+    let admin = db.admin_pool().await;
+    let report = inspect_role(&admin).await.unwrap();
+    assert!(report.problems().contains(&"is a superuser"), "{report:?}");
+    assert!(
+        report.problems().iter().any(|p| p.contains("BYPASSRLS")),
+        "{report:?}"
+    );
+
+    // No UPDATE or DELETE on the audit log, no DELETE of tenant rows, no DDL.
+    for sql in [
+        "UPDATE audit_events SET action = 'x'",
+        "DELETE FROM audit_events",
+        "DELETE FROM projects",
+        "TRUNCATE projects",
+        "ALTER TABLE projects DISABLE ROW LEVEL SECURITY",
+        "CREATE TABLE intruder (id int)",
+        "DROP POLICY tenant_isolation ON projects",
+    ] {
+        let error = fails(&app, sql).await;
+        assert!(
+            error.contains("permission denied") || error.contains("must be owner"),
+            "{sql}: {error}"
+        );
+    }
+}
+
+/// A direct SQL session as the application role, with psql, outside the application.
+#[tokio::test]
+async fn a_raw_psql_session_as_the_app_role_reads_no_tenant_data() {
+    let w = world().await;
+    let admin = w.db.admin_pool().await;
+    seed_other_tables(&admin, &w.a).await;
+    let psql = std::env::var("TEST_PSQL").unwrap_or_else(|_| "psql".to_owned());
+    let url = url::Url::parse(&w.db.app_url()).unwrap();
+    let run = |sql: &str| {
+        let mut without_password = url.clone();
+        without_password.set_password(None).unwrap();
+        std::process::Command::new(&psql)
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-d",
+                without_password.as_str(),
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", url.password().unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        "SELECT (SELECT count(*) FROM organizations) + (SELECT count(*) FROM users)
+              + (SELECT count(*) FROM projects) + (SELECT count(*) FROM endpoints)
+              + (SELECT count(*) FROM models) + (SELECT count(*) FROM api_tokens)
+              + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM sessions)",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+
+    // Turning row security off is refused rather than obeyed.
+    let out = run("SET row_security = off; SELECT count(*) FROM projects");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("row-level security"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The identity-resolution switch is for the functions' owner only.
+    let out = run("SET app.identity_resolution = 'on'; SELECT count(*) FROM users");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+}

@@ -1,0 +1,95 @@
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use crate::{AuditEventId, OrganizationId, UserId};
+
+/// What happened. The stable text of each variant is what the log stores and filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    AuthenticationSucceeded,
+    AuthenticationFailed,
+    AccessDenied,
+    OrganizationCreated,
+    OrganizationUpdated,
+    OrganizationDeleted,
+    UserInvited,
+    UserRoleChanged,
+    UserRemoved,
+    UserLeft,
+    ProjectCreated,
+    ProjectUpdated,
+    ProjectDeleted,
+    SecretWritten,
+    TokenCreated,
+    TokenUsed,
+    TokenRefreshed,
+    TokenRevoked,
+    RateLimitWarning,
+    ClientBlocked,
+}
+
+impl AuditAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthenticationSucceeded => "authentication.succeeded",
+            Self::AuthenticationFailed => "authentication.failed",
+            Self::AccessDenied => "access.denied",
+            Self::OrganizationCreated => "organization.created",
+            Self::OrganizationUpdated => "organization.updated",
+            Self::OrganizationDeleted => "organization.deleted",
+            Self::UserInvited => "user.invited",
+            Self::UserRoleChanged => "user.role_changed",
+            Self::UserRemoved => "user.removed",
+            Self::UserLeft => "user.left",
+            Self::ProjectCreated => "project.created",
+            Self::ProjectUpdated => "project.updated",
+            Self::ProjectDeleted => "project.deleted",
+            Self::SecretWritten => "secret.written",
+            Self::TokenCreated => "token.created",
+            Self::TokenUsed => "token.used",
+            Self::TokenRefreshed => "token.refreshed",
+            Self::TokenRevoked => "token.revoked",
+            Self::RateLimitWarning => "rate_limit.warning",
+            Self::ClientBlocked => "client.blocked",
+        }
+    }
+}
+
+/// Whether the action succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl AuditOutcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+/// One entry of an organization's tamper-evident log. `hash` covers every other field and
+/// `prev_hash`, so editing or removing an event breaks the chain at that point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub organization_id: OrganizationId,
+    /// Position in the organization's chain, from 1.
+    pub seq: u64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: Option<UserId>,
+    pub action: AuditAction,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: AuditOutcome,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: Option<String>,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}

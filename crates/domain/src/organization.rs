@@ -1,0 +1,30 @@
+use chrono::{DateTime, Utc};
+
+use crate::{Description, Email, HttpUrl, Name, OrganizationId, UserId};
+
+/// An organization: the tenant. Every other resource but users belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: OrganizationId,
+    pub name: Name,
+    pub display_name: Option<Name>,
+    pub description: Option<Description>,
+    pub website: Option<HttpUrl>,
+    pub logo_url: Option<HttpUrl>,
+    pub email: Option<Email>,
+    pub is_active: bool,
+    /// The most members the organization may have; `None` is no limit.
+    pub max_users: Option<u32>,
+    pub is_onboarding_complete: bool,
+    pub owner_id: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Organization {
+    /// Whether one more member fits under `max_users`, given the current member count.
+    pub fn has_room_for_member(&self, current_members: u64) -> bool {
+        self.max_users
+            .is_none_or(|max| current_members < u64::from(max))
+    }
+}

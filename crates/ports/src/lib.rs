@@ -1,0 +1,24 @@
+//! The traits the core needs from the world.
+//!
+//! Tenant data is reachable only through a [`UnitOfWork`] opened for a [`TenantScope`], and a
+//! `TenantScope` is only handed out by an authenticated [`Principal`]. What must cross tenants
+//! (finding a user by the identity provider's subject, a pending invitation by e-mail) goes
+//! through the narrow [`IdentityDirectory`], whose methods are all named `unscoped_…`.
+
+mod clock;
+mod error;
+mod identity;
+mod list;
+mod principal;
+mod stores;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{FoundingError, StoreError};
+pub use identity::{IdentityDirectory, NewIdentity, ResolvedUser};
+pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
+pub use principal::{AuthMethod, Principal, TenantScope};
+pub use stores::{
+    HealthCheck, NewOrganization, NewProject, OrganizationPatch, OrganizationSort,
+    OrganizationStore, Patch, ProjectPatch, ProjectSort, ProjectStore, UnitOfWork,
+    UnitOfWorkFactory, UserSort, UserStore,
+};

@@ -1,0 +1,164 @@
+use async_trait::async_trait;
+use domain::{
+    Description, Email, HttpUrl, Name, Organization, Project, ProjectId, Role, User, UserId,
+};
+
+use crate::{FoundingError, Page, PageRequest, Principal, StoreError, TenantScope};
+
+/// A field of an update: left as it is, or set to a new value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    pub fn apply_to(self, slot: &mut T) {
+        if let Self::Set(value) = self {
+            *slot = value;
+        }
+    }
+}
+
+/// Opens units of work. One unit of work is one database transaction bound to one tenant.
+#[async_trait]
+pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
+    /// Opens a unit of work for `scope`. Everything done through it sees and writes only the
+    /// scope's organization; dropping it without [`UnitOfWork::commit`] rolls it back.
+    async fn begin(&self, scope: &TenantScope) -> Result<Box<dyn UnitOfWork>, StoreError>;
+
+    /// Creates an organization for a principal who has none, and makes them its owner, in one
+    /// transaction. MUST return `AlreadyMember` if the principal belongs to an organization.
+    async fn found_organization(
+        &self,
+        founder: &Principal,
+        new: NewOrganization,
+    ) -> Result<Organization, FoundingError>;
+}
+
+/// One transaction in one tenant.
+///
+/// A store error that came from the database (anything but `NotFound`) aborts the unit of
+/// work: later calls fail and `commit` MUST return an error rather than commit a part.
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    fn scope(&self) -> &TenantScope;
+    fn organizations(&self) -> &dyn OrganizationStore;
+    fn users(&self) -> &dyn UserStore;
+    fn projects(&self) -> &dyn ProjectStore;
+    /// Makes every change of this unit of work durable, or none of them.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Fields of a new organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrganization {
+    pub name: Name,
+    pub display_name: Option<Name>,
+    pub description: Option<Description>,
+    pub website: Option<HttpUrl>,
+    pub logo_url: Option<HttpUrl>,
+    pub email: Option<Email>,
+}
+
+/// Changes to an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrganizationPatch {
+    pub name: Patch<Name>,
+    pub display_name: Patch<Option<Name>>,
+    pub description: Patch<Option<Description>>,
+    pub website: Patch<Option<HttpUrl>>,
+    pub logo_url: Patch<Option<HttpUrl>>,
+    pub email: Patch<Option<Email>>,
+    pub is_onboarding_complete: Patch<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationSort {
+    Name,
+    CreatedAt,
+}
+
+/// The scope's organization.
+#[async_trait]
+pub trait OrganizationStore: Send + Sync {
+    /// The scope's organization. MUST return `NotFound` once it is deleted.
+    async fn current(&self) -> Result<Organization, StoreError>;
+    /// The organizations visible in this scope: the scope's own, unless deleted.
+    async fn list(
+        &self,
+        page: PageRequest<OrganizationSort>,
+    ) -> Result<Page<Organization>, StoreError>;
+    async fn update(&self, patch: OrganizationPatch) -> Result<Organization, StoreError>;
+    /// Marks the organization deleted; it disappears from every read.
+    async fn soft_delete(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    Email,
+    Name,
+    CreatedAt,
+}
+
+/// The members of the scope's organization.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// A member of the organization. MUST return `NotFound` for users of other organizations.
+    async fn get(&self, id: UserId) -> Result<User, StoreError>;
+    async fn list(&self, page: PageRequest<UserSort>) -> Result<Page<User>, StoreError>;
+    /// Number of owners of the organization (for the last-owner rule).
+    async fn count_owners(&self) -> Result<u64, StoreError>;
+    /// Adds a pending member who joins at their first sign-in with this (verified) e-mail.
+    /// MUST return `Duplicate { what: "users.email" }` when the e-mail is taken.
+    async fn invite(&self, email: Email, role: Role) -> Result<User, StoreError>;
+    async fn set_role(&self, id: UserId, role: Role) -> Result<User, StoreError>;
+    /// Takes the user out of the organization (the user itself lives on with the provider).
+    async fn remove(&self, id: UserId) -> Result<(), StoreError>;
+}
+
+/// Fields of a new project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProject {
+    pub name: Name,
+    pub description: Option<Description>,
+    pub icon: Option<Name>,
+}
+
+/// Changes to a project.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProjectPatch {
+    pub name: Patch<Name>,
+    pub description: Patch<Option<Description>>,
+    pub icon: Patch<Option<Name>>,
+    pub is_active: Patch<bool>,
+    pub owner_id: Patch<Option<UserId>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectSort {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// The projects of the scope's organization.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    /// Creates a project owned and created by the scope's user.
+    async fn create(&self, new: NewProject) -> Result<Project, StoreError>;
+    /// MUST return `NotFound` for a deleted project or one of another organization.
+    async fn get(&self, id: ProjectId) -> Result<Project, StoreError>;
+    async fn list(&self, page: PageRequest<ProjectSort>) -> Result<Page<Project>, StoreError>;
+    /// MUST return `NotFound` as `get` does; `MissingReference` for an owner outside the tenant.
+    async fn update(&self, id: ProjectId, patch: ProjectPatch) -> Result<Project, StoreError>;
+    /// MUST return `NotFound` as `get` does.
+    async fn soft_delete(&self, id: ProjectId) -> Result<(), StoreError>;
+}
+
+/// Whether the service can do its work (its database answers).
+#[async_trait]
+pub trait HealthCheck: Send + Sync + std::fmt::Debug {
+    async fn ready(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,145 @@
+//! Test harness: a fresh PostgreSQL database per test, migrated by the owner role, reached by
+//! the application role — the same roles and grants as production.
+//!
+//! `cargo xtask test` provides the connection strings (a private cluster, or the server named
+//! by `DATABASE_ADMIN_URL`): `TEST_DATABASE_ADMIN_URL` (a superuser, to create databases),
+//! `TEST_MIGRATION_DATABASE_URL` (the owner role) and `TEST_DATABASE_URL` (the application
+//! role). Each test database is copied from a template migrated once per test process.
+#![allow(clippy::expect_used, clippy::panic)] // a harness that cannot set up must stop the test
+
+use migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tokio::sync::OnceCell;
+use url::Url;
+use uuid::Uuid;
+
+/// Prefix of every database the harness creates; `cargo xtask test` drops leftovers.
+pub const DATABASE_PREFIX: &str = "rhtest_";
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+#[derive(Debug, Clone)]
+struct Env {
+    admin: Url,
+    owner: Url,
+    app: Url,
+}
+
+fn env_url(name: &str) -> Url {
+    let value = std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `cargo xtask test`, which provides it")
+    });
+    Url::parse(&value).unwrap_or_else(|_| panic!("{name} is not a URL"))
+}
+
+impl Env {
+    fn load() -> Self {
+        Self {
+            admin: env_url("TEST_DATABASE_ADMIN_URL"),
+            owner: env_url("TEST_MIGRATION_DATABASE_URL"),
+            app: env_url("TEST_DATABASE_URL"),
+        }
+    }
+}
+
+fn with_database(url: &Url, database: &str) -> Url {
+    let mut url = url.clone();
+    url.set_path(&format!("/{database}"));
+    url
+}
+
+async fn connect(url: &Url, max_connections: u32) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url.as_str().to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(0)
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .expect("connecting to the test database server")
+}
+
+async fn admin_exec(env: &Env, sql: &str) {
+    let admin = connect(&env.admin, 1).await;
+    admin
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    admin.close().await.expect("closing the admin connection");
+}
+
+async fn create_template(env: &Env) -> String {
+    let app_role = env.app.username();
+    assert_eq!(
+        migration::app_role().expect("APP_DB_ROLE"),
+        app_role,
+        "APP_DB_ROLE must name the role of TEST_DATABASE_URL"
+    );
+    let name = format!("{DATABASE_PREFIX}tmpl_{}", Uuid::new_v4().simple());
+    admin_exec(
+        env,
+        &format!("CREATE DATABASE {name} OWNER {}", env.owner.username()),
+    )
+    .await;
+    let owner = connect(&with_database(&env.owner, &name), 1).await;
+    migration::Migrator::up(&owner, None)
+        .await
+        .expect("migrating the template database");
+    owner.close().await.expect("closing the owner connection");
+    name
+}
+
+/// A database of its own for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    env: Env,
+}
+
+impl TestDatabase {
+    /// Creates a fresh, migrated database.
+    pub async fn new() -> Self {
+        let env = Env::load();
+        let template = TEMPLATE.get_or_init(|| create_template(&env)).await;
+        let name = format!("{DATABASE_PREFIX}{}", Uuid::new_v4().simple());
+        admin_exec(
+            &env,
+            &format!(
+                "CREATE DATABASE {name} TEMPLATE {template} OWNER {}",
+                env.owner.username()
+            ),
+        )
+        .await;
+        Self { name, env }
+    }
+
+    /// Connection string of the application role (least privilege, subject to RLS).
+    pub fn app_url(&self) -> String {
+        with_database(&self.env.app, &self.name).to_string()
+    }
+
+    /// Connection string of the owner role (runs migrations; FORCEd under RLS too).
+    pub fn owner_url(&self) -> String {
+        with_database(&self.env.owner, &self.name).to_string()
+    }
+
+    /// The application role's name.
+    pub fn app_role(&self) -> String {
+        self.env.app.username().to_owned()
+    }
+
+    /// The owner role's name.
+    pub fn owner_role(&self) -> String {
+        self.env.owner.username().to_owned()
+    }
+
+    /// A pool of the application role with at most `max_connections` connections.
+    pub async fn app_pool(&self, max_connections: u32) -> DatabaseConnection {
+        connect(&with_database(&self.env.app, &self.name), max_connections).await
+    }
+
+    /// A superuser connection to this database: sees everything, for setting up and checking.
+    pub async fn admin_pool(&self) -> DatabaseConnection {
+        connect(&with_database(&self.env.admin, &self.name), 2).await
+    }
+}

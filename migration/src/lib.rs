@@ -1,0 +1,77 @@
+//! The database schema as sea-orm migrations, run as the owner role.
+//!
+//! Tables, row-level security, the identity-resolution functions and the application role's
+//! grants. Migrations are named by date and purpose and are never edited once released.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261201_000001_create_tables;
+mod m20261201_000002_row_level_security;
+mod m20261201_000003_identity_functions;
+mod m20261201_000004_app_role_grants;
+
+pub use m20261201_000002_row_level_security::TENANT_TABLES;
+
+/// The environment variable naming the application's database role.
+pub const APP_DB_ROLE_VAR: &str = "APP_DB_ROLE";
+/// The application role's name when `APP_DB_ROLE` is not set.
+pub const DEFAULT_APP_DB_ROLE: &str = "rh_app";
+
+/// The application role's name, checked to be a plain lower-case SQL identifier so that it
+/// can stand in a GRANT statement without quoting surprises.
+pub fn app_role() -> Result<String, DbErr> {
+    let role = std::env::var(APP_DB_ROLE_VAR).unwrap_or_else(|_| DEFAULT_APP_DB_ROLE.to_owned());
+    if is_plain_identifier(&role) {
+        Ok(role)
+    } else {
+        Err(DbErr::Custom(format!(
+            "{APP_DB_ROLE_VAR} must be a lower-case SQL identifier (a-z, 0-9, _), at most 63 bytes"
+        )))
+    }
+}
+
+/// `[a-z_][a-z0-9_]{0,62}`: an identifier that needs no quoting.
+pub fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+/// The ordered list of migrations.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261201_000001_create_tables::Migration),
+            Box::new(m20261201_000002_row_level_security::Migration),
+            Box::new(m20261201_000003_identity_functions::Migration),
+            Box::new(m20261201_000004_app_role_grants::Migration),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_plain_identifiers() {
+        assert!(is_plain_identifier("rh_app"));
+        assert!(is_plain_identifier("_x9"));
+        for bad in [
+            "",
+            "9app",
+            "App",
+            "rh-app",
+            "rh app",
+            "x\"; DROP TABLE users; --",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_plain_identifier(bad), "{bad:?}");
+        }
+    }
+}

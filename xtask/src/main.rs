@@ -1,0 +1,188 @@
+//! Project tasks, as a plain binary: `cargo xtask <task>`.
+//!
+//! - `dev`: the server, ready to use, on a fresh machine (private PostgreSQL if needed).
+//! - `test`: every test of the workspace against real PostgreSQL.
+//! - `migrate up|down|status|fresh`: migrations as the owner role.
+//! - `audit`: cargo-deny (advisories, licenses, bans, sources), offline when it must be.
+//! - `ci`: fmt, clippy, audit and tests, all with `--locked`.
+//! - `gen-keys`: fresh secrets in the formats the server expects.
+
+mod audit;
+mod pg;
+mod run;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::pg::Database;
+use crate::run::{cargo, run_cmd};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run the server with a ready-to-use development setup.
+    Dev {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Run every test of the workspace against real PostgreSQL.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run migrations as the owner role (MIGRATION_DATABASE_URL, else DATABASE_URL).
+    Migrate {
+        #[arg(value_parser = ["up", "down", "status", "fresh"])]
+        action: String,
+    },
+    /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
+    Audit,
+    /// fmt --check, clippy -D warnings, audit and tests, all with --locked.
+    Ci,
+    /// Print freshly generated secrets.
+    GenKeys,
+    /// Stop the private development PostgreSQL, if it runs.
+    StopDb,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.task {
+        Task::Dev { port } => dev(&root, port),
+        Task::Test { args } => test(&root, &args),
+        Task::Migrate { action } => migrate(&root, &action),
+        Task::Audit => audit::run(&root),
+        Task::Ci => ci(&root),
+        Task::GenKeys => {
+            for (name, value) in gen_keys() {
+                println!("{name}={value}");
+            }
+            Ok(())
+        }
+        Task::StopDb => pg::Cluster::at(&root).stop(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Random secrets: a 64-byte JWT signing key and a Fernet key (url-safe base64 of 32 bytes,
+/// the format of Python's `cryptography.fernet`).
+fn gen_keys() -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt: [u8; 64] = rand::random();
+    let fernet: [u8; 32] = rand::random();
+    vec![
+        ("JWT_SECRET_KEY", URL_SAFE_NO_PAD.encode(jwt)),
+        ("DB_ENCRYPTION_KEY", URL_SAFE.encode(fernet)),
+    ]
+}
+
+fn server_binary(root: &Path) -> PathBuf {
+    target_dir(root).join("debug").join("rhesis-server")
+}
+
+fn dev(root: &Path, port: u16) -> Result<()> {
+    let db = Database::for_dev(root)?;
+    cargo(root, &["build", "--package", "server"])?;
+    let server = server_binary(root);
+    let env = db.server_env();
+    run_cmd(
+        std::process::Command::new(&server)
+            .args(["migrate", "up"])
+            .envs(env.clone()),
+    )?;
+    run_cmd(
+        std::process::Command::new(&server)
+            .arg("seed-dev")
+            .envs(env.clone()),
+    )?;
+    let base = format!("http://127.0.0.1:{port}");
+    println!(
+        "\nrhesis backend (development profile) on {base}\n\
+         try first:\n  curl {base}/health/live\n  curl {base}/health/ready\n\
+         database: {} (app role {})\n",
+        db.describe(),
+        db.app_role
+    );
+    let status = std::process::Command::new(&server)
+        .arg("serve")
+        .envs(env)
+        .env("APP_ENV", "development")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .status()
+        .context("starting the server")?;
+    if !status.success() {
+        bail!("the server exited with {status}");
+    }
+    Ok(())
+}
+
+fn test(root: &Path, extra: &[String]) -> Result<()> {
+    let db = Database::for_tests(root)?;
+    db.drop_stale_test_databases()?;
+    let mut args = vec!["test", "--locked"];
+    // The whole workspace unless the caller names packages.
+    if !extra
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package"))
+    {
+        args.push("--workspace");
+    }
+    args.extend(extra.iter().map(String::as_str));
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+    cmd.current_dir(root).args(&args).envs(db.test_env());
+    run_cmd(&mut cmd)
+}
+
+fn migrate(root: &Path, action: &str) -> Result<()> {
+    let url = std::env::var("MIGRATION_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .context("set MIGRATION_DATABASE_URL (the owner role) or DATABASE_URL")?;
+    cargo(root, &["build", "--package", "server"])?;
+    run_cmd(
+        std::process::Command::new(server_binary(root))
+            .args(["migrate", action])
+            .env("MIGRATION_DATABASE_URL", url),
+    )
+}
+
+fn ci(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--", "--check"])?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    audit::run(root)?;
+    test(root, &[])
+}

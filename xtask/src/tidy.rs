@@ -1,0 +1,165 @@
+//! Repository policy, checked as tests so that plain `cargo test` enforces it.
+//! Dependencies point inward: api-http -> ports -> domain; adapters -> ports -> domain; only
+//! the server (and tests) name concrete adapters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+struct Package {
+    /// Normal (non-dev, non-build) dependencies.
+    deps: BTreeSet<String>,
+    dev_deps: BTreeSet<String>,
+}
+
+fn workspace() -> BTreeMap<String, Package> {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(crate::workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let deps = |kind: Option<&str>| {
+                p["dependencies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["kind"].as_str() == kind)
+                    .map(|d| d["name"].as_str().unwrap().to_owned())
+                    .collect()
+            };
+            let name = p["name"].as_str().unwrap().to_owned();
+            (
+                name,
+                Package {
+                    deps: deps(None),
+                    dev_deps: deps(Some("dev")),
+                },
+            )
+        })
+        .collect()
+}
+
+const OURS: [&str; 10] = [
+    "domain",
+    "ports",
+    "crypto",
+    "adapters-postgres",
+    "adapters-auth0",
+    "api-http",
+    "server",
+    "migration",
+    "test-support",
+    "xtask",
+];
+
+#[test]
+fn the_workspace_is_the_design_card() {
+    let ws = workspace();
+    let names: BTreeSet<&str> = ws.keys().map(String::as_str).collect();
+    assert_eq!(names, OURS.into_iter().collect(), "crates of the workspace");
+}
+
+#[test]
+fn dependencies_point_inward() {
+    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("domain", &[][..]),
+        ("ports", &["domain"][..]),
+        ("crypto", &["domain"][..]),
+        ("adapters-postgres", &["domain", "ports", "crypto"][..]),
+        ("adapters-auth0", &["domain", "ports", "crypto"][..]),
+        ("api-http", &["domain", "ports", "crypto"][..]),
+        ("migration", &[][..]),
+        ("test-support", &["migration"][..]),
+        ("xtask", &[][..]),
+        (
+            "server",
+            &[
+                "domain",
+                "ports",
+                "crypto",
+                "adapters-postgres",
+                "adapters-auth0",
+                "api-http",
+                "migration",
+            ][..],
+        ),
+    ]);
+    for (name, package) in workspace() {
+        let ours: BTreeSet<&str> = package
+            .deps
+            .iter()
+            .map(String::as_str)
+            .filter(|d| OURS.contains(d))
+            .collect();
+        let permitted: BTreeSet<&str> = allowed[name.as_str()].iter().copied().collect();
+        let extra: Vec<_> = ours.difference(&permitted).collect();
+        assert!(extra.is_empty(), "{name} must not depend on {extra:?}");
+        let dev_ours: Vec<_> = package
+            .dev_deps
+            .iter()
+            .filter(|d| OURS.contains(&d.as_str()) && *d != "test-support")
+            .filter(|d| !permitted.contains(d.as_str()))
+            .collect();
+        assert!(
+            dev_ours.is_empty(),
+            "{name}'s tests must not depend on {dev_ours:?}"
+        );
+    }
+}
+
+#[test]
+fn the_domain_depends_on_no_framework() {
+    let ws = workspace();
+    let allowed: BTreeSet<&str> = ["chrono", "serde", "thiserror", "uuid"].into();
+    for dep in &ws["domain"].deps {
+        assert!(
+            allowed.contains(dep.as_str()),
+            "domain must not depend on {dep}"
+        );
+    }
+    let ports_allowed: BTreeSet<&str> =
+        ["async-trait", "chrono", "domain", "thiserror", "uuid"].into();
+    for dep in &ws["ports"].deps {
+        assert!(
+            ports_allowed.contains(dep.as_str()),
+            "ports must not depend on {dep}"
+        );
+    }
+}
+
+#[test]
+fn frameworks_stay_in_their_crates() {
+    let homes: [(&str, &[&str]); 3] = [
+        ("sea-orm", &["adapters-postgres", "test-support"]),
+        ("sea-orm-migration", &["migration"]),
+        ("actix-web", &["api-http", "server"]),
+    ];
+    for (name, package) in workspace() {
+        for (framework, allowed) in homes {
+            if package.deps.contains(framework) {
+                assert!(
+                    allowed.contains(&name.as_str()),
+                    "{name} must not depend on {framework}"
+                );
+            }
+        }
+    }
+}
