@@ -23,10 +23,16 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).arg("deny");
     if snapshot.exists() {
+        // cargo-deny reads the licences of every package of every target: have them all.
+        // Only the advisory database is offline; the crate registry is reachable.
+        crate::run::cargo(root, &["fetch", "--locked"])?;
         let db_root = crate::target_dir(root).join("advisory-dbs");
         unpack_snapshot(&snapshot, &db_root.join(DB_FOLDER))?;
         let config = offline_config(root, &db_root)?;
-        cmd.args(["--offline", "check", "--config"]).arg(config);
+        cmd.arg("--offline")
+            .arg("--config")
+            .arg(config)
+            .arg("check");
     } else {
         cmd.arg("check");
     }

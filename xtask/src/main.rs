@@ -4,8 +4,10 @@
 //! - `test`: every test of the workspace against real PostgreSQL.
 //! - `migrate up|down|status|fresh`: migrations as the owner role.
 //! - `audit`: cargo-deny (advisories, licenses, bans, sources), offline when it must be.
-//! - `ci`: fmt, clippy, audit and tests, all with `--locked`.
+//! - `lint`: fmt, clippy and audit; `ci`: lint, then test.
 //! - `gen-keys`: fresh secrets in the formats the server expects.
+
+#![allow(clippy::print_stdout)] // a command-line tool talks on standard output
 
 mod audit;
 mod pg;
@@ -49,7 +51,9 @@ enum Task {
     },
     /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
     Audit,
-    /// fmt --check, clippy -D warnings, audit and tests, all with --locked.
+    /// The gates before the tests: fmt --check, clippy -D warnings (--locked), audit.
+    Lint,
+    /// lint, then test: everything CI checks.
     Ci,
     /// Print freshly generated secrets.
     GenKeys,
@@ -65,7 +69,8 @@ fn main() -> Result<()> {
         Task::Test { args } => test(&root, &args),
         Task::Migrate { action } => migrate(&root, &action),
         Task::Audit => audit::run(&root),
-        Task::Ci => ci(&root),
+        Task::Lint => lint(&root),
+        Task::Ci => lint(&root).and_then(|()| test(&root, &[])),
         Task::GenKeys => {
             for (name, value) in gen_keys() {
                 println!("{name}={value}");
@@ -108,7 +113,9 @@ fn dev(root: &Path, port: u16) -> Result<()> {
     let db = Database::for_dev(root)?;
     cargo(root, &["build", "--package", "server"])?;
     let server = server_binary(root);
-    let env = db.server_env();
+    let mut env = db.server_env();
+    env.push(("APP_ENV".into(), "development".into()));
+    env.push(("LOG_FORMAT".into(), "pretty".into()));
     run_cmd(
         std::process::Command::new(&server)
             .args(["migrate", "up"])
@@ -130,7 +137,6 @@ fn dev(root: &Path, port: u16) -> Result<()> {
     let status = std::process::Command::new(&server)
         .arg("serve")
         .envs(env)
-        .env("APP_ENV", "development")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .status()
         .context("starting the server")?;
@@ -169,7 +175,7 @@ fn migrate(root: &Path, action: &str) -> Result<()> {
     )
 }
 
-fn ci(root: &Path) -> Result<()> {
+fn lint(root: &Path) -> Result<()> {
     cargo(root, &["fmt", "--all", "--", "--check"])?;
     cargo(
         root,
@@ -183,6 +189,5 @@ fn ci(root: &Path) -> Result<()> {
             "warnings",
         ],
     )?;
-    audit::run(root)?;
-    test(root, &[])
+    audit::run(root)
 }

@@ -163,3 +163,42 @@ fn frameworks_stay_in_their_crates() {
         }
     }
 }
+
+/// F2: the PostgreSQL adapter builds no SQL text at run time. Every statement is a literal or
+/// comes from the query builder with bound values, so no request text can become SQL.
+#[test]
+fn the_database_adapter_formats_no_sql() {
+    let src = crate::workspace_root().join("crates/adapters-postgres/src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if line.contains("format!") || line.contains("execute_unprepared(&") {
+                        offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "SQL must not be built from text: {offenders:#?}"
+    );
+}
+
+/// I2: the lock file is committed, so every build with `--locked` uses the pinned versions.
+#[test]
+fn the_lock_file_is_committed() {
+    let out = Command::new("git")
+        .args(["ls-files", "--error-unmatch", "Cargo.lock"])
+        .current_dir(crate::workspace_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "Cargo.lock must be tracked by git");
+}

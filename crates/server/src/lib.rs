@@ -1,1 +1,114 @@
+//! The composition root: configuration, telemetry, wiring of adapters into the HTTP app, and
+//! the operator subcommands. The only crate that knows every other.
 
+pub mod config;
+mod migrate;
+mod seed;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use adapters_postgres::{PgStore, PoolOptions, RoleReport};
+use api_http::AppState;
+use ports::SystemClock;
+use secrecy::ExposeSecret;
+
+use crate::config::{ConfigError, Profile, ServeArgs};
+
+pub use migrate::migrate;
+pub use seed::{DEV_ADMIN_EMAIL, DEV_ADMIN_SUBJECT, seed_dev};
+
+/// Why the server did not start. Messages name what is wrong, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("could not connect to the database")]
+    Database(#[source] adapters_postgres::DbErr),
+    #[error("could not inspect the database role")]
+    Store(#[source] ports::StoreError),
+    #[error(
+        "refusing to run in production: the database role {role:?} {problems}; connect as the \
+         least-privilege application role (see docs/operations.md)"
+    )]
+    UnsafeDatabaseRole { role: String, problems: String },
+    #[error("{0} is for the development profile only")]
+    DevelopmentOnly(&'static str),
+    #[error("migration failed")]
+    Migration(#[source] adapters_postgres::DbErr),
+    #[error("could not listen on the configured address")]
+    Bind(#[source] std::io::Error),
+}
+
+/// Connects to the application database and checks the role it connects as: in production a
+/// role that is superuser, bypasses RLS, may create databases or roles, or owns tables is
+/// refused; elsewhere it is a warning.
+pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError> {
+    let url = args.database.url()?;
+    let options = PoolOptions {
+        max_connections: args.database.max_connections,
+        ..Default::default()
+    };
+    let db = adapters_postgres::connect(url.expose_secret(), options)
+        .await
+        .map_err(StartupError::Database)?;
+    let report = adapters_postgres::inspect_role(&db)
+        .await
+        .map_err(StartupError::Store)?;
+    let problems = report.problems();
+    if !problems.is_empty() {
+        if args.profile == Profile::Production {
+            return Err(StartupError::UnsafeDatabaseRole {
+                role: report.role.clone(),
+                problems: problems.join(", "),
+            });
+        }
+        tracing::warn!(role = %report.role, problems = %problems.join(", "),
+            "the database role is not least-privilege; production would refuse it");
+    }
+    Ok((PgStore::new(db, Arc::new(SystemClock)), report))
+}
+
+/// A server bound to its address, ready to run.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects, checks, wires and binds (port 0 picks a free port).
+    pub async fn build(args: &ServeArgs) -> Result<Self, StartupError> {
+        let (store, report) = connect_checked(args).await?;
+        let state = AppState {
+            health: Arc::new(store),
+        };
+        let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
+        if let Some(workers) = args.workers {
+            server = server.workers(workers);
+        }
+        let server = server.bind(args.bind).map_err(StartupError::Bind)?;
+        let port = server.addrs().first().map_or(0, |a| a.port());
+        tracing::info!(profile = ?args.profile, port, role = %report.role, "listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is asked to stop (SIGINT or SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

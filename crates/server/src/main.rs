@@ -1,1 +1,62 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::config::{Cli, Command, LogFormat};
+use server::{Application, StartupError, telemetry};
+
+/// The error and its causes on one line, for the operator.
+fn report(err: &StartupError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Serve(args) | Command::CheckConfig(args) | Command::SeedDev(args) => {
+            args.log_format
+        }
+        Command::Migrate(_) => LogFormat::Pretty,
+    };
+    telemetry::init(format);
+    let outcome: Result<Option<String>, StartupError> = match cli.command {
+        Command::Serve(args) => match Application::build(&args).await {
+            Ok(app) => app
+                .run_until_stopped()
+                .await
+                .map(|()| None)
+                .map_err(StartupError::Bind),
+            Err(e) => Err(e),
+        },
+        Command::CheckConfig(args) => server::connect_checked(&args).await.map(|(_, role)| {
+            Some(format!(
+                "configuration valid; database role {:?} is fit",
+                role.role
+            ))
+        }),
+        Command::Migrate(args) => server::migrate(&args).await.map(Some),
+        Command::SeedDev(args) => server::seed_dev(&args).await.map(Some),
+    };
+    match outcome {
+        Ok(message) => {
+            if let Some(message) = message {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{message}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %report(&err), "stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

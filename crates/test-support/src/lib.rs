@@ -138,6 +138,12 @@ impl TestDatabase {
         connect(&with_database(&self.env.app, &self.name), max_connections).await
     }
 
+    /// A superuser connection to the server's maintenance database, for acting on this
+    /// database as a whole (dropping it, say).
+    pub async fn server_admin_pool(&self) -> DatabaseConnection {
+        connect(&self.env.admin, 1).await
+    }
+
     /// A superuser connection to this database: sees everything, for setting up and checking.
     pub async fn admin_pool(&self) -> DatabaseConnection {
         connect(&with_database(&self.env.admin, &self.name), 2).await

@@ -320,3 +320,18 @@ async fn a_raw_psql_session_as_the_app_role_reads_no_tenant_data() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }
+
+/// E4: authentication belongs to the identity provider; no table can hold a password.
+#[tokio::test]
+async fn no_table_has_a_password_column() {
+    let db = TestDatabase::new().await;
+    let admin = db.admin_pool().await;
+    let columns = texts(
+        &admin,
+        "SELECT table_name || '.' || column_name FROM information_schema.columns
+         WHERE table_schema = 'public'
+           AND (column_name ILIKE '%passw%' OR column_name ILIKE '%pwd%')",
+    )
+    .await;
+    assert_eq!(columns, Vec::<Option<String>>::new());
+}

@@ -1,0 +1,84 @@
+//! Request id and access log. Every request gets a fresh id (never one the client chose):
+//! it is a field of the request's root span, so every log line of the request carries it,
+//! it goes back in the `X-Request-Id` header, and error bodies quote it.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, where one is being handled.
+pub(crate) fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The root span of a request, with fields that can hold no secret: method, route template
+/// (never the concrete path or query string, which may carry codes or tokens), the peer's
+/// socket address (not a forwarded header a client can forge), request id and status.
+#[derive(Debug)]
+pub(crate) struct SafeRootSpan;
+
+impl RootSpanBuilder for SafeRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string);
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "<unmatched>".to_owned());
+        tracing::info_span!(
+            "request",
+            request_id = request_id.as_deref().unwrap_or(""),
+            method = %request.method(),
+            route = %route,
+            peer = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let status = match outcome {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        span.record("status", status);
+    }
+}
+
+/// Sets the task-local request id, adds the response header and writes the access log line.
+pub(crate) async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request completed"
+    );
+    Ok(response)
+}

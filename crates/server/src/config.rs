@@ -1,0 +1,250 @@
+//! Configuration: command line and environment (the old backend's names keep working), with
+//! `*_FILE` variants for every secret. No secret has a default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the configuration comes from; the production profile refuses development settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rhesis-server",
+    version,
+    about = "Secure multi-tenant backend of the LLM-testing platform"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API.
+    Serve(ServeArgs),
+    /// Check the configuration and the database role, then exit.
+    CheckConfig(ServeArgs),
+    /// Apply or inspect migrations, as the owner role.
+    Migrate(MigrateArgs),
+    /// Create the development organization, its admin and a project (development only).
+    SeedDev(ServeArgs),
+}
+
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// Settings of the serving process.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// development, test or production. Production is the default: the safe one.
+    #[arg(long, env = "APP_ENV", value_enum, default_value_t = Profile::Production)]
+    pub profile: Profile,
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Worker threads of the HTTP server (default: one per core).
+    #[arg(long, env = "HTTP_WORKERS")]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Log format: json (default) or pretty.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The application's database connection (the least-privilege application role).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL of the application role.
+    #[arg(long = "database-url", env = "DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    pub url: Option<SecretString>,
+    /// A file holding the URL (for container secrets).
+    #[arg(long = "database-url-file", env = "DATABASE_URL_FILE")]
+    pub url_file: Option<PathBuf>,
+    /// Most connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[arg(value_enum)]
+    pub action: MigrateAction,
+    /// PostgreSQL URL of the owner role; falls back to DATABASE_URL.
+    #[arg(long, env = "MIGRATION_DATABASE_URL", value_parser = secret, hide_env_values = true)]
+    pub migration_database_url: Option<SecretString>,
+    #[arg(long, env = "MIGRATION_DATABASE_URL_FILE")]
+    pub migration_database_url_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long, env = "APP_ENV", value_enum, default_value_t = Profile::Production)]
+    pub profile: Profile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the last applied migration.
+    Down,
+    /// List applied and pending migrations.
+    Status,
+    /// Revert everything and apply again (never in production).
+    Fresh,
+}
+
+/// A configuration that cannot be used. Messages name variables, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required (or {0}_FILE)")]
+    Missing(&'static str),
+    #[error("set {0} or {0}_FILE, not both")]
+    Ambiguous(&'static str),
+    #[error("{name}_FILE could not be read")]
+    File {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is empty")]
+    Empty(&'static str),
+}
+
+/// A secret from its variable or from the file its `_FILE` variant names.
+pub fn resolve_secret(
+    name: &'static str,
+    value: Option<&SecretString>,
+    file: Option<&PathBuf>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let secret = match (value, file) {
+        (Some(_), Some(_)) => return Err(ConfigError::Ambiguous(name)),
+        (Some(value), None) => value.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::File { name, source })?;
+            SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    if secret.expose_secret().trim().is_empty() {
+        return Err(ConfigError::Empty(name));
+    }
+    Ok(Some(secret))
+}
+
+impl DatabaseArgs {
+    /// The application role's URL.
+    pub fn url(&self) -> Result<SecretString, ConfigError> {
+        resolve_secret("DATABASE_URL", self.url.as_ref(), self.url_file.as_ref())?
+            .ok_or(ConfigError::Missing("DATABASE_URL"))
+    }
+}
+
+impl MigrateArgs {
+    /// The owner role's URL: MIGRATION_DATABASE_URL, else DATABASE_URL.
+    pub fn url(&self) -> Result<SecretString, ConfigError> {
+        match resolve_secret(
+            "MIGRATION_DATABASE_URL",
+            self.migration_database_url.as_ref(),
+            self.migration_database_url_file.as_ref(),
+        )? {
+            Some(url) => Ok(url),
+            None => self.database.url(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_one_place_and_are_never_empty() {
+        let value = SecretString::from("postgres://a:b@h/d".to_owned());
+        let dir = std::env::temp_dir().join(format!("rh-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("url");
+        std::fs::write(&file, "postgres://from-file\n").unwrap();
+
+        let got = resolve_secret("DATABASE_URL", Some(&value), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.expose_secret(), "postgres://a:b@h/d");
+        let got = resolve_secret("DATABASE_URL", None, Some(&file))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got.expose_secret(),
+            "postgres://from-file",
+            "the trailing newline is dropped"
+        );
+        assert!(
+            resolve_secret("DATABASE_URL", None, None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            resolve_secret("DATABASE_URL", Some(&value), Some(&file)),
+            Err(ConfigError::Ambiguous("DATABASE_URL"))
+        ));
+        let missing = dir.join("absent");
+        assert!(matches!(
+            resolve_secret("DATABASE_URL", None, Some(&missing)),
+            Err(ConfigError::File {
+                name: "DATABASE_URL",
+                ..
+            })
+        ));
+        std::fs::write(&file, "\n").unwrap();
+        assert!(matches!(
+            resolve_secret("DATABASE_URL", None, Some(&file)),
+            Err(ConfigError::Empty("DATABASE_URL"))
+        ));
+        let blank = SecretString::from("  ".to_owned());
+        assert!(matches!(
+            resolve_secret("DATABASE_URL", Some(&blank), None),
+            Err(ConfigError::Empty(_))
+        ));
+        // Messages name the variable, never the value.
+        let message = ConfigError::Ambiguous("DATABASE_URL").to_string();
+        assert!(!message.contains("postgres://"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_default_profile_is_production() {
+        let cli = Cli::try_parse_from(["rhesis-server", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        // APP_ENV may be set by the environment running the tests; only check without it.
+        if std::env::var_os("APP_ENV").is_none() {
+            assert_eq!(args.profile, Profile::Production);
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let args = DatabaseArgs {
+            url: Some(SecretString::from("postgres://app:hunter2@db/x".to_owned())),
+            url_file: None,
+            max_connections: 1,
+        };
+        assert!(!format!("{args:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,94 @@
+//! `rhesis-server seed-dev`: the development profile's demo organization, its admin and a
+//! project, created through the same ports as real data. Idempotent.
+
+use domain::{Email, Membership, Name, Role};
+use ports::{
+    AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
+    UnitOfWorkFactory,
+};
+
+use crate::config::{Profile, ServeArgs};
+use crate::{StartupError, connect_checked};
+
+/// The identity-provider subject of the seeded administrator.
+pub const DEV_ADMIN_SUBJECT: &str = "local|dev-admin";
+/// The e-mail address of the seeded administrator.
+pub const DEV_ADMIN_EMAIL: &str = "admin@example.org";
+
+fn valid<T, E: std::error::Error + Send + Sync + 'static>(
+    value: Result<T, E>,
+) -> Result<T, StartupError> {
+    value.map_err(|e| StartupError::Store(ports::StoreError::Unexpected(Box::new(e))))
+}
+
+/// Seeds the development data and returns what to print.
+pub async fn seed_dev(args: &ServeArgs) -> Result<String, StartupError> {
+    if args.profile != Profile::Development {
+        return Err(StartupError::DevelopmentOnly("seed-dev"));
+    }
+    let (store, _) = connect_checked(args).await?;
+    let existing = store
+        .unscoped_user_by_subject(DEV_ADMIN_SUBJECT)
+        .await
+        .map_err(StartupError::Store)?;
+    if let Some(user) = &existing
+        && user.membership.is_some()
+    {
+        return Ok(format!(
+            "development data present: {DEV_ADMIN_EMAIL} is an owner"
+        ));
+    }
+    let user = match existing {
+        Some(user) => user,
+        None => store
+            .unscoped_register(NewIdentity {
+                subject: DEV_ADMIN_SUBJECT.to_owned(),
+                email: valid(Email::new(DEV_ADMIN_EMAIL))?,
+                email_verified: true,
+                name: Some(valid(Name::new("Development Admin"))?),
+            })
+            .await
+            .map_err(StartupError::Store)?,
+    };
+    let founder = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
+    let organization = store
+        .found_organization(
+            &founder,
+            NewOrganization {
+                name: valid(Name::new("Demo Organization"))?,
+                display_name: None,
+                description: None,
+                website: None,
+                logo_url: None,
+                email: None,
+            },
+        )
+        .await
+        .map_err(|e| StartupError::Store(ports::StoreError::Unexpected(Box::new(e))))?;
+    let owner = Principal::authenticated(
+        user.user_id,
+        Some(Membership {
+            organization_id: organization.id,
+            role: Role::Owner,
+        }),
+        AuthMethod::Operator,
+        None,
+    );
+    let scope = owner
+        .tenant_scope()
+        .ok_or(StartupError::DevelopmentOnly("seed-dev"))?;
+    let uow = store.begin(&scope).await.map_err(StartupError::Store)?;
+    uow.projects()
+        .create(NewProject {
+            name: valid(Name::new("Demo project"))?,
+            description: None,
+            icon: None,
+        })
+        .await
+        .map_err(StartupError::Store)?;
+    uow.commit().await.map_err(StartupError::Store)?;
+    Ok(format!(
+        "development data created: organization {} owned by {DEV_ADMIN_EMAIL}",
+        organization.id
+    ))
+}

@@ -1,0 +1,116 @@
+//! The real binary: JSON logs with the request id, and refusals that name no secret.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use test_support::TestDatabase;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_binary_logs_json_lines_carrying_the_request_id() {
+    let db = TestDatabase::new().await;
+    let port = free_port();
+    let mut child = Command::new(BINARY)
+        .arg("serve")
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", db.app_url())
+        .env("HTTP_WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/health/ready");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let response = loop {
+        match client.get(&url).send().await {
+            Ok(response) => break response,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the server did not come up: {e}"),
+        }
+    };
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Stop the server and read everything it logged.
+    child.kill().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    child.wait().unwrap();
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let completed = events
+        .iter()
+        .find(|e| e["message"] == "request completed" && e["span"]["request_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no access log line for {id} in {lines:#?}"));
+    assert_eq!(completed["status"], 200);
+    assert_eq!(completed["span"]["route"], "/health/ready");
+    assert_eq!(completed["span"]["method"], "GET");
+    assert!(completed["latency_ms"].is_number());
+}
+
+#[tokio::test]
+async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_password() {
+    let db = TestDatabase::new().await;
+    let owner_url = url::Url::parse(&db.owner_url()).unwrap();
+    let password = owner_url.password().unwrap().to_owned();
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_URL", db.owner_url())
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "production is the default profile and must refuse"
+    );
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("refusing to run in production"), "{text}");
+    assert!(text.contains("owns tables"), "{text}");
+    assert!(!text.contains(&password), "the password leaked: {text}");
+
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_URL", db.app_url())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // No database URL at all: a clear error naming the variable.
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL is required"));
+}
