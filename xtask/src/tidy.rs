@@ -170,19 +170,11 @@ fn frameworks_stay_in_their_crates() {
 fn the_database_adapter_formats_no_sql() {
     let src = crate::workspace_root().join("crates/adapters-postgres/src");
     let mut offenders = Vec::new();
-    let mut stack = vec![src];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for (n, line) in text.lines().enumerate() {
-                    if line.contains("format!") || line.contains("execute_unprepared(&") {
-                        offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-                    }
-                }
+    for path in rust_files(&src) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("format!") || line.contains("execute_unprepared(&") {
+                offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
             }
         }
     }
@@ -201,4 +193,52 @@ fn the_lock_file_is_committed() {
         .output()
         .unwrap();
     assert!(out.status.success(), "Cargo.lock must be tracked by git");
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// A `TenantScope` comes only from a `Principal`, and a `Principal` is built only where a
+/// credential has been verified or an operator acts. Library code that builds one anywhere
+/// else must be added here on purpose, in review.
+#[test]
+fn principals_are_built_only_by_authentication_and_operator_code() {
+    const ALLOWED: [&str; 2] = ["crates/ports/src/principal.rs", "crates/server/src/seed.rs"];
+    let root = crate::workspace_root();
+    let mut offenders = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if !src.exists() {
+            continue;
+        }
+        for file in rust_files(&src) {
+            let relative = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(&file).unwrap();
+            if text.contains("Principal::authenticated(") && !ALLOWED.contains(&relative.as_str()) {
+                offenders.push(relative);
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "Principal::authenticated outside {ALLOWED:?}: {offenders:?}"
+    );
 }

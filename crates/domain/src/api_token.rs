@@ -22,3 +22,34 @@ impl ApiToken {
         self.expires_at.is_some_and(|at| now >= at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn expiry_is_inclusive_and_optional() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let token = |expires_at| ApiToken {
+            id: ApiTokenId::from_uuid(Uuid::from_u128(1)),
+            organization_id: OrganizationId::from_uuid(Uuid::from_u128(2)),
+            user_id: UserId::from_uuid(Uuid::from_u128(3)),
+            name: Name::new("ci").unwrap(),
+            hint: SecretHint::of("rh-0123456789abcdefghijklmnop"),
+            expires_at,
+            last_used_at: None,
+            last_refreshed_at: None,
+            created_at: now,
+        };
+        assert!(!token(None).is_expired_at(now));
+        assert!(!token(Some(now + Duration::seconds(1))).is_expired_at(now));
+        assert!(
+            token(Some(now)).is_expired_at(now),
+            "expired at the instant itself"
+        );
+        assert!(token(Some(now - Duration::seconds(1))).is_expired_at(now));
+    }
+}

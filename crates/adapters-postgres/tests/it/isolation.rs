@@ -275,6 +275,24 @@ async fn repositories_do_their_work_inside_the_tenant() {
     ));
     uow.commit().await.unwrap();
 
+    // The removed user's row is visible to the organization it left, and to no other.
+    let app = w.db.app_pool(1).await;
+    for (tenant, expected) in [(&w.a, 1), (&w.b, 0)] {
+        let txn = app.begin().await.unwrap();
+        txn.execute_unprepared(&format!(
+            "SELECT set_config('app.current_organization', '{}', true)",
+            tenant.org
+        ))
+        .await
+        .unwrap();
+        let sql = format!(
+            "SELECT count(*) FROM users WHERE id = '{}' AND organization_id IS NULL",
+            invited.id
+        );
+        assert_eq!(count(&txn, &sql).await, expected);
+        txn.rollback().await.unwrap();
+    }
+
     // Founding a second organization is refused to a member.
     let again = w
         .store

@@ -58,3 +58,79 @@ async fn seeding_is_for_development_only_and_idempotent() {
     let second = server::seed_dev(&development).await.unwrap();
     assert!(second.contains("present"), "{second}");
 }
+
+fn migrate_args(
+    action: server::config::MigrateAction,
+    profile: Profile,
+    owner_url: String,
+) -> server::config::MigrateArgs {
+    server::config::MigrateArgs {
+        action,
+        migration_database_url: Some(secrecy::SecretString::from(owner_url)),
+        migration_database_url_file: None,
+        database: serve_args(profile, String::new()).database,
+        profile,
+    }
+}
+
+#[tokio::test]
+async fn migrations_revert_and_apply_again_and_report_their_status() {
+    use server::config::MigrateAction;
+    let db = TestDatabase::new().await;
+    let status = server::migrate(&migrate_args(
+        MigrateAction::Status,
+        Profile::Test,
+        db.owner_url(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("applied")).count(),
+        4,
+        "{status}"
+    );
+    assert!(!status.contains("pending"), "{status}");
+
+    // Every down migration works: revert everything and apply it again.
+    let fresh = migrate_args(MigrateAction::Fresh, Profile::Test, db.owner_url());
+    server::migrate(&fresh).await.unwrap();
+    server::migrate(&migrate_args(
+        MigrateAction::Down,
+        Profile::Test,
+        db.owner_url(),
+    ))
+    .await
+    .unwrap();
+    let status = server::migrate(&migrate_args(
+        MigrateAction::Status,
+        Profile::Test,
+        db.owner_url(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("pending")).count(),
+        1,
+        "{status}"
+    );
+    server::migrate(&migrate_args(
+        MigrateAction::Up,
+        Profile::Test,
+        db.owner_url(),
+    ))
+    .await
+    .unwrap();
+    // The schema after all that still serves, as the application role.
+    assert!(
+        Application::build(&serve_args(Profile::Production, db.app_url()))
+            .await
+            .is_ok()
+    );
+
+    // Never in production.
+    let production = migrate_args(MigrateAction::Fresh, Profile::Production, db.owner_url());
+    assert!(matches!(
+        server::migrate(&production).await,
+        Err(StartupError::DevelopmentOnly("migrate fresh"))
+    ));
+}
