@@ -38,6 +38,15 @@ pub fn is_plain_identifier(name: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
+/// Runs a migration's SQL script (several statements, no parameters: scripts are constants).
+pub(crate) async fn run_script(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(drop)
+}
+
 /// The ordered list of migrations.
 #[derive(Debug)]
 pub struct Migrator;

@@ -105,18 +105,10 @@ DROP POLICY session_owner ON sessions;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(&up_sql())
-            .await
-            .map(drop)
+        crate::run_script(manager, &up_sql()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(&down_sql())
-            .await
-            .map(drop)
+        crate::run_script(manager, &down_sql()).await
     }
 }

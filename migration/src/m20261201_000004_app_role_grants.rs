@@ -27,11 +27,7 @@ GRANT SELECT, INSERT ON audit_events TO {role};
 GRANT EXECUTE ON FUNCTION app_user_by_subject(text), app_pending_invitation(text) TO {role};
 "#
         );
-        manager
-            .get_connection()
-            .execute_unprepared(&sql)
-            .await
-            .map(drop)
+        crate::run_script(manager, &sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -44,10 +40,6 @@ REVOKE ALL ON FUNCTION app_user_by_subject(text), app_pending_invitation(text) F
 REVOKE USAGE ON SCHEMA public FROM {role};
 "#
         );
-        manager
-            .get_connection()
-            .execute_unprepared(&sql)
-            .await
-            .map(drop)
+        crate::run_script(manager, &sql).await
     }
 }

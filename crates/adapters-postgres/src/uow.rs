@@ -76,6 +76,18 @@ impl PgUnitOfWork {
         self.clock.now()
     }
 
+    /// Runs an update that must reach at least one row of the tenant; `NotFound` otherwise.
+    async fn update_existing<E: EntityTrait>(
+        &self,
+        update: sea_orm::UpdateMany<E>,
+    ) -> Result<(), StoreError> {
+        let result = update.exec(&self.txn).await.map_err(|e| self.abort(e))?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Maps a database error and marks the transaction aborted.
     fn abort(&self, err: sea_orm::DbErr) -> StoreError {
         self.aborted.store(true, Ordering::SeqCst);
@@ -217,17 +229,11 @@ impl OrganizationStore for PgUnitOfWork {
     }
 
     async fn soft_delete(&self) -> Result<(), StoreError> {
-        let result = organizations::Entity::update_many()
+        let update = organizations::Entity::update_many()
             .col_expr(organizations::Column::DeletedAt, Expr::value(self.now()))
             .filter(organizations::Column::Id.eq(self.org()))
-            .filter(organizations::Column::DeletedAt.is_null())
-            .exec(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .filter(organizations::Column::DeletedAt.is_null());
+        self.update_existing(update).await
     }
 }
 
@@ -310,7 +316,7 @@ impl UserStore for PgUnitOfWork {
     }
 
     async fn remove(&self, id: UserId) -> Result<(), StoreError> {
-        let result = users::Entity::update_many()
+        let update = users::Entity::update_many()
             .col_expr(
                 users::Column::OrganizationId,
                 Expr::value(Option::<Uuid>::None),
@@ -319,14 +325,8 @@ impl UserStore for PgUnitOfWork {
             .col_expr(users::Column::LeftOrganizationId, Expr::value(self.org()))
             .col_expr(users::Column::UpdatedAt, Expr::value(self.now()))
             .filter(users::Column::Id.eq(*id.as_uuid()))
-            .filter(users::Column::OrganizationId.eq(self.org()))
-            .exec(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .filter(users::Column::OrganizationId.eq(self.org()));
+        self.update_existing(update).await
     }
 }
 
@@ -422,17 +422,11 @@ impl ProjectStore for PgUnitOfWork {
     }
 
     async fn soft_delete(&self, id: ProjectId) -> Result<(), StoreError> {
-        let result = projects::Entity::update_many()
+        let update = projects::Entity::update_many()
             .col_expr(projects::Column::DeletedAt, Expr::value(self.now()))
             .filter(projects::Column::Id.eq(*id.as_uuid()))
             .filter(projects::Column::OrganizationId.eq(self.org()))
-            .filter(projects::Column::DeletedAt.is_null())
-            .exec(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .filter(projects::Column::DeletedAt.is_null());
+        self.update_existing(update).await
     }
 }

@@ -62,6 +62,20 @@ pub struct NewOrganization {
     pub email: Option<Email>,
 }
 
+impl NewOrganization {
+    /// An organization with a name and nothing else yet.
+    pub fn named(name: Name) -> Self {
+        Self {
+            name,
+            display_name: None,
+            description: None,
+            website: None,
+            logo_url: None,
+            email: None,
+        }
+    }
+}
+
 /// Changes to an organization.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OrganizationPatch {

@@ -54,14 +54,7 @@ pub async fn seed_dev(args: &ServeArgs) -> Result<String, StartupError> {
     let organization = store
         .found_organization(
             &founder,
-            NewOrganization {
-                name: valid(Name::new("Demo Organization"))?,
-                display_name: None,
-                description: None,
-                website: None,
-                logo_url: None,
-                email: None,
-            },
+            NewOrganization::named(valid(Name::new("Demo Organization"))?),
         )
         .await
         .map_err(|e| StartupError::Store(ports::StoreError::Unexpected(Box::new(e))))?;

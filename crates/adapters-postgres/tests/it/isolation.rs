@@ -298,14 +298,7 @@ async fn repositories_do_their_work_inside_the_tenant() {
         .store
         .found_organization(
             &w.a.principal,
-            NewOrganization {
-                name: Name::new("Another").unwrap(),
-                display_name: None,
-                description: None,
-                website: None,
-                logo_url: None,
-                email: None,
-            },
+            NewOrganization::named(Name::new("Another").unwrap()),
         )
         .await;
     assert!(matches!(again, Err(FoundingError::AlreadyMember)));

@@ -64,14 +64,7 @@ pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
     let org = store
         .found_organization(
             &lone,
-            NewOrganization {
-                name: Name::new(&format!("Organization {label}")).unwrap(),
-                display_name: None,
-                description: None,
-                website: None,
-                logo_url: None,
-                email: None,
-            },
+            NewOrganization::named(Name::new(&format!("Organization {label}")).unwrap()),
         )
         .await
         .unwrap();
