@@ -158,9 +158,47 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         args.push("--workspace");
     }
     args.extend(extra.iter().map(String::as_str));
+    let python = python_env(root)?;
     let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-    cmd.current_dir(root).args(&args).envs(db.test_env());
+    cmd.current_dir(root)
+        .args(&args)
+        .envs(db.test_env())
+        .env("TEST_PYTHON", python);
     run_cmd(&mut cmd)
+}
+
+/// A Python virtual environment with the packages of `xtask/python-requirements.txt` (the
+/// reference implementations the tests compare against); returns its interpreter.
+fn python_env(root: &Path) -> Result<PathBuf> {
+    let venv = target_dir(root).join("dev").join("py");
+    let python = venv.join("bin").join("python");
+    let requirements = root.join("xtask").join("python-requirements.txt");
+    let stamp = venv.join("requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).context("reading python requirements")?;
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(python);
+    }
+    eprintln!("preparing the Python reference environment in {venv:?}");
+    let python3 = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    run_cmd(
+        std::process::Command::new(python3)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    run_cmd(
+        std::process::Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements),
+    )?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
 }
 
 fn migrate(root: &Path, action: &str) -> Result<()> {

@@ -1,5 +1,16 @@
-//! Cryptography of the platform: the Fernet field cipher and key ring, HS256 JWTs, API-token
-//! generation and digests, constant-time comparison.
+//! Cryptography of the platform.
 //!
-//! Nothing has landed here yet: the foundation needs no cryptography of its own. The field
-//! cipher arrives with the encryption work, JWTs and API tokens with the authenticated API.
+//! - [`KeyRing`]: Fernet keys in the format of Python's `cryptography.fernet`, newest first:
+//!   encrypt with the first, decrypt with any.
+//! - [`FieldCipher`]: what the database columns hold. A secret is sealed together with its
+//!   place (table, column, row, organization) so that a ciphertext copied elsewhere does not
+//!   open; bare legacy tokens and, inside an explicit window, legacy plaintext are still read
+//!   and reported so that re-encryption can rewrite them.
+//!
+//! JWTs and API tokens arrive with the authenticated API.
+
+mod envelope;
+mod keyring;
+
+pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
+pub use keyring::{DecryptError, KeyRing, KeyRingError, looks_like_fernet_token};
