@@ -9,7 +9,9 @@
 mod entities;
 mod error;
 mod mapping;
+mod secret_columns;
 mod uow;
+mod uow_secrets;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -33,6 +35,7 @@ use crate::error::{corrupt, map_db_err};
 use crate::uow::{PgUnitOfWork, set_tenant};
 
 pub use sea_orm::{DatabaseConnection as Connection, DbErr};
+pub use secret_columns::{SecretColumns, UnsealError};
 
 /// Pool settings.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +69,7 @@ pub async fn connect(url: &str, options: PoolOptions) -> Result<DatabaseConnecti
 pub struct PgStore {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    secrets: Arc<SecretColumns>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -75,8 +79,13 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, secrets: Arc<SecretColumns>) -> Self {
+        Self { db, clock, secrets }
+    }
+
+    /// The secret columns' cipher and counters.
+    pub fn secrets(&self) -> &SecretColumns {
+        &self.secrets
     }
 
     /// The underlying pool, for the composition root (health, role inspection).
@@ -99,6 +108,7 @@ impl UnitOfWorkFactory for PgStore {
             txn,
             scope: *scope,
             clock: Arc::clone(&self.clock),
+            secrets: Arc::clone(&self.secrets),
             aborted: AtomicBool::new(false),
         }))
     }

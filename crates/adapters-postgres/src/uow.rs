@@ -51,6 +51,7 @@ pub(crate) struct PgUnitOfWork {
     pub(crate) txn: DatabaseTransaction,
     pub(crate) scope: TenantScope,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) secrets: Arc<crate::SecretColumns>,
     pub(crate) aborted: AtomicBool,
 }
 
@@ -68,16 +69,16 @@ impl std::fmt::Debug for PgUnitOfWork {
 }
 
 impl PgUnitOfWork {
-    fn org(&self) -> Uuid {
+    pub(crate) fn org(&self) -> Uuid {
         *self.scope.organization_id().as_uuid()
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
     /// Runs an update that must reach at least one row of the tenant; `NotFound` otherwise.
-    async fn update_existing<E: EntityTrait>(
+    pub(crate) async fn update_existing<E: EntityTrait>(
         &self,
         update: sea_orm::UpdateMany<E>,
     ) -> Result<(), StoreError> {
@@ -89,7 +90,7 @@ impl PgUnitOfWork {
     }
 
     /// Maps a database error and marks the transaction aborted.
-    fn abort(&self, err: sea_orm::DbErr) -> StoreError {
+    pub(crate) fn abort(&self, err: sea_orm::DbErr) -> StoreError {
         self.aborted.store(true, Ordering::SeqCst);
         map_db_err(err)
     }
@@ -113,6 +114,14 @@ impl UnitOfWork for PgUnitOfWork {
         self
     }
 
+    fn endpoints(&self) -> &dyn ports::EndpointStore {
+        self
+    }
+
+    fn models(&self) -> &dyn ports::ModelStore {
+        self
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.aborted.load(Ordering::SeqCst) {
             self.txn.rollback().await.map_err(map_db_err)?;
@@ -132,7 +141,7 @@ fn order(direction: SortDirection) -> Order {
 /// One page of `select`, ordered by `column` then by primary key (a stable order), and the
 /// total count of the whole selection.
 impl PgUnitOfWork {
-    async fn fetch_page<E, D>(
+    pub(crate) async fn fetch_page<E, D>(
         &self,
         select: Select<E>,
         column: E::Column,
@@ -339,7 +348,7 @@ impl PgUnitOfWork {
             .filter(projects::Column::DeletedAt.is_null())
     }
 
-    async fn project_row(&self, id: ProjectId) -> Result<projects::Model, StoreError> {
+    pub(crate) async fn project_row(&self, id: ProjectId) -> Result<projects::Model, StoreError> {
         self.live_projects()
             .filter(projects::Column::Id.eq(*id.as_uuid()))
             .one(&self.txn)

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// A referenced row does not exist in this tenant.
     #[error("reference to a missing {what}")]
     MissingReference { what: &'static str },
+    /// A value the store cannot hold (e.g. JSON text that does not parse); `what` names it.
+    #[error("invalid {what}")]
+    InvalidInput { what: &'static str },
     /// The database refused a row outside the unit of work's tenant (row-level security).
     #[error("row outside the tenant refused by the database")]
     TenantViolation,

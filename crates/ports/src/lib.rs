@@ -10,6 +10,7 @@ mod error;
 mod identity;
 mod list;
 mod principal;
+mod secrets;
 mod stores;
 
 pub use clock::{Clock, SystemClock};
@@ -17,6 +18,10 @@ pub use error::{FoundingError, StoreError};
 pub use identity::{IdentityDirectory, NewIdentity, ResolvedUser};
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
 pub use principal::{AuthMethod, Principal, TenantScope};
+pub use secrets::{
+    EndpointCredentials, EndpointPatch, EndpointSort, EndpointStore, ModelPatch, ModelSort,
+    ModelStore, NewEndpoint, NewModel, SecretPatch,
+};
 pub use stores::{
     HealthCheck, NewOrganization, NewProject, OrganizationPatch, OrganizationSort,
     OrganizationStore, Patch, ProjectPatch, ProjectSort, ProjectStore, UnitOfWork,

@@ -47,6 +47,8 @@ pub trait UnitOfWork: Send + Sync {
     fn organizations(&self) -> &dyn OrganizationStore;
     fn users(&self) -> &dyn UserStore;
     fn projects(&self) -> &dyn ProjectStore;
+    fn endpoints(&self) -> &dyn crate::EndpointStore;
+    fn models(&self) -> &dyn crate::ModelStore;
     /// Makes every change of this unit of work durable, or none of them.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -56,6 +56,8 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -79,6 +81,32 @@ pub struct DatabaseArgs {
     /// Most connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
+}
+
+/// Encryption of the secret columns.
+#[derive(Debug, Clone, Args)]
+pub struct EncryptionArgs {
+    /// Fernet keys (Python's format), newest first, separated by commas.
+    #[arg(long = "db-encryption-key", env = "DB_ENCRYPTION_KEY", value_parser = secret, hide_env_values = true)]
+    pub key: Option<SecretString>,
+    /// A file holding the keys.
+    #[arg(long = "db-encryption-key-file", env = "DB_ENCRYPTION_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// RFC 3339 instant until which legacy plaintext in secret columns may still be read
+    /// (never in production).
+    #[arg(long, env = "DB_ENCRYPTION_PLAINTEXT_UNTIL")]
+    pub plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl EncryptionArgs {
+    /// The field cipher: the key ring and the plaintext window.
+    pub fn cipher(&self) -> Result<crypto::FieldCipher, ConfigError> {
+        const VAR: &str = "DB_ENCRYPTION_KEY";
+        let keys = resolve_secret(VAR, self.key.as_ref(), self.key_file.as_ref())?
+            .ok_or(ConfigError::Missing(VAR))?;
+        let ring = crypto::KeyRing::parse(VAR, &keys)?;
+        Ok(crypto::FieldCipher::new(ring, self.plaintext_until))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,6 +151,8 @@ pub enum ConfigError {
     },
     #[error("{0} is empty")]
     Empty(&'static str),
+    #[error(transparent)]
+    KeyRing(#[from] crypto::KeyRingError),
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.

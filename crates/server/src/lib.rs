@@ -8,7 +8,7 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
-use adapters_postgres::{PgStore, PoolOptions, RoleReport};
+use adapters_postgres::{PgStore, PoolOptions, RoleReport, SecretColumns};
 use api_http::AppState;
 use ports::SystemClock;
 use secrecy::ExposeSecret;
@@ -21,7 +21,7 @@ pub use seed::{DEV_ADMIN_EMAIL, DEV_ADMIN_SUBJECT, seed_dev};
 /// Why the server did not start. Messages name what is wrong, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("configuration: {0}")]
+    #[error("configuration")]
     Config(#[from] ConfigError),
     #[error("could not connect to the database")]
     Database(#[source] adapters_postgres::DbErr),
@@ -34,6 +34,8 @@ pub enum StartupError {
     UnsafeDatabaseRole { role: String, problems: String },
     #[error("{0} is for the development profile only")]
     DevelopmentOnly(&'static str),
+    #[error("{0} is refused in production")]
+    NotInProduction(&'static str),
     #[error("migration failed")]
     Migration(#[source] adapters_postgres::DbErr),
     #[error("could not listen on the configured address")]
@@ -45,6 +47,12 @@ pub enum StartupError {
 /// refused; elsewhere it is a warning.
 pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError> {
     let url = args.database.url()?;
+    let cipher = args.encryption.cipher()?;
+    if args.profile == Profile::Production && args.encryption.plaintext_until.is_some() {
+        return Err(StartupError::NotInProduction(
+            "DB_ENCRYPTION_PLAINTEXT_UNTIL",
+        ));
+    }
     let options = PoolOptions {
         max_connections: args.database.max_connections,
         ..Default::default()
@@ -66,7 +74,9 @@ pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), 
         tracing::warn!(role = %report.role, problems = %problems.join(", "),
             "the database role is not least-privilege; production would refuse it");
     }
-    Ok((PgStore::new(db, Arc::new(SystemClock)), report))
+    let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
+    let secrets = Arc::new(SecretColumns::new(cipher, Arc::clone(&clock)));
+    Ok((PgStore::new(db, clock, secrets), report))
 }
 
 /// A server bound to its address, ready to run.

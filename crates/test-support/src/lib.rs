@@ -149,3 +149,12 @@ impl TestDatabase {
         connect(&with_database(&self.env.admin, &self.name), 2).await
     }
 }
+
+/// A fresh Fernet key in Python's format (url-safe base64 of 32 random bytes).
+pub fn random_fernet_key() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}

@@ -6,16 +6,18 @@ mod identity;
 mod isolation;
 mod pool;
 mod schema;
+mod secrets;
 
 use std::sync::Arc;
 
-use adapters_postgres::{PgStore, PoolOptions};
+use adapters_postgres::{PgStore, PoolOptions, SecretColumns};
 use domain::{Email, Membership, Name, OrganizationId, ProjectId, Role};
 use ports::{
     AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
     SystemClock, TenantScope, UnitOfWorkFactory,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use secrecy::SecretString;
 use test_support::TestDatabase;
 
 /// One organization with an owner and a project.
@@ -40,6 +42,22 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn store_for(db: &TestDatabase, max_connections: u32) -> PgStore {
+    store_with(
+        db,
+        max_connections,
+        &test_support::random_fernet_key(),
+        None,
+    )
+    .await
+}
+
+/// A store over `db` whose secret columns use `keys` and the given plaintext window.
+pub(crate) async fn store_with(
+    db: &TestDatabase,
+    max_connections: u32,
+    keys: &str,
+    plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> PgStore {
     let options = PoolOptions {
         max_connections,
         ..PoolOptions::default()
@@ -47,7 +65,12 @@ pub(crate) async fn store_for(db: &TestDatabase, max_connections: u32) -> PgStor
     let conn = adapters_postgres::connect(&db.app_url(), options)
         .await
         .unwrap();
-    PgStore::new(conn, Arc::new(SystemClock))
+    let ring =
+        crypto::KeyRing::parse("DB_ENCRYPTION_KEY", &SecretString::from(keys.to_owned())).unwrap();
+    let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
+    let cipher = crypto::FieldCipher::new(ring, plaintext_until);
+    let secrets = SecretColumns::new(cipher, Arc::clone(&clock));
+    PgStore::new(conn, clock, Arc::new(secrets))
 }
 
 pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {

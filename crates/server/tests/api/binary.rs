@@ -27,6 +27,7 @@ async fn the_binary_logs_json_lines_carrying_the_request_id() {
         .env("APP_ENV", "test")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", db.app_url())
+        .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .env("HTTP_WORKERS", "1")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -81,6 +82,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("DATABASE_URL", db.owner_url())
+        .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
         .unwrap();
     assert!(
@@ -97,12 +99,57 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("DATABASE_URL", db.app_url())
+        .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
         .unwrap();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+
+    // No key, or a malformed one: a clear error naming the variable, never the value.
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_URL", db.app_url())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DB_ENCRYPTION_KEY is required"));
+    let good = test_support::random_fernet_key();
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_URL", db.app_url())
+        .env("DB_ENCRYPTION_KEY", format!("{good},short-key"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("DB_ENCRYPTION_KEY: key #2 is not a Fernet key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&good) && !stderr.contains("short-key"),
+        "{stderr}"
+    );
+
+    // The plaintext migration window is refused in production.
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_URL", db.app_url())
+        .env("DB_ENCRYPTION_KEY", &good)
+        .env("DB_ENCRYPTION_PLAINTEXT_UNTIL", "2999-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DB_ENCRYPTION_PLAINTEXT_UNTIL is refused in production"),
+        "{stderr}"
     );
 
     // No database URL at all: a clear error naming the variable.

@@ -8,7 +8,7 @@ mod startup;
 
 use secrecy::SecretString;
 use server::Application;
-use server::config::{DatabaseArgs, LogFormat, Profile, ServeArgs};
+use server::config::{DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs};
 use test_support::TestDatabase;
 
 pub(crate) struct TestApp {
@@ -26,6 +26,11 @@ pub(crate) fn serve_args(profile: Profile, database_url: String) -> ServeArgs {
             url: Some(SecretString::from(database_url)),
             url_file: None,
             max_connections: 4,
+        },
+        encryption: EncryptionArgs {
+            key: Some(SecretString::from(test_support::random_fernet_key())),
+            key_file: None,
+            plaintext_until: None,
         },
         log_format: LogFormat::Json,
     }
