@@ -6,6 +6,7 @@
 //! - `audit`: cargo-deny (advisories, licenses, bans, sources), offline when it must be.
 //! - `lint`: fmt, clippy and audit; `ci`: lint, then test.
 //! - `gen-keys`: fresh secrets in the formats the server expects.
+//! - `reencrypt [--dry-run]`: re-encryption of the development database.
 
 #![allow(clippy::print_stdout)] // a command-line tool talks on standard output
 
@@ -49,6 +50,12 @@ enum Task {
         #[arg(value_parser = ["up", "down", "status", "fresh"])]
         action: String,
     },
+    /// Re-encrypt the development database's secret columns (see `rhesis-server reencrypt`).
+    Reencrypt {
+        /// Count what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
     Audit,
     /// The gates before the tests: fmt --check, clippy -D warnings (--locked), audit.
@@ -68,6 +75,7 @@ fn main() -> Result<()> {
         Task::Dev { port } => dev(&root, port),
         Task::Test { args } => test(&root, &args),
         Task::Migrate { action } => migrate(&root, &action),
+        Task::Reencrypt { dry_run } => reencrypt(&root, dry_run),
         Task::Audit => audit::run(&root),
         Task::Lint => lint(&root),
         Task::Ci => lint(&root).and_then(|()| test(&root, &[])),
@@ -177,6 +185,27 @@ fn dev(root: &Path, port: u16) -> Result<()> {
         bail!("the server exited with {status}");
     }
     Ok(())
+}
+
+fn reencrypt(root: &Path, dry_run: bool) -> Result<()> {
+    let db = Database::for_dev(root)?;
+    cargo(root, &["build", "--package", "server"])?;
+    let server = server_binary(root);
+    run_cmd(
+        std::process::Command::new(&server)
+            .args(["migrate", "up"])
+            .envs(db.server_env()),
+    )?;
+    let mut cmd = std::process::Command::new(&server);
+    cmd.arg("reencrypt")
+        .envs(db.server_env())
+        .envs(dev_secrets(root)?);
+    cmd.env("APP_ENV", "development")
+        .env("LOG_FORMAT", "pretty");
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    run_cmd(&mut cmd)
 }
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {

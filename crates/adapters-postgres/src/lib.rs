@@ -9,6 +9,7 @@
 mod entities;
 mod error;
 mod mapping;
+mod reencrypt;
 mod secret_columns;
 mod uow;
 mod uow_secrets;
@@ -34,6 +35,10 @@ use crate::entities::{organizations, users};
 use crate::error::{corrupt, map_db_err};
 use crate::uow::{PgUnitOfWork, set_tenant};
 
+pub use reencrypt::{
+    Failure, ProgressEvent, ReencryptOptions, ReencryptReport, SECRET_COLUMNS, SecretColumn,
+    SelfCheckFailure, organization_ids, reencrypt, self_check,
+};
 pub use sea_orm::{DatabaseConnection as Connection, DbErr};
 pub use secret_columns::{SecretColumns, UnsealError};
 

@@ -61,6 +61,11 @@ impl SecretColumns {
         &self.cipher
     }
 
+    /// The current time, from the injected clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Reads of legacy plaintext (inside the migration window) since start.
     pub fn legacy_plaintext_reads(&self) -> u64 {
         self.legacy_plaintext_reads.load(Ordering::Relaxed)

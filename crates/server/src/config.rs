@@ -36,6 +36,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Create the development organization, its admin and a project (development only).
     SeedDev(ServeArgs),
+    /// Re-encrypt every secret column under the primary key, online and resumably.
+    Reencrypt(ReencryptArgs),
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -61,6 +63,19 @@ pub struct ServeArgs {
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// Settings of `reencrypt`.
+#[derive(Debug, Clone, Args)]
+pub struct ReencryptArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Count what would change, per key, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per batch (each batch is one short transaction).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod migrate;
+mod reencrypt;
 mod seed;
 pub mod telemetry;
 
@@ -16,6 +17,7 @@ use secrecy::ExposeSecret;
 use crate::config::{ConfigError, Profile, ServeArgs};
 
 pub use migrate::migrate;
+pub use reencrypt::reencrypt;
 pub use seed::{DEV_ADMIN_EMAIL, DEV_ADMIN_SUBJECT, seed_dev};
 
 /// Why the server did not start. Messages name what is wrong, never a secret.
@@ -25,7 +27,7 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("could not connect to the database")]
     Database(#[source] adapters_postgres::DbErr),
-    #[error("could not inspect the database role")]
+    #[error("database error")]
     Store(#[source] ports::StoreError),
     #[error(
         "refusing to run in production: the database role {role:?} {problems}; connect as the \
@@ -36,6 +38,11 @@ pub enum StartupError {
     DevelopmentOnly(&'static str),
     #[error("{0} is refused in production")]
     NotInProduction(&'static str),
+    #[error(
+        "refusing to run in production: stored secrets do not open under the configured keys \
+         in {0}; check DB_ENCRYPTION_KEY (see docs/operations.md)"
+    )]
+    UnopenableSecrets(String),
     #[error("migration failed")]
     Migration(#[source] adapters_postgres::DbErr),
     #[error("could not listen on the configured address")]
@@ -46,13 +53,19 @@ pub enum StartupError {
 /// role that is superuser, bypasses RLS, may create databases or roles, or owns tables is
 /// refused; elsewhere it is a warning.
 pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError> {
-    let url = args.database.url()?;
-    let cipher = args.encryption.cipher()?;
     if args.profile == Profile::Production && args.encryption.plaintext_until.is_some() {
         return Err(StartupError::NotInProduction(
             "DB_ENCRYPTION_PLAINTEXT_UNTIL",
         ));
     }
+    connect(args).await
+}
+
+/// As [`connect_checked`], but a plaintext window is allowed in every profile: the
+/// re-encryption command is how legacy plaintext gets encrypted.
+async fn connect(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError> {
+    let url = args.database.url()?;
+    let cipher = args.encryption.cipher()?;
     let options = PoolOptions {
         max_connections: args.database.max_connections,
         ..Default::default()
@@ -79,6 +92,41 @@ pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), 
     Ok((PgStore::new(db, clock, secrets), report))
 }
 
+/// Organizations and values per organization the startup self-check samples.
+const SELF_CHECK_ORGANIZATIONS: usize = 20;
+const SELF_CHECK_PER_ORGANIZATION: u64 = 5;
+
+/// Opens a sample of every secret column: in production a column whose values open under no
+/// key stops the start (a wrong or missing key); elsewhere it is a warning.
+pub async fn check_secrets(store: &PgStore, profile: Profile) -> Result<(), StartupError> {
+    let failures = adapters_postgres::self_check(
+        store.connection(),
+        store.secrets(),
+        SELF_CHECK_ORGANIZATIONS,
+        SELF_CHECK_PER_ORGANIZATION,
+    )
+    .await
+    .map_err(StartupError::Store)?;
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let columns = failures
+        .iter()
+        .map(|f| {
+            format!(
+                "{}.{} ({} of {} sampled)",
+                f.table, f.column, f.failed, f.sampled
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if profile == Profile::Production {
+        return Err(StartupError::UnopenableSecrets(columns));
+    }
+    tracing::warn!(columns = %columns, "stored secrets do not open under the configured keys");
+    Ok(())
+}
+
 /// A server bound to its address, ready to run.
 pub struct Application {
     port: u16,
@@ -97,6 +145,7 @@ impl Application {
     /// Connects, checks, wires and binds (port 0 picks a free port).
     pub async fn build(args: &ServeArgs) -> Result<Self, StartupError> {
         let (store, report) = connect_checked(args).await?;
+        check_secrets(&store, args.profile).await?;
         let state = AppState {
             health: Arc::new(store),
         };

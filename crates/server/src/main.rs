@@ -16,6 +16,16 @@ fn report(err: &StartupError) -> String {
     text
 }
 
+/// Configuration, database role and a sample of the stored secrets, as `serve` checks them.
+async fn check_config(args: &server::config::ServeArgs) -> Result<String, StartupError> {
+    let (store, role) = server::connect_checked(args).await?;
+    server::check_secrets(&store, args.profile).await?;
+    Ok(format!(
+        "configuration valid; database role {:?} is fit",
+        role.role
+    ))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) | Command::CheckConfig(args) | Command::SeedDev(args) => {
             args.log_format
         }
+        Command::Reencrypt(args) => args.serve.log_format,
         Command::Migrate(_) => LogFormat::Pretty,
     };
     telemetry::init(format);
@@ -35,14 +46,10 @@ async fn main() -> ExitCode {
                 .map_err(StartupError::Bind),
             Err(e) => Err(e),
         },
-        Command::CheckConfig(args) => server::connect_checked(&args).await.map(|(_, role)| {
-            Some(format!(
-                "configuration valid; database role {:?} is fit",
-                role.role
-            ))
-        }),
+        Command::CheckConfig(args) => check_config(&args).await.map(Some),
         Command::Migrate(args) => server::migrate(&args).await.map(Some),
         Command::SeedDev(args) => server::seed_dev(&args).await.map(Some),
+        Command::Reencrypt(args) => server::reencrypt(&args).await.map(Some),
     };
     match outcome {
         Ok(message) => {

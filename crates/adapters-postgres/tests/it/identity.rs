@@ -153,3 +153,56 @@ async fn resolution_finds_users_across_organizations_and_nothing_else() {
         })
     ));
 }
+
+/// Every SECURITY DEFINER function of the schema, including ones added later: a fixed
+/// search_path, closed to PUBLIC, executable by the application role alone.
+#[tokio::test]
+async fn every_security_definer_function_is_closed_to_public() {
+    let w = world().await;
+    let admin = w.db.admin_pool().await;
+    let functions = texts(
+        &admin,
+        "SELECT p.proname::text FROM pg_proc p
+         WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        functions,
+        [
+            "app_organization_ids",
+            "app_pending_invitation",
+            "app_user_by_subject"
+        ]
+        .map(|f| Some(f.to_owned()))
+    );
+    for function in functions.into_iter().flatten() {
+        let open_to_public = count(
+            &admin,
+            &format!(
+                "SELECT count(*) FROM pg_proc p WHERE p.proname = '{function}'
+                 AND (p.proacl IS NULL OR EXISTS (
+                     SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))"
+            ),
+        )
+        .await;
+        assert_eq!(open_to_public, 0, "{function} is executable by PUBLIC");
+        let fixed_path = count(
+            &admin,
+            &format!(
+                "SELECT count(*) FROM pg_proc WHERE proname = '{function}'
+                 AND array_to_string(proconfig, ',') LIKE '%search_path=%'"
+            ),
+        )
+        .await;
+        assert_eq!(fixed_path, 1, "{function} has no fixed search_path");
+    }
+    // The organization list gives ids and nothing else, whatever the caller's context.
+    let ids = texts(
+        w.store.connection(),
+        "SELECT app_organization_ids::text FROM app_organization_ids()",
+    )
+    .await;
+    let mut expected = vec![Some(w.a.org.to_string()), Some(w.b.org.to_string())];
+    expected.sort();
+    assert_eq!(ids, expected);
+}

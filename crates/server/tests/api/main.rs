@@ -4,6 +4,7 @@
 
 mod binary;
 mod health;
+mod reencrypt;
 mod startup;
 
 use secrecy::SecretString;
