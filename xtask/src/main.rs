@@ -7,10 +7,12 @@
 //! - `lint`: fmt, clippy and audit; `ci`: lint, then test.
 //! - `gen-keys`: fresh secrets in the formats the server expects.
 //! - `reencrypt [--dry-run]`: re-encryption of the development database.
+//! - `bench crypto`: throughput of the field cipher (against Python) and of re-encryption.
 
 #![allow(clippy::print_stdout)] // a command-line tool talks on standard output
 
 mod audit;
+mod bench;
 mod pg;
 mod run;
 #[cfg(test)]
@@ -56,6 +58,12 @@ enum Task {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Benchmarks (never timed tests): `crypto` measures the field cipher against Python's
+    /// cryptography.fernet and re-encryption on a table of 100,000 rows.
+    Bench {
+        #[arg(value_parser = ["crypto"])]
+        suite: String,
+    },
     /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
     Audit,
     /// The gates before the tests: fmt --check, clippy -D warnings (--locked), audit.
@@ -76,6 +84,10 @@ fn main() -> Result<()> {
         Task::Test { args } => test(&root, &args),
         Task::Migrate { action } => migrate(&root, &action),
         Task::Reencrypt { dry_run } => reencrypt(&root, dry_run),
+        Task::Bench { suite } => match suite.as_str() {
+            "crypto" => bench::crypto(&root),
+            other => bail!("unknown benchmark suite {other}"),
+        },
         Task::Audit => audit::run(&root),
         Task::Lint => lint(&root),
         Task::Ci => lint(&root).and_then(|()| test(&root, &[])),
@@ -231,7 +243,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
 
 /// A Python virtual environment with the packages of `xtask/python-requirements.txt` (the
 /// reference implementations the tests compare against); returns its interpreter.
-fn python_env(root: &Path) -> Result<PathBuf> {
+pub(crate) fn python_env(root: &Path) -> Result<PathBuf> {
     let venv = target_dir(root).join("dev").join("py");
     let python = venv.join("bin").join("python");
     let requirements = root.join("xtask").join("python-requirements.txt");
