@@ -13,6 +13,7 @@ mod reencrypt;
 mod secret_columns;
 mod uow;
 mod uow_secrets;
+mod uow_tokens;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

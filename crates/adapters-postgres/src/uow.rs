@@ -122,6 +122,10 @@ impl UnitOfWork for PgUnitOfWork {
         self
     }
 
+    fn api_tokens(&self) -> &dyn ports::ApiTokenStore {
+        self
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.aborted.load(Ordering::SeqCst) {
             self.txn.rollback().await.map_err(map_db_err)?;

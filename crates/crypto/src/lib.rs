@@ -7,10 +7,15 @@
 //!   open; bare legacy tokens and, inside an explicit window, legacy plaintext are still read
 //!   and reported so that re-encryption can rewrite them.
 //!
-//! JWTs and API tokens arrive with the authenticated API.
+//! - API tokens: `rh-` + 32 random bytes, their SHA-256 digest for lookup, and a
+//!   constant-time comparison.
+//!
+//! JWTs arrive with the authenticated API.
 
+mod api_token;
 mod envelope;
 mod keyring;
 
+pub use api_token::{API_TOKEN_PREFIX, ApiTokenValue, constant_time_eq, token_digest};
 pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
 pub use keyring::{DecryptError, KeyRing, KeyRingError, looks_like_fernet_token};

@@ -19,8 +19,8 @@ pub use identity::{IdentityDirectory, NewIdentity, ResolvedUser};
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
 pub use principal::{AuthMethod, Principal, TenantScope};
 pub use secrets::{
-    EndpointCredentials, EndpointPatch, EndpointSort, EndpointStore, ModelPatch, ModelSort,
-    ModelStore, NewEndpoint, NewModel, SecretPatch,
+    ApiTokenSort, ApiTokenStore, EndpointCredentials, EndpointPatch, EndpointSort, EndpointStore,
+    ModelPatch, ModelSort, ModelStore, NewEndpoint, NewModel, SecretPatch,
 };
 pub use stores::{
     HealthCheck, NewOrganization, NewProject, OrganizationPatch, OrganizationSort,

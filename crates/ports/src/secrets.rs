@@ -137,3 +137,38 @@ pub trait ModelStore: Send + Sync {
     /// The plaintext API key, as `unseal_credentials` for endpoints.
     async fn unseal_key(&self, id: ModelId) -> Result<Option<SecretString>, StoreError>;
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiTokenSort {
+    Name,
+    CreatedAt,
+}
+
+/// The API tokens of the scope's user. Every method acts on the caller's own tokens only: a
+/// token of another user, even in the same organization, MUST be `NotFound`.
+#[async_trait]
+pub trait ApiTokenStore: Send + Sync {
+    /// Creates a token; its value is returned here, once, and never again.
+    async fn create(
+        &self,
+        name: Name,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(domain::ApiToken, SecretString), StoreError>;
+    async fn get_own(&self, id: domain::ApiTokenId) -> Result<domain::ApiToken, StoreError>;
+    async fn list_own(
+        &self,
+        page: PageRequest<ApiTokenSort>,
+    ) -> Result<Page<domain::ApiToken>, StoreError>;
+    async fn rename_own(
+        &self,
+        id: domain::ApiTokenId,
+        name: Name,
+    ) -> Result<domain::ApiToken, StoreError>;
+    /// Revokes the token at once: it no longer resolves.
+    async fn revoke_own(&self, id: domain::ApiTokenId) -> Result<(), StoreError>;
+    /// Gives the token a new value (returned once); the old value is dead at once.
+    async fn refresh_own(
+        &self,
+        id: domain::ApiTokenId,
+    ) -> Result<(domain::ApiToken, SecretString), StoreError>;
+}

@@ -7,6 +7,7 @@ mod isolation;
 mod pool;
 mod schema;
 mod secrets;
+mod tokens;
 
 use std::sync::Arc;
 
