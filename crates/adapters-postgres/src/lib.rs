@@ -38,7 +38,7 @@ use crate::uow::{PgUnitOfWork, set_tenant};
 
 pub use reencrypt::{
     Failure, ProgressEvent, ReencryptOptions, ReencryptReport, SECRET_COLUMNS, SecretColumn,
-    SelfCheckFailure, organization_ids, reencrypt, self_check,
+    SelfCheckFailure, unscoped_organization_ids, unscoped_reencrypt, unscoped_self_check,
 };
 pub use sea_orm::{DatabaseConnection as Connection, DbErr};
 pub use secret_columns::{SecretColumns, UnsealError};

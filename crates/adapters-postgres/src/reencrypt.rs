@@ -102,8 +102,9 @@ pub struct ProgressEvent<'a> {
     pub report: &'a ReencryptReport,
 }
 
-/// The ids of every organization (through the narrow SECURITY DEFINER function).
-pub async fn organization_ids(db: &DatabaseConnection) -> Result<Vec<Uuid>, StoreError> {
+/// The ids of every organization (through the narrow SECURITY DEFINER function). Crosses
+/// tenants: for operator commands only.
+pub async fn unscoped_organization_ids(db: &DatabaseConnection) -> Result<Vec<Uuid>, StoreError> {
     let rows = db
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -117,14 +118,15 @@ pub async fn organization_ids(db: &DatabaseConnection) -> Result<Vec<Uuid>, Stor
 }
 
 /// Re-encrypts every secret column of every organization; see the module documentation.
-pub async fn reencrypt(
+/// Crosses tenants (one organization at a time, each under its row-level security).
+pub async fn unscoped_reencrypt(
     db: &DatabaseConnection,
     secrets: &SecretColumns,
     options: ReencryptOptions,
     mut progress: impl FnMut(ProgressEvent<'_>),
 ) -> Result<ReencryptReport, StoreError> {
     let mut report = ReencryptReport::default();
-    let organizations = organization_ids(db).await?;
+    let organizations = unscoped_organization_ids(db).await?;
     for (index, org) in organizations.iter().enumerate() {
         for column in &SECRET_COLUMNS {
             let mut after = Uuid::nil();
@@ -245,13 +247,13 @@ pub struct SelfCheckFailure {
 /// Opens a sample of each secret column (up to `per_org` values in each of up to
 /// `organizations` organizations, the newest first) and reports the columns where a value
 /// opens under no key. Values are never logged or returned.
-pub async fn self_check(
+pub async fn unscoped_self_check(
     db: &DatabaseConnection,
     secrets: &SecretColumns,
     organizations: usize,
     per_org: u64,
 ) -> Result<Vec<SelfCheckFailure>, StoreError> {
-    let mut orgs = organization_ids(db).await?;
+    let mut orgs = unscoped_organization_ids(db).await?;
     orgs.reverse();
     orgs.truncate(organizations);
     let now = secrets.now();

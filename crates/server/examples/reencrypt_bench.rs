@@ -94,10 +94,14 @@ async fn main() {
         ("reencrypt rows (all current)", false),
     ] {
         let started = Instant::now();
-        let report =
-            adapters_postgres::reencrypt(store.connection(), store.secrets(), options, |_| {})
-                .await
-                .unwrap();
+        let report = adapters_postgres::unscoped_reencrypt(
+            store.connection(),
+            store.secrets(),
+            options,
+            |_| {},
+        )
+        .await
+        .unwrap();
         let seconds = started.elapsed().as_secs_f64();
         assert_eq!(report.scanned, rows);
         assert_eq!(report.reencrypted == rows, expect_rewritten);

@@ -99,7 +99,7 @@ const SELF_CHECK_PER_ORGANIZATION: u64 = 5;
 /// Opens a sample of every secret column: in production a column whose values open under no
 /// key stops the start (a wrong or missing key); elsewhere it is a warning.
 pub async fn check_secrets(store: &PgStore, profile: Profile) -> Result<(), StartupError> {
-    let failures = adapters_postgres::self_check(
+    let failures = adapters_postgres::unscoped_self_check(
         store.connection(),
         store.secrets(),
         SELF_CHECK_ORGANIZATIONS,

@@ -27,7 +27,7 @@ pub async fn reencrypt(args: &ReencryptArgs) -> Result<String, StartupError> {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
     }
-    let report = adapters_postgres::reencrypt(
+    let report = adapters_postgres::unscoped_reencrypt(
         store.connection(),
         store.secrets(),
         options,

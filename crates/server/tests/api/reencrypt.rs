@@ -124,7 +124,7 @@ async fn rotation_end_to_end_with_legacy_values() {
         .unwrap();
 
     let rotated = store(&db, &format!("{key2},{key1}"), true).await;
-    let dry = adapters_postgres::reencrypt(
+    let dry = adapters_postgres::unscoped_reencrypt(
         rotated.connection(),
         rotated.secrets(),
         ReencryptOptions {
@@ -151,7 +151,7 @@ async fn rotation_end_to_end_with_legacy_values() {
         ["sk-a-0", "sk-a-1", "sk-a-2"]
     );
 
-    let report = adapters_postgres::reencrypt(
+    let report = adapters_postgres::unscoped_reencrypt(
         rotated.connection(),
         rotated.secrets(),
         ReencryptOptions {
@@ -185,7 +185,7 @@ async fn rotation_end_to_end_with_legacy_values() {
     );
 
     // Idempotent: a second run finds everything current.
-    let again = adapters_postgres::reencrypt(
+    let again = adapters_postgres::unscoped_reencrypt(
         new_only.connection(),
         new_only.secrets(),
         ReencryptOptions {
@@ -236,7 +236,7 @@ async fn a_killed_run_is_finished_by_the_next_one() {
     child.wait().unwrap();
 
     let rotated = store(&db, &format!("{key2},{key1}"), false).await;
-    let midway = adapters_postgres::reencrypt(
+    let midway = adapters_postgres::unscoped_reencrypt(
         rotated.connection(),
         rotated.secrets(),
         ReencryptOptions {
@@ -253,7 +253,7 @@ async fn a_killed_run_is_finished_by_the_next_one() {
     );
     assert!(midway.reencrypted > 0, "and some were not: {midway:?}");
 
-    let finished = adapters_postgres::reencrypt(
+    let finished = adapters_postgres::unscoped_reencrypt(
         rotated.connection(),
         rotated.secrets(),
         ReencryptOptions {
@@ -308,7 +308,7 @@ async fn writes_during_a_run_are_never_lost() {
             last
         })
     };
-    let report = adapters_postgres::reencrypt(
+    let report = adapters_postgres::unscoped_reencrypt(
         rotated.connection(),
         rotated.secrets(),
         ReencryptOptions {
