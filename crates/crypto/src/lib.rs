@@ -10,12 +10,16 @@
 //! - API tokens: `rh-` + 32 random bytes, their SHA-256 digest for lookup, and a
 //!   constant-time comparison.
 //!
-//! JWTs arrive with the authenticated API.
+//! - [`JwtAuthority`]: HS256 access tokens, verified with an injected time.
 
 mod api_token;
 mod envelope;
+mod jwt;
 mod keyring;
 
 pub use api_token::{API_TOKEN_PREFIX, ApiTokenValue, constant_time_eq, token_digest};
 pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
+pub use jwt::{
+    ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES, Subject,
+};
 pub use keyring::{DecryptError, KeyRing, KeyRingError, looks_like_fernet_token};
