@@ -12,6 +12,7 @@ mod mapping;
 mod reencrypt;
 mod secret_columns;
 mod uow;
+mod uow_audit;
 mod uow_secrets;
 mod uow_tokens;
 

@@ -126,6 +126,10 @@ impl UnitOfWork for PgUnitOfWork {
         self
     }
 
+    fn audit(&self) -> &dyn ports::AuditStore {
+        self
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.aborted.load(Ordering::SeqCst) {
             self.txn.rollback().await.map_err(map_db_err)?;

@@ -13,11 +13,13 @@
 //! - [`JwtAuthority`]: HS256 access tokens, verified with an injected time.
 
 mod api_token;
+mod audit;
 mod envelope;
 mod jwt;
 mod keyring;
 
 pub use api_token::{API_TOKEN_PREFIX, ApiTokenValue, constant_time_eq, token_digest};
+pub use audit::{AUDIT_GENESIS, audit_chain_hash};
 pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
 pub use jwt::{
     ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES, Subject,

@@ -56,6 +56,54 @@ impl AuditAction {
     }
 }
 
+impl AuditAction {
+    /// Every action, for parsing stored text back.
+    pub const ALL: [Self; 20] = [
+        Self::AuthenticationSucceeded,
+        Self::AuthenticationFailed,
+        Self::AccessDenied,
+        Self::OrganizationCreated,
+        Self::OrganizationUpdated,
+        Self::OrganizationDeleted,
+        Self::UserInvited,
+        Self::UserRoleChanged,
+        Self::UserRemoved,
+        Self::UserLeft,
+        Self::ProjectCreated,
+        Self::ProjectUpdated,
+        Self::ProjectDeleted,
+        Self::SecretWritten,
+        Self::TokenCreated,
+        Self::TokenUsed,
+        Self::TokenRefreshed,
+        Self::TokenRevoked,
+        Self::RateLimitWarning,
+        Self::ClientBlocked,
+    ];
+}
+
+impl std::str::FromStr for AuditAction {
+    type Err = crate::UnknownVariant;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or(crate::UnknownVariant("audit action"))
+    }
+}
+
+impl std::str::FromStr for AuditOutcome {
+    type Err = crate::UnknownVariant;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Success, Self::Failure, Self::Denied]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or(crate::UnknownVariant("audit outcome"))
+    }
+}
+
 /// Whether the action succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditOutcome {
@@ -92,4 +140,28 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_and_outcomes_round_trip_through_their_text() {
+        for action in AuditAction::ALL {
+            assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
+        }
+        let texts: std::collections::BTreeSet<_> =
+            AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(texts.len(), AuditAction::ALL.len(), "texts are unique");
+        assert!("project.stolen".parse::<AuditAction>().is_err());
+        for outcome in [
+            AuditOutcome::Success,
+            AuditOutcome::Failure,
+            AuditOutcome::Denied,
+        ] {
+            assert_eq!(outcome.as_str().parse::<AuditOutcome>(), Ok(outcome));
+        }
+        assert!("maybe".parse::<AuditOutcome>().is_err());
+    }
 }

@@ -5,6 +5,7 @@
 //! (finding a user by the identity provider's subject, a pending invitation by e-mail) goes
 //! through the narrow [`IdentityDirectory`], whose methods are all named `unscoped_…`.
 
+mod audit;
 mod clock;
 mod error;
 mod identity;
@@ -13,6 +14,7 @@ mod principal;
 mod secrets;
 mod stores;
 
+pub use audit::{AuditFilter, AuditStore, ChainVerdict, NewAuditEvent};
 pub use clock::{Clock, SystemClock};
 pub use error::{FoundingError, StoreError};
 pub use identity::{IdentityDirectory, NewIdentity, ResolvedUser};

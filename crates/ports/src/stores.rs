@@ -50,6 +50,7 @@ pub trait UnitOfWork: Send + Sync {
     fn endpoints(&self) -> &dyn crate::EndpointStore;
     fn models(&self) -> &dyn crate::ModelStore;
     fn api_tokens(&self) -> &dyn crate::ApiTokenStore;
+    fn audit(&self) -> &dyn crate::AuditStore;
     /// Makes every change of this unit of work durable, or none of them.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

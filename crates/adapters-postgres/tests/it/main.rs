@@ -2,6 +2,7 @@
 //! application role. One test binary for the crate (link time matters on small machines).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests stop at the first surprise
 
+mod audit;
 mod identity;
 mod isolation;
 mod pool;

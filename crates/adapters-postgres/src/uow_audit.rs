@@ -1,0 +1,254 @@
+//! The audit log in PostgreSQL: appended inside the unit of work (both or neither), chained
+//! per organization. Appends of one organization are serialized by a transaction-scoped
+//! advisory lock, so concurrent units of work chain one after the other instead of forking.
+
+use async_trait::async_trait;
+use crypto::{AUDIT_GENESIS, audit_chain_hash};
+use domain::{AuditEvent, AuditEventId, OrganizationId, UserId};
+use ports::{AuditFilter, AuditStore, ChainVerdict, NewAuditEvent, Page, StoreError};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use uuid::Uuid;
+
+use crate::error::corrupt;
+use crate::uow::PgUnitOfWork;
+
+const TABLE: &str = "audit_events";
+
+/// Serializes appends per organization until the transaction ends.
+const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+const LAST: &str = "SELECT seq, hash FROM audit_events WHERE organization_id = $1 \
+                    ORDER BY seq DESC LIMIT 1";
+const INSERT: &str = "INSERT INTO audit_events (id, organization_id, seq, occurred_at, \
+                      actor_user_id, action, target_type, target_id, outcome, client_ip, \
+                      request_id, prev_hash, hash) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS inet), $11, $12, $13)";
+const COLUMNS: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
+                       target_type, target_id, outcome, host(client_ip) AS client_ip, \
+                       request_id, prev_hash, hash FROM audit_events";
+const LIST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
+                    target_type, target_id, outcome, host(client_ip) AS client_ip, \
+                    request_id, prev_hash, hash FROM audit_events \
+                    WHERE organization_id = $1 \
+                      AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
+                      AND ($3::timestamptz IS NULL OR occurred_at < $3) \
+                      AND ($4::uuid IS NULL OR actor_user_id = $4) \
+                      AND ($5::text IS NULL OR action = $5) \
+                    ORDER BY seq DESC OFFSET $6 LIMIT $7";
+const COUNT: &str = "SELECT count(*) AS total FROM audit_events \
+                     WHERE organization_id = $1 \
+                       AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
+                       AND ($3::timestamptz IS NULL OR occurred_at < $3) \
+                       AND ($4::uuid IS NULL OR actor_user_id = $4) \
+                       AND ($5::text IS NULL OR action = $5)";
+const CHAIN_PAGE: &str = "WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000";
+
+#[derive(Debug, FromQueryResult)]
+struct Row {
+    id: Uuid,
+    organization_id: Uuid,
+    seq: i64,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    actor_user_id: Option<Uuid>,
+    action: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    outcome: String,
+    client_ip: Option<String>,
+    request_id: Option<String>,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl TryFrom<Row> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        let bad = |column| corrupt(TABLE, column, r.id);
+        Ok(Self {
+            id: AuditEventId::from_uuid(r.id),
+            organization_id: OrganizationId::from_uuid(r.organization_id),
+            seq: u64::try_from(r.seq).map_err(|_| bad("seq"))?,
+            occurred_at: r.occurred_at,
+            actor: r.actor_user_id.map(UserId::from_uuid),
+            action: r.action.parse().map_err(|_| bad("action"))?,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            outcome: r.outcome.parse().map_err(|_| bad("outcome"))?,
+            client_ip: r
+                .client_ip
+                .map(|ip| ip.parse())
+                .transpose()
+                .map_err(|_| bad("client_ip"))?,
+            request_id: r.request_id,
+            prev_hash: r
+                .prev_hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad("prev_hash"))?,
+            hash: r.hash.as_slice().try_into().map_err(|_| bad("hash"))?,
+        })
+    }
+}
+
+/// The advisory-lock key of an organization: its id's first 8 bytes.
+fn lock_key(org: Uuid) -> i64 {
+    let bytes = org.as_bytes();
+    i64::from_be_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+    ])
+}
+
+impl PgUnitOfWork {
+    fn statement(sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    }
+
+    fn filter_values(&self, f: &AuditFilter) -> Vec<Value> {
+        vec![
+            self.org().into(),
+            f.since.into(),
+            f.until.into(),
+            f.actor.map(|a| *a.as_uuid()).into(),
+            f.action.map(|a| a.as_str().to_owned()).into(),
+        ]
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgUnitOfWork {
+    async fn record(&self, new: NewAuditEvent) -> Result<AuditEvent, StoreError> {
+        let org = self.org();
+        self.txn
+            .execute_raw(Self::statement(LOCK, vec![lock_key(org).into()]))
+            .await
+            .map_err(|e| self.abort(e))?;
+        let last = self
+            .txn
+            .query_one_raw(Self::statement(LAST, vec![org.into()]))
+            .await
+            .map_err(|e| self.abort(e))?;
+        let (seq, prev_hash) = match last {
+            Some(row) => {
+                let seq: i64 = row.try_get("", "seq").map_err(|e| self.abort(e))?;
+                let hash: Vec<u8> = row.try_get("", "hash").map_err(|e| self.abort(e))?;
+                let hash: [u8; 32] = hash
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt(TABLE, "hash", org))?;
+                (
+                    u64::try_from(seq).map_err(|_| corrupt(TABLE, "seq", org))? + 1,
+                    hash,
+                )
+            }
+            None => (1, AUDIT_GENESIS),
+        };
+        let mut event = AuditEvent {
+            id: AuditEventId::from_uuid(Uuid::now_v7()),
+            organization_id: OrganizationId::from_uuid(org),
+            seq,
+            // Microsecond precision, as stored: the hash must be recomputable from the row.
+            occurred_at: chrono::DateTime::from_timestamp_micros(self.now().timestamp_micros())
+                .unwrap_or_default(),
+            actor: new.actor,
+            action: new.action,
+            target_type: new.target_type,
+            target_id: new.target_id,
+            outcome: new.outcome,
+            client_ip: new.client_ip,
+            request_id: new.request_id,
+            prev_hash,
+            hash: [0; 32],
+        };
+        event.hash = audit_chain_hash(&prev_hash, &event);
+        let values: Vec<Value> = vec![
+            (*event.id.as_uuid()).into(),
+            org.into(),
+            i64::try_from(seq)
+                .map_err(|_| corrupt(TABLE, "seq", org))?
+                .into(),
+            event.occurred_at.into(),
+            event.actor.map(|a| *a.as_uuid()).into(),
+            event.action.as_str().to_owned().into(),
+            event.target_type.clone().into(),
+            event.target_id.clone().into(),
+            event.outcome.as_str().to_owned().into(),
+            event.client_ip.map(|ip| ip.to_string()).into(),
+            event.request_id.clone().into(),
+            event.prev_hash.to_vec().into(),
+            event.hash.to_vec().into(),
+        ];
+        self.txn
+            .execute_raw(Self::statement(INSERT, values))
+            .await
+            .map_err(|e| self.abort(e))?;
+        Ok(event)
+    }
+
+    async fn list(
+        &self,
+        filter: AuditFilter,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let total = self
+            .txn
+            .query_one_raw(Self::statement(COUNT, self.filter_values(&filter)))
+            .await
+            .map_err(|e| self.abort(e))?
+            .map(|row| row.try_get::<i64>("", "total"))
+            .transpose()
+            .map_err(|e| self.abort(e))?
+            .unwrap_or(0);
+        let mut values = self.filter_values(&filter);
+        values.push(i64::try_from(skip).unwrap_or(i64::MAX).into());
+        values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let rows = Row::find_by_statement(Self::statement(LIST, values))
+            .all(&self.txn)
+            .await
+            .map_err(|e| self.abort(e))?;
+        let items = rows
+            .into_iter()
+            .map(AuditEvent::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn verify(&self) -> Result<ChainVerdict, StoreError> {
+        let sql = [COLUMNS, CHAIN_PAGE].join(" ");
+        let (mut expected_seq, mut prev) = (1_u64, AUDIT_GENESIS);
+        loop {
+            let after = i64::try_from(expected_seq - 1).unwrap_or(i64::MAX);
+            let rows = Row::find_by_statement(Self::statement(
+                &sql,
+                vec![self.org().into(), after.into()],
+            ))
+            .all(&self.txn)
+            .await
+            .map_err(|e| self.abort(e))?;
+            if rows.is_empty() {
+                return Ok(ChainVerdict::Intact {
+                    events: expected_seq - 1,
+                });
+            }
+            for row in rows {
+                let event = AuditEvent::try_from(row);
+                let Ok(event) = event else {
+                    return Ok(ChainVerdict::Broken { seq: expected_seq });
+                };
+                if event.seq != expected_seq
+                    || event.prev_hash != prev
+                    || audit_chain_hash(&prev, &event) != event.hash
+                {
+                    return Ok(ChainVerdict::Broken {
+                        seq: expected_seq.min(event.seq),
+                    });
+                }
+                prev = event.hash;
+                expected_seq += 1;
+            }
+        }
+    }
+}
