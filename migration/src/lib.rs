@@ -10,6 +10,7 @@ mod m20261201_000002_row_level_security;
 mod m20261201_000003_identity_functions;
 mod m20261201_000004_app_role_grants;
 mod m20261202_000001_organization_ids;
+mod m20261203_000001_api_token_lookup;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_identity_functions::Migration),
             Box::new(m20261201_000004_app_role_grants::Migration),
             Box::new(m20261202_000001_organization_ids::Migration),
+            Box::new(m20261203_000001_api_token_lookup::Migration),
         ]
     }
 }

@@ -24,13 +24,14 @@ use async_trait::async_trait;
 use domain::{Email, Membership, Organization, OrganizationId, Role, UserId};
 use ports::{
     Clock, FoundingError, HealthCheck, IdentityDirectory, NewIdentity, NewOrganization, Principal,
-    ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
+    ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
     TransactionTrait,
 };
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::entities::{organizations, users};
@@ -178,6 +179,17 @@ impl UnitOfWorkFactory for PgStore {
     }
 }
 
+#[derive(FromQueryResult)]
+struct TokenRow {
+    token_id: Uuid,
+    organization_id: Uuid,
+    user_id: Uuid,
+    sealed: String,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    role: Option<String>,
+    user_active: bool,
+}
+
 #[derive(Debug, FromQueryResult)]
 struct ResolvedRow {
     user_id: Uuid,
@@ -242,6 +254,72 @@ impl IdentityDirectory for PgStore {
             verified_email.as_str(),
         )
         .await
+    }
+
+    async fn unscoped_api_token(
+        &self,
+        presented: &SecretString,
+    ) -> Result<Option<ResolvedApiToken>, StoreError> {
+        let value = presented.expose_secret();
+        if !crypto::ApiTokenValue::is_well_formed(value) {
+            tracing::info!(reason = "malformed", "API token refused");
+            return Ok(None);
+        }
+        let digest = crypto::token_digest(value).to_vec();
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT token_id, organization_id, user_id, sealed, expires_at, role, user_active \
+             FROM app_api_token_by_digest($1)",
+            [digest.into()],
+        );
+        let Some(row) = TokenRow::find_by_statement(stmt)
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?
+        else {
+            tracing::info!(reason = "unknown", "API token refused");
+            return Ok(None);
+        };
+        let place = crypto::SealContext {
+            table: "api_tokens",
+            column: "token",
+            row_id: row.token_id,
+            organization_id: row.organization_id,
+        };
+        // Opening also proves the row's value was sealed for this very row and organization.
+        let Ok(stored) = self
+            .secrets
+            .open(&place, &secret_columns::Sealed(row.sealed))
+        else {
+            return Ok(None);
+        };
+        if !crypto::constant_time_eq(stored.expose_secret(), value) {
+            tracing::warn!(security_event = "api_token_mismatch", token = %row.token_id,
+                "API token refused: the stored value differs from the digest's");
+            return Ok(None);
+        }
+        if row.expires_at.is_some_and(|at| self.clock.now() >= at) {
+            tracing::info!(reason = "expired", token = %row.token_id, "API token refused");
+            return Ok(None);
+        }
+        let (Some(role), true) = (row.role, row.user_active) else {
+            tracing::info!(reason = "owner inactive or left", token = %row.token_id, "API token refused");
+            return Ok(None);
+        };
+        let role = role
+            .parse()
+            .map_err(|_| corrupt("users", "role", row.user_id))?;
+        Ok(Some(ResolvedApiToken {
+            token_id: domain::ApiTokenId::from_uuid(row.token_id),
+            user: ResolvedUser {
+                user_id: UserId::from_uuid(row.user_id),
+                membership: Some(Membership {
+                    organization_id: OrganizationId::from_uuid(row.organization_id),
+                    role,
+                }),
+                is_active: true,
+            },
+        }))
     }
 
     async fn unscoped_register(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {

@@ -11,6 +11,13 @@ pub struct ResolvedUser {
     pub is_active: bool,
 }
 
+/// An API token that authenticated, and its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedApiToken {
+    pub token_id: domain::ApiTokenId,
+    pub user: ResolvedUser,
+}
+
 /// A person the identity provider vouched for, signing in for the first time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIdentity {
@@ -38,6 +45,14 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         &self,
         verified_email: &Email,
     ) -> Result<Option<ResolvedUser>, StoreError>;
+
+    /// Authenticates a presented API token: well-formed, found by digest, opened in its row,
+    /// equal in constant time, not expired, its owner active and still in the token's
+    /// organization. MUST return `None` for anything else (the reason goes to the log).
+    async fn unscoped_api_token(
+        &self,
+        presented: &secrecy::SecretString,
+    ) -> Result<Option<ResolvedApiToken>, StoreError>;
 
     /// Creates a user with no organization for a first sign-in.
     /// MUST return `Duplicate` when the subject or the e-mail is already taken.

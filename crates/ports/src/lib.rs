@@ -17,7 +17,7 @@ mod stores;
 pub use audit::{AuditFilter, AuditStore, ChainVerdict, NewAuditEvent};
 pub use clock::{Clock, SystemClock};
 pub use error::{FoundingError, StoreError};
-pub use identity::{IdentityDirectory, NewIdentity, ResolvedUser};
+pub use identity::{IdentityDirectory, NewIdentity, ResolvedApiToken, ResolvedUser};
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
 pub use principal::{AuthMethod, Principal, TenantScope};
 pub use secrets::{

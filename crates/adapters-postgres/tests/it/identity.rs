@@ -169,6 +169,7 @@ async fn every_security_definer_function_is_closed_to_public() {
     assert_eq!(
         functions,
         [
+            "app_api_token_by_digest",
             "app_organization_ids",
             "app_pending_invitation",
             "app_user_by_subject"

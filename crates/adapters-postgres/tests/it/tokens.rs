@@ -142,3 +142,161 @@ async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
     assert_eq!((report.scanned, report.already_current), (1, 1));
     assert!(report.failures.is_empty());
 }
+
+#[tokio::test]
+async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
+    use chrono::Duration;
+    use ports::{Clock, IdentityDirectory, SystemClock};
+    use secrecy::SecretString;
+
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let (live, live_value) = uow
+        .api_tokens()
+        .create(Name::new("live").unwrap(), None)
+        .await
+        .unwrap();
+    let past = SystemClock.now() - Duration::minutes(1);
+    let (_, expired_value) = uow
+        .api_tokens()
+        .create(Name::new("old").unwrap(), Some(past))
+        .await
+        .unwrap();
+    let (other, other_value) = uow
+        .api_tokens()
+        .create(Name::new("other").unwrap(), None)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+
+    let resolved = w
+        .store
+        .unscoped_api_token(&live_value)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved.token_id, live.id);
+    assert_eq!(resolved.user.user_id, w.a.principal.user_id());
+    assert_eq!(
+        resolved.user.membership,
+        Some(Membership {
+            organization_id: w.a.org,
+            role: Role::Owner
+        })
+    );
+
+    let refused = |value: &str| SecretString::from(value.to_owned());
+    assert!(
+        w.store
+            .unscoped_api_token(&expired_value)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(
+        w.store
+            .unscoped_api_token(&refused("rh-nonsense"))
+            .await
+            .unwrap()
+            .is_none(),
+        "malformed"
+    );
+    let unknown = crypto::ApiTokenValue::from_random_bytes(&[3; 32]).into_secret();
+    assert!(
+        w.store
+            .unscoped_api_token(&unknown)
+            .await
+            .unwrap()
+            .is_none(),
+        "unknown"
+    );
+
+    // A sealed value moved onto another token's row does not authenticate as that row.
+    let admin = w.db.admin_pool().await;
+    use sea_orm::ConnectionTrait;
+    admin
+        .execute_unprepared(&format!(
+            "UPDATE api_tokens SET token = (SELECT token FROM api_tokens WHERE id = '{}')
+             WHERE id = '{}'",
+            live.id, other.id
+        ))
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .unscoped_api_token(&other_value)
+            .await
+            .unwrap()
+            .is_none(),
+        "moved value"
+    );
+
+    // Refresh kills the old value at once; revoke kills the token.
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let (_, fresh) = uow.api_tokens().refresh_own(live.id).await.unwrap();
+    uow.commit().await.unwrap();
+    assert!(
+        w.store
+            .unscoped_api_token(&live_value)
+            .await
+            .unwrap()
+            .is_none(),
+        "refreshed away"
+    );
+    assert!(w.store.unscoped_api_token(&fresh).await.unwrap().is_some());
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    uow.api_tokens().revoke_own(live.id).await.unwrap();
+    uow.commit().await.unwrap();
+    assert!(
+        w.store.unscoped_api_token(&fresh).await.unwrap().is_none(),
+        "revoked"
+    );
+
+    // A token of a user who left the organization is dead.
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let colleague = uow
+        .users()
+        .invite(Email::new("c@a.example").unwrap(), Role::Member)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let member = Principal::authenticated(
+        colleague.id,
+        Some(Membership {
+            organization_id: w.a.org,
+            role: Role::Member,
+        }),
+        AuthMethod::Operator,
+        None,
+    );
+    let uow = w
+        .store
+        .begin(&member.tenant_scope().unwrap())
+        .await
+        .unwrap();
+    let (_, member_value) = uow
+        .api_tokens()
+        .create(Name::new("m").unwrap(), None)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    assert!(
+        w.store
+            .unscoped_api_token(&member_value)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    uow.users().remove(colleague.id).await.unwrap();
+    uow.commit().await.unwrap();
+    assert!(
+        w.store
+            .unscoped_api_token(&member_value)
+            .await
+            .unwrap()
+            .is_none(),
+        "owner left"
+    );
+}
