@@ -49,6 +49,19 @@ pub(crate) async fn run_script(manager: &SchemaManager<'_>, sql: &str) -> Result
         .map(drop)
 }
 
+/// Grants EXECUTE on `function` (its signature, a constant of ours) to the application role.
+pub(crate) async fn grant_execute_to_app(
+    manager: &SchemaManager<'_>,
+    function: &str,
+) -> Result<(), DbErr> {
+    let role = app_role()?;
+    run_script(
+        manager,
+        &format!("GRANT EXECUTE ON FUNCTION {function} TO {role};"),
+    )
+    .await
+}
+
 /// The ordered list of migrations.
 #[derive(Debug)]
 pub struct Migrator;

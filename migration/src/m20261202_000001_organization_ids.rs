@@ -4,8 +4,6 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::app_role;
-
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
@@ -37,12 +35,7 @@ DROP POLICY identity_resolution ON organizations;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::run_script(manager, UP).await?;
-        let role = app_role()?;
-        crate::run_script(
-            manager,
-            &format!("GRANT EXECUTE ON FUNCTION app_organization_ids() TO {role};"),
-        )
-        .await
+        crate::grant_execute_to_app(manager, "app_organization_ids()").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -6,8 +6,6 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::app_role;
-
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
@@ -48,12 +46,7 @@ DROP POLICY identity_resolution ON api_tokens;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::run_script(manager, UP).await?;
-        let role = app_role()?;
-        crate::run_script(
-            manager,
-            &format!("GRANT EXECUTE ON FUNCTION app_api_token_by_digest(bytea) TO {role};"),
-        )
-        .await
+        crate::grant_execute_to_app(manager, "app_api_token_by_digest(bytea)").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -89,6 +89,32 @@ impl PgUnitOfWork {
         Ok(())
     }
 
+    /// Inserts a row and maps it to its domain type.
+    pub(crate) async fn insert_row<A, D>(&self, row: A) -> Result<D, StoreError>
+    where
+        A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+        D: TryFrom<<A::Entity as EntityTrait>::Model, Error = StoreError>,
+    {
+        row.insert(&self.txn)
+            .await
+            .map_err(|e| self.abort(e))?
+            .try_into()
+    }
+
+    /// Writes the changed columns of a row and maps it to its domain type.
+    pub(crate) async fn update_row<A, D>(&self, row: A) -> Result<D, StoreError>
+    where
+        A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+        D: TryFrom<<A::Entity as EntityTrait>::Model, Error = StoreError>,
+    {
+        row.update(&self.txn)
+            .await
+            .map_err(|e| self.abort(e))?
+            .try_into()
+    }
+
     /// Maps a database error and marks the transaction aborted.
     pub(crate) fn abort(&self, err: sea_orm::DbErr) -> StoreError {
         self.aborted.store(true, Ordering::SeqCst);
@@ -239,10 +265,7 @@ impl OrganizationStore for PgUnitOfWork {
             updated_at: Set(self.now()),
             ..Default::default()
         };
-        row.update(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.update_row(row).await
     }
 
     async fn soft_delete(&self) -> Result<(), StoreError> {
@@ -316,20 +339,14 @@ impl UserStore for PgUnitOfWork {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        row.insert(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.insert_row(row).await
     }
 
     async fn set_role(&self, id: UserId, role: Role) -> Result<User, StoreError> {
         let mut row = self.member_row(id).await?.into_active_model();
         row.role = Set(Some(role.as_str().to_owned()));
         row.updated_at = Set(self.now());
-        row.update(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.update_row(row).await
     }
 
     async fn remove(&self, id: UserId) -> Result<(), StoreError> {
@@ -384,10 +401,7 @@ impl ProjectStore for PgUnitOfWork {
             updated_at: Set(now),
             deleted_at: Set(None),
         };
-        row.insert(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.insert_row(row).await
     }
 
     async fn get(&self, id: ProjectId) -> Result<Project, StoreError> {
@@ -432,10 +446,7 @@ impl ProjectStore for PgUnitOfWork {
             updated_at: Set(self.now()),
             ..Default::default()
         };
-        row.update(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.update_row(row).await
     }
 
     async fn soft_delete(&self, id: ProjectId) -> Result<(), StoreError> {

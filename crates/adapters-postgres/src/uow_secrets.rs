@@ -11,8 +11,7 @@ use ports::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, Select,
+    ActiveValue, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Select,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -183,10 +182,7 @@ impl EndpointStore for PgUnitOfWork {
             updated_at: Set(now),
             deleted_at: Set(None),
         };
-        row.insert(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.insert_row(row).await
     }
 
     async fn get(&self, id: EndpointId) -> Result<Endpoint, StoreError> {
@@ -263,10 +259,7 @@ impl EndpointStore for PgUnitOfWork {
             &mut am.last_token_hint,
         );
         am.updated_at = Set(self.now());
-        am.update(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.update_row(am).await
     }
 
     async fn soft_delete(&self, id: EndpointId) -> Result<(), StoreError> {
@@ -315,10 +308,7 @@ impl ModelStore for PgUnitOfWork {
             updated_at: Set(now),
             deleted_at: Set(None),
         };
-        row.insert(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.insert_row(row).await
     }
 
     async fn get(&self, id: ModelId) -> Result<Model, StoreError> {
@@ -366,10 +356,7 @@ impl ModelStore for PgUnitOfWork {
             &mut am.key_hint,
         );
         am.updated_at = Set(self.now());
-        am.update(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.update_row(am).await
     }
 
     async fn soft_delete(&self, id: ModelId) -> Result<(), StoreError> {

@@ -134,10 +134,7 @@ impl ApiTokenStore for PgUnitOfWork {
         let mut row = self.own_token_row(id).await?.into_active_model();
         row.name = Set(name.as_str().to_owned());
         row.updated_at = Set(self.now());
-        row.update(&self.txn)
-            .await
-            .map_err(|e| self.abort(e))?
-            .try_into()
+        self.update_row(row).await
     }
 
     async fn revoke_own(&self, id: ApiTokenId) -> Result<(), StoreError> {
