@@ -11,6 +11,8 @@ mod m20261201_000003_identity_functions;
 mod m20261201_000004_app_role_grants;
 mod m20261202_000001_organization_ids;
 mod m20261203_000001_api_token_lookup;
+mod m20261204_000001_access_token_revocation;
+mod m20261204_000002_system_audit_chain;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
 
@@ -76,6 +78,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_app_role_grants::Migration),
             Box::new(m20261202_000001_organization_ids::Migration),
             Box::new(m20261203_000001_api_token_lookup::Migration),
+            Box::new(m20261204_000001_access_token_revocation::Migration),
+            Box::new(m20261204_000002_system_audit_chain::Migration),
         ]
     }
 }

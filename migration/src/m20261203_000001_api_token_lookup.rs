@@ -1,7 +1,7 @@
 //! Authentication by API token crosses tenants: the presented token names no organization.
 //! One narrow SECURITY DEFINER function finds a live token by the SHA-256 digest of its value
 //! and returns only what authentication needs — the sealed value (to compare in constant time
-//! after opening), the expiry, and the owner's current membership. A token whose owner left
+//! after opening), the expiry, the last use, and the owner's current membership. A token whose owner left
 //! its organization, or is disabled, comes back marked so.
 
 use sea_orm_migration::prelude::*;
@@ -15,14 +15,15 @@ USING (current_setting('app.identity_resolution', true) = 'on');
 
 CREATE FUNCTION app_api_token_by_digest(p_digest bytea)
 RETURNS TABLE (token_id uuid, organization_id uuid, user_id uuid, sealed text,
-               expires_at timestamptz, role text, user_active boolean)
+               expires_at timestamptz, last_used_at timestamptz, role text,
+               user_active boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 BEGIN
     PERFORM set_config('app.identity_resolution', 'on', true);
     RETURN QUERY
-        SELECT t.id, t.organization_id, t.user_id, t.token, t.expires_at,
+        SELECT t.id, t.organization_id, t.user_id, t.token, t.expires_at, t.last_used_at,
                -- The role only while the owner is still in the token's organization.
                CASE WHEN u.organization_id = t.organization_id THEN u.role END,
                u.is_active AND u.organization_id IS NOT DISTINCT FROM t.organization_id

@@ -23,8 +23,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::{Email, Membership, Organization, OrganizationId, Role, UserId};
 use ports::{
-    Clock, FoundingError, HealthCheck, IdentityDirectory, NewIdentity, NewOrganization, Principal,
-    ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
+    AccessTokenSubject, Clock, FoundingError, HealthCheck, IdentityDirectory, NewIdentity,
+    NewOrganization, Principal, Refusal, RefusalReason, ResolvedApiToken, ResolvedUser, StoreError,
+    TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -89,6 +90,10 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, secrets: Arc<SecretColumns>) -> Self {
         Self { db, clock, secrets }
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// The secret columns' cipher and counters.
@@ -186,8 +191,18 @@ struct TokenRow {
     user_id: Uuid,
     sealed: String,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_used_at: Option<chrono::DateTime<chrono::Utc>>,
     role: Option<String>,
     user_active: bool,
+}
+
+#[derive(FromQueryResult)]
+struct SubjectRow {
+    user_id: Uuid,
+    organization_id: Option<Uuid>,
+    role: Option<String>,
+    is_active: bool,
+    revoked: bool,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -259,16 +274,16 @@ impl IdentityDirectory for PgStore {
     async fn unscoped_api_token(
         &self,
         presented: &SecretString,
-    ) -> Result<Option<ResolvedApiToken>, StoreError> {
+    ) -> Result<Result<ResolvedApiToken, Refusal>, StoreError> {
         let value = presented.expose_secret();
         if !crypto::ApiTokenValue::is_well_formed(value) {
-            tracing::info!(reason = "malformed", "API token refused");
-            return Ok(None);
+            return Ok(Err(Refusal::anonymous(RefusalReason::Malformed)));
         }
         let digest = crypto::token_digest(value).to_vec();
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT token_id, organization_id, user_id, sealed, expires_at, role, user_active \
+            "SELECT token_id, organization_id, user_id, sealed, expires_at, last_used_at, role, \
+                    user_active \
              FROM app_api_token_by_digest($1)",
             [digest.into()],
         );
@@ -277,8 +292,13 @@ impl IdentityDirectory for PgStore {
             .await
             .map_err(map_db_err)?
         else {
-            tracing::info!(reason = "unknown", "API token refused");
-            return Ok(None);
+            return Ok(Err(Refusal::anonymous(RefusalReason::Unknown)));
+        };
+        let refusal = |reason| Refusal {
+            reason,
+            user: Some(UserId::from_uuid(row.user_id)),
+            organization: Some(OrganizationId::from_uuid(row.organization_id)),
+            token: Some(domain::ApiTokenId::from_uuid(row.token_id)),
         };
         let place = crypto::SealContext {
             table: "api_tokens",
@@ -289,27 +309,33 @@ impl IdentityDirectory for PgStore {
         // Opening also proves the row's value was sealed for this very row and organization.
         let Ok(stored) = self
             .secrets
-            .open(&place, &secret_columns::Sealed(row.sealed))
+            .open(&place, &secret_columns::Sealed(row.sealed.clone()))
         else {
-            return Ok(None);
+            return Ok(Err(refusal(RefusalReason::Unopenable)));
         };
         if !crypto::constant_time_eq(stored.expose_secret(), value) {
             tracing::warn!(security_event = "api_token_mismatch", token = %row.token_id,
                 "API token refused: the stored value differs from the digest's");
-            return Ok(None);
+            return Ok(Err(refusal(RefusalReason::BadSignature)));
         }
         if row.expires_at.is_some_and(|at| self.clock.now() >= at) {
-            tracing::info!(reason = "expired", token = %row.token_id, "API token refused");
-            return Ok(None);
+            return Ok(Err(refusal(RefusalReason::Expired)));
         }
-        let (Some(role), true) = (row.role, row.user_active) else {
-            tracing::info!(reason = "owner inactive or left", token = %row.token_id, "API token refused");
-            return Ok(None);
+        if !row.user_active {
+            let reason = if row.role.is_none() {
+                RefusalReason::LeftOrganization
+            } else {
+                RefusalReason::UserInactive
+            };
+            return Ok(Err(refusal(reason)));
+        }
+        let Some(role) = row.role.as_deref() else {
+            return Ok(Err(refusal(RefusalReason::LeftOrganization)));
         };
         let role = role
             .parse()
             .map_err(|_| corrupt("users", "role", row.user_id))?;
-        Ok(Some(ResolvedApiToken {
+        Ok(Ok(ResolvedApiToken {
             token_id: domain::ApiTokenId::from_uuid(row.token_id),
             user: ResolvedUser {
                 user_id: UserId::from_uuid(row.user_id),
@@ -319,7 +345,60 @@ impl IdentityDirectory for PgStore {
                 }),
                 is_active: true,
             },
+            last_used_at: row.last_used_at,
         }))
+    }
+
+    async fn unscoped_access_token_subject(
+        &self,
+        user: UserId,
+        jti: Uuid,
+    ) -> Result<Option<AccessTokenSubject>, StoreError> {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT user_id, organization_id, role, is_active, revoked \
+             FROM app_access_token_subject($1, $2)",
+            [(*user.as_uuid()).into(), jti.into()],
+        );
+        let Some(row) = SubjectRow::find_by_statement(stmt)
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?
+        else {
+            return Ok(None);
+        };
+        let revoked = row.revoked;
+        let user = ResolvedRow {
+            user_id: row.user_id,
+            organization_id: row.organization_id,
+            role: row.role,
+            is_active: row.is_active,
+        }
+        .try_into()?;
+        Ok(Some(AccessTokenSubject { user, revoked }))
+    }
+
+    async fn unscoped_revoke_access_token(
+        &self,
+        jti: Uuid,
+        user: UserId,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT app_revoke_access_token($1, $2, $3, $4)",
+            [
+                jti.into(),
+                (*user.as_uuid()).into(),
+                expires_at.into(),
+                self.clock.now().into(),
+            ],
+        );
+        self.db
+            .execute_raw(stmt)
+            .await
+            .map(drop)
+            .map_err(map_db_err)
     }
 
     async fn unscoped_register(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {

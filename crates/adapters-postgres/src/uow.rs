@@ -115,6 +115,12 @@ impl PgUnitOfWork {
             .try_into()
     }
 
+    /// Marks the transaction aborted by a store error that came from it.
+    pub(crate) fn aborted_by(&self, err: StoreError) -> StoreError {
+        self.aborted.store(true, Ordering::SeqCst);
+        err
+    }
+
     /// Maps a database error and marks the transaction aborted.
     pub(crate) fn abort(&self, err: sea_orm::DbErr) -> StoreError {
         self.aborted.store(true, Ordering::SeqCst);

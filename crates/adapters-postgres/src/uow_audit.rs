@@ -1,16 +1,20 @@
 //! The audit log in PostgreSQL: appended inside the unit of work (both or neither), chained
 //! per organization. Appends of one organization are serialized by a transaction-scoped
 //! advisory lock, so concurrent units of work chain one after the other instead of forking.
+//!
+//! Events of no organization form the system chain, which the application role reaches only
+//! through the `app_system_audit_*` functions (see the migration that creates them).
 
 use async_trait::async_trait;
 use crypto::{AUDIT_GENESIS, audit_chain_hash};
 use domain::{AuditEvent, AuditEventId, OrganizationId, UserId};
-use ports::{AuditFilter, AuditStore, ChainVerdict, NewAuditEvent, Page, StoreError};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use ports::{AuditFilter, AuditLog, AuditStore, ChainVerdict, NewAuditEvent, Page, StoreError};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
-use crate::error::corrupt;
-use crate::uow::PgUnitOfWork;
+use crate::PgStore;
+use crate::error::{corrupt, map_db_err};
+use crate::uow::{PgUnitOfWork, set_tenant};
 
 const TABLE: &str = "audit_events";
 
@@ -19,14 +23,24 @@ const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 const LAST: &str = "SELECT seq, hash FROM audit_events WHERE organization_id = $1 \
                     ORDER BY seq DESC LIMIT 1";
 const INSERT: &str = "INSERT INTO audit_events (id, organization_id, seq, occurred_at, \
-                      actor_user_id, action, target_type, target_id, outcome, client_ip, \
-                      request_id, prev_hash, hash) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS inet), $11, $12, $13)";
-const COLUMNS: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
-                       target_type, target_id, outcome, host(client_ip) AS client_ip, \
-                       request_id, prev_hash, hash FROM audit_events";
+                      actor_user_id, action, target_type, target_id, outcome, reason, \
+                      client_ip, request_id, prev_hash, hash) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS inet), $12, \
+                              $13, $14)";
+const SYSTEM_HEAD: &str = "SELECT seq, hash FROM app_system_audit_head()";
+/// INSERT's values but the organization.
+const SYSTEM_APPEND: &str = "SELECT app_system_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                             CAST($10 AS inet), $11, $12, $13)";
+const CHAIN_PAGE: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
+                          target_type, target_id, outcome, reason, \
+                          host(client_ip) AS client_ip, request_id, prev_hash, hash \
+                          FROM audit_events WHERE organization_id = $1 AND seq > $2 \
+                          ORDER BY seq LIMIT 1000";
+const SYSTEM_PAGE: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
+                           target_type, target_id, outcome, reason, client_ip, request_id, \
+                           prev_hash, hash FROM app_system_audit_events($1, 1000)";
 const LIST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
-                    target_type, target_id, outcome, host(client_ip) AS client_ip, \
+                    target_type, target_id, outcome, reason, host(client_ip) AS client_ip, \
                     request_id, prev_hash, hash FROM audit_events \
                     WHERE organization_id = $1 \
                       AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
@@ -40,12 +54,11 @@ const COUNT: &str = "SELECT count(*) AS total FROM audit_events \
                        AND ($3::timestamptz IS NULL OR occurred_at < $3) \
                        AND ($4::uuid IS NULL OR actor_user_id = $4) \
                        AND ($5::text IS NULL OR action = $5)";
-const CHAIN_PAGE: &str = "WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000";
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
     id: Uuid,
-    organization_id: Uuid,
+    organization_id: Option<Uuid>,
     seq: i64,
     occurred_at: chrono::DateTime<chrono::Utc>,
     actor_user_id: Option<Uuid>,
@@ -53,6 +66,7 @@ struct Row {
     target_type: Option<String>,
     target_id: Option<String>,
     outcome: String,
+    reason: Option<String>,
     client_ip: Option<String>,
     request_id: Option<String>,
     prev_hash: Vec<u8>,
@@ -66,7 +80,7 @@ impl TryFrom<Row> for AuditEvent {
         let bad = |column| corrupt(TABLE, column, r.id);
         Ok(Self {
             id: AuditEventId::from_uuid(r.id),
-            organization_id: OrganizationId::from_uuid(r.organization_id),
+            organization_id: r.organization_id.map(OrganizationId::from_uuid),
             seq: u64::try_from(r.seq).map_err(|_| bad("seq"))?,
             occurred_at: r.occurred_at,
             actor: r.actor_user_id.map(UserId::from_uuid),
@@ -74,6 +88,7 @@ impl TryFrom<Row> for AuditEvent {
             target_type: r.target_type,
             target_id: r.target_id,
             outcome: r.outcome.parse().map_err(|_| bad("outcome"))?,
+            reason: r.reason,
             client_ip: r
                 .client_ip
                 .map(|ip| ip.parse())
@@ -90,6 +105,26 @@ impl TryFrom<Row> for AuditEvent {
     }
 }
 
+/// One chain of the log: an organization's, or the system chain of events of none.
+#[derive(Debug, Clone, Copy)]
+enum Chain {
+    Organization(Uuid),
+    System,
+}
+
+impl Chain {
+    fn of(organization: Option<OrganizationId>) -> Self {
+        organization.map_or(Self::System, |o| Self::Organization(*o.as_uuid()))
+    }
+
+    fn organization(self) -> Option<Uuid> {
+        match self {
+            Self::Organization(org) => Some(org),
+            Self::System => None,
+        }
+    }
+}
+
 /// The advisory-lock key of an organization: its id's first 8 bytes.
 fn lock_key(org: Uuid) -> i64 {
     let bytes = org.as_bytes();
@@ -98,11 +133,132 @@ fn lock_key(org: Uuid) -> i64 {
     ])
 }
 
-impl PgUnitOfWork {
-    fn statement(sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-    }
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
 
+/// The last position and hash of `chain`, holding its lock until the transaction ends.
+async fn head(conn: &impl ConnectionTrait, chain: Chain) -> Result<(u64, [u8; 32]), StoreError> {
+    let last = match chain {
+        Chain::Organization(org) => {
+            conn.execute_raw(statement(LOCK, vec![lock_key(org).into()]))
+                .await
+                .map_err(map_db_err)?;
+            conn.query_one_raw(statement(LAST, vec![org.into()])).await
+        }
+        Chain::System => conn.query_one_raw(statement(SYSTEM_HEAD, vec![])).await,
+    }
+    .map_err(map_db_err)?;
+    let place = chain.organization().unwrap_or_default();
+    let Some(row) = last else {
+        return Ok((0, AUDIT_GENESIS));
+    };
+    let seq: i64 = row.try_get("", "seq").map_err(map_db_err)?;
+    let hash: Vec<u8> = row.try_get("", "hash").map_err(map_db_err)?;
+    Ok((
+        u64::try_from(seq).map_err(|_| corrupt(TABLE, "seq", place))?,
+        hash.as_slice()
+            .try_into()
+            .map_err(|_| corrupt(TABLE, "hash", place))?,
+    ))
+}
+
+/// Appends `new` to `chain` at `now`, inside the caller's transaction.
+async fn append(
+    conn: &impl ConnectionTrait,
+    chain: Chain,
+    new: NewAuditEvent,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<AuditEvent, StoreError> {
+    let (last_seq, prev_hash) = head(conn, chain).await?;
+    let org = chain.organization();
+    let mut event = AuditEvent {
+        id: AuditEventId::from_uuid(Uuid::now_v7()),
+        organization_id: org.map(OrganizationId::from_uuid),
+        seq: last_seq + 1,
+        // Microsecond precision, as stored: the hash must be recomputable from the row.
+        occurred_at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros())
+            .unwrap_or_default(),
+        actor: new.actor,
+        action: new.action,
+        target_type: new.target_type,
+        target_id: new.target_id,
+        outcome: new.outcome,
+        reason: new.reason,
+        client_ip: new.client_ip,
+        request_id: new.request_id,
+        prev_hash,
+        hash: [0; 32],
+    };
+    event.hash = audit_chain_hash(&prev_hash, &event);
+    let mut values: Vec<Value> = vec![
+        (*event.id.as_uuid()).into(),
+        org.into(),
+        i64::try_from(event.seq)
+            .map_err(|_| corrupt(TABLE, "seq", org.unwrap_or_default()))?
+            .into(),
+        event.occurred_at.into(),
+        event.actor.map(|a| *a.as_uuid()).into(),
+        event.action.as_str().to_owned().into(),
+        event.target_type.clone().into(),
+        event.target_id.clone().into(),
+        event.outcome.as_str().to_owned().into(),
+        event.reason.clone().into(),
+        event.client_ip.map(|ip| ip.to_string()).into(),
+        event.request_id.clone().into(),
+        event.prev_hash.to_vec().into(),
+        event.hash.to_vec().into(),
+    ];
+    let sql = match chain {
+        Chain::Organization(_) => INSERT,
+        Chain::System => {
+            values.remove(1);
+            SYSTEM_APPEND
+        }
+    };
+    conn.execute_raw(statement(sql, values))
+        .await
+        .map_err(map_db_err)?;
+    Ok(event)
+}
+
+/// Walks `chain` from its first event and reports the first break.
+async fn verify(conn: &impl ConnectionTrait, chain: Chain) -> Result<ChainVerdict, StoreError> {
+    let (mut expected_seq, mut prev) = (1_u64, AUDIT_GENESIS);
+    loop {
+        let after = i64::try_from(expected_seq - 1).unwrap_or(i64::MAX);
+        let page = match chain {
+            Chain::Organization(org) => statement(CHAIN_PAGE, vec![org.into(), after.into()]),
+            Chain::System => statement(SYSTEM_PAGE, vec![after.into()]),
+        };
+        let rows = Row::find_by_statement(page)
+            .all(conn)
+            .await
+            .map_err(map_db_err)?;
+        if rows.is_empty() {
+            return Ok(ChainVerdict::Intact {
+                events: expected_seq - 1,
+            });
+        }
+        for row in rows {
+            let Ok(event) = AuditEvent::try_from(row) else {
+                return Ok(ChainVerdict::Broken { seq: expected_seq });
+            };
+            if event.seq != expected_seq
+                || event.prev_hash != prev
+                || audit_chain_hash(&prev, &event) != event.hash
+            {
+                return Ok(ChainVerdict::Broken {
+                    seq: expected_seq.min(event.seq),
+                });
+            }
+            prev = event.hash;
+            expected_seq += 1;
+        }
+    }
+}
+
+impl PgUnitOfWork {
     fn filter_values(&self, f: &AuditFilter) -> Vec<Value> {
         vec![
             self.org().into(),
@@ -117,71 +273,9 @@ impl PgUnitOfWork {
 #[async_trait]
 impl AuditStore for PgUnitOfWork {
     async fn record(&self, new: NewAuditEvent) -> Result<AuditEvent, StoreError> {
-        let org = self.org();
-        self.txn
-            .execute_raw(Self::statement(LOCK, vec![lock_key(org).into()]))
+        append(&self.txn, Chain::Organization(self.org()), new, self.now())
             .await
-            .map_err(|e| self.abort(e))?;
-        let last = self
-            .txn
-            .query_one_raw(Self::statement(LAST, vec![org.into()]))
-            .await
-            .map_err(|e| self.abort(e))?;
-        let (seq, prev_hash) = match last {
-            Some(row) => {
-                let seq: i64 = row.try_get("", "seq").map_err(|e| self.abort(e))?;
-                let hash: Vec<u8> = row.try_get("", "hash").map_err(|e| self.abort(e))?;
-                let hash: [u8; 32] = hash
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| corrupt(TABLE, "hash", org))?;
-                (
-                    u64::try_from(seq).map_err(|_| corrupt(TABLE, "seq", org))? + 1,
-                    hash,
-                )
-            }
-            None => (1, AUDIT_GENESIS),
-        };
-        let mut event = AuditEvent {
-            id: AuditEventId::from_uuid(Uuid::now_v7()),
-            organization_id: OrganizationId::from_uuid(org),
-            seq,
-            // Microsecond precision, as stored: the hash must be recomputable from the row.
-            occurred_at: chrono::DateTime::from_timestamp_micros(self.now().timestamp_micros())
-                .unwrap_or_default(),
-            actor: new.actor,
-            action: new.action,
-            target_type: new.target_type,
-            target_id: new.target_id,
-            outcome: new.outcome,
-            client_ip: new.client_ip,
-            request_id: new.request_id,
-            prev_hash,
-            hash: [0; 32],
-        };
-        event.hash = audit_chain_hash(&prev_hash, &event);
-        let values: Vec<Value> = vec![
-            (*event.id.as_uuid()).into(),
-            org.into(),
-            i64::try_from(seq)
-                .map_err(|_| corrupt(TABLE, "seq", org))?
-                .into(),
-            event.occurred_at.into(),
-            event.actor.map(|a| *a.as_uuid()).into(),
-            event.action.as_str().to_owned().into(),
-            event.target_type.clone().into(),
-            event.target_id.clone().into(),
-            event.outcome.as_str().to_owned().into(),
-            event.client_ip.map(|ip| ip.to_string()).into(),
-            event.request_id.clone().into(),
-            event.prev_hash.to_vec().into(),
-            event.hash.to_vec().into(),
-        ];
-        self.txn
-            .execute_raw(Self::statement(INSERT, values))
-            .await
-            .map_err(|e| self.abort(e))?;
-        Ok(event)
+            .map_err(|e| self.aborted_by(e))
     }
 
     async fn list(
@@ -192,7 +286,7 @@ impl AuditStore for PgUnitOfWork {
     ) -> Result<Page<AuditEvent>, StoreError> {
         let total = self
             .txn
-            .query_one_raw(Self::statement(COUNT, self.filter_values(&filter)))
+            .query_one_raw(statement(COUNT, self.filter_values(&filter)))
             .await
             .map_err(|e| self.abort(e))?
             .map(|row| row.try_get::<i64>("", "total"))
@@ -202,7 +296,7 @@ impl AuditStore for PgUnitOfWork {
         let mut values = self.filter_values(&filter);
         values.push(i64::try_from(skip).unwrap_or(i64::MAX).into());
         values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-        let rows = Row::find_by_statement(Self::statement(LIST, values))
+        let rows = Row::find_by_statement(statement(LIST, values))
             .all(&self.txn)
             .await
             .map_err(|e| self.abort(e))?;
@@ -217,38 +311,36 @@ impl AuditStore for PgUnitOfWork {
     }
 
     async fn verify(&self) -> Result<ChainVerdict, StoreError> {
-        let sql = [COLUMNS, CHAIN_PAGE].join(" ");
-        let (mut expected_seq, mut prev) = (1_u64, AUDIT_GENESIS);
-        loop {
-            let after = i64::try_from(expected_seq - 1).unwrap_or(i64::MAX);
-            let rows = Row::find_by_statement(Self::statement(
-                &sql,
-                vec![self.org().into(), after.into()],
-            ))
-            .all(&self.txn)
+        verify(&self.txn, Chain::Organization(self.org()))
             .await
-            .map_err(|e| self.abort(e))?;
-            if rows.is_empty() {
-                return Ok(ChainVerdict::Intact {
-                    events: expected_seq - 1,
-                });
-            }
-            for row in rows {
-                let event = AuditEvent::try_from(row);
-                let Ok(event) = event else {
-                    return Ok(ChainVerdict::Broken { seq: expected_seq });
-                };
-                if event.seq != expected_seq
-                    || event.prev_hash != prev
-                    || audit_chain_hash(&prev, &event) != event.hash
-                {
-                    return Ok(ChainVerdict::Broken {
-                        seq: expected_seq.min(event.seq),
-                    });
-                }
-                prev = event.hash;
-                expected_seq += 1;
-            }
-        }
+            .map_err(|e| self.aborted_by(e))
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn unscoped_record(
+        &self,
+        organization: Option<OrganizationId>,
+        event: NewAuditEvent,
+    ) -> Result<AuditEvent, StoreError> {
+        let chain = Chain::of(organization);
+        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        // The organization's chain is written under its row-level security, as the
+        // application role; no user is in scope.
+        set_tenant(&txn, chain.organization(), None).await?;
+        let event = append(&txn, chain, event, self.clock().now()).await?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(event)
+    }
+
+    async fn unscoped_verify(
+        &self,
+        organization: Option<OrganizationId>,
+    ) -> Result<ChainVerdict, StoreError> {
+        let chain = Chain::of(organization);
+        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        set_tenant(&txn, chain.organization(), None).await?;
+        verify(&txn, chain).await
     }
 }

@@ -1,14 +1,14 @@
 //! The caller's own API tokens: the value is sealed to its row, looked up by digest, shown once.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use crypto::{ApiTokenValue, SealContext};
 use domain::{ApiToken, ApiTokenId, Name, OrganizationId, SecretHint, UserId};
 use ports::{ApiTokenSort, ApiTokenStore, Page, PageRequest, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    QueryFilter, Select,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -145,6 +145,26 @@ impl ApiTokenStore for PgUnitOfWork {
             .filter(api_tokens::Column::UserId.eq(*self.scope.user_id().as_uuid()))
             .filter(api_tokens::Column::DeletedAt.is_null());
         self.update_existing(update).await
+    }
+
+    async fn touch_own(&self, id: ApiTokenId, resolution: Duration) -> Result<bool, StoreError> {
+        let previous = self.own_token_row(id).await?.last_used_at;
+        let now = self.now();
+        // A concurrent touch that committed first makes this one match no row: only one of
+        // them reports the first use.
+        let update = api_tokens::Entity::update_many()
+            .col_expr(api_tokens::Column::LastUsedAt, Expr::value(now))
+            .filter(api_tokens::Column::Id.eq(*id.as_uuid()))
+            .filter(api_tokens::Column::OrganizationId.eq(self.org()))
+            .filter(api_tokens::Column::UserId.eq(*self.scope.user_id().as_uuid()))
+            .filter(api_tokens::Column::DeletedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(api_tokens::Column::LastUsedAt.is_null())
+                    .add(api_tokens::Column::LastUsedAt.lt(now - resolution)),
+            );
+        let result = update.exec(&self.txn).await.map_err(|e| self.abort(e))?;
+        Ok(result.rows_affected == 1 && previous.is_none())
     }
 
     async fn refresh_own(&self, id: ApiTokenId) -> Result<(ApiToken, SecretString), StoreError> {

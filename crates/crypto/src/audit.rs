@@ -1,4 +1,5 @@
-//! The hash chain of an organization's audit log. Each event's hash covers the previous
+//! The hash chain of an organization's audit log (or of the system chain, events of no
+//! organization). Each event's hash covers the previous
 //! event's hash and every field of the event, each length-prefixed so that no two different
 //! events encode alike; editing, inserting or deleting an event breaks the chain there.
 
@@ -30,7 +31,13 @@ pub fn audit_chain_hash(prev_hash: &[u8; 32], event: &AuditEvent) -> [u8; 32] {
     field(&mut h, b"rh-audit-v1");
     field(&mut h, prev_hash);
     field(&mut h, &event.seq.to_be_bytes());
-    field(&mut h, event.organization_id.as_uuid().as_bytes());
+    optional(
+        &mut h,
+        event
+            .organization_id
+            .as_ref()
+            .map(|o| o.as_uuid().as_bytes().as_slice()),
+    );
     field(&mut h, event.id.as_uuid().as_bytes());
     field(&mut h, &event.occurred_at.timestamp_micros().to_be_bytes());
     optional(
@@ -44,6 +51,7 @@ pub fn audit_chain_hash(prev_hash: &[u8; 32], event: &AuditEvent) -> [u8; 32] {
     optional(&mut h, event.target_type.as_deref().map(str::as_bytes));
     optional(&mut h, event.target_id.as_deref().map(str::as_bytes));
     field(&mut h, event.outcome.as_str().as_bytes());
+    optional(&mut h, event.reason.as_deref().map(str::as_bytes));
     let ip = event.client_ip.map(|ip| ip.to_string());
     optional(&mut h, ip.as_deref().map(str::as_bytes));
     optional(&mut h, event.request_id.as_deref().map(str::as_bytes));
@@ -61,7 +69,7 @@ mod tests {
     fn event() -> AuditEvent {
         AuditEvent {
             id: AuditEventId::from_uuid(Uuid::from_u128(1)),
-            organization_id: OrganizationId::from_uuid(Uuid::from_u128(2)),
+            organization_id: Some(OrganizationId::from_uuid(Uuid::from_u128(2))),
             seq: 1,
             occurred_at: DateTime::from_timestamp(1_800_000_000, 123_000).unwrap(),
             actor: Some(UserId::from_uuid(Uuid::from_u128(3))),
@@ -69,6 +77,7 @@ mod tests {
             target_type: Some("api_token".to_owned()),
             target_id: Some("t1".to_owned()),
             outcome: AuditOutcome::Success,
+            reason: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
             request_id: Some("r1".to_owned()),
             prev_hash: [9; 32],
@@ -96,13 +105,15 @@ mod tests {
         let changes: Vec<fn(&mut AuditEvent)> = vec![
             |e| e.seq = 2,
             |e| e.id = AuditEventId::from_uuid(Uuid::from_u128(9)),
-            |e| e.organization_id = OrganizationId::from_uuid(Uuid::from_u128(9)),
+            |e| e.organization_id = Some(OrganizationId::from_uuid(Uuid::from_u128(9))),
+            |e| e.organization_id = None,
             |e| e.occurred_at += chrono::Duration::microseconds(1),
             |e| e.actor = None,
             |e| e.action = AuditAction::TokenRevoked,
             |e| e.target_type = None,
             |e| e.target_id = Some("t2".to_owned()),
             |e| e.outcome = AuditOutcome::Denied,
+            |e| e.reason = Some("expired".to_owned()),
             |e| e.client_ip = None,
             |e| e.request_id = Some(String::new()),
             // Moving bytes between adjacent fields must not collide.

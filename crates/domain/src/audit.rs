@@ -127,7 +127,9 @@ impl AuditOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     pub id: AuditEventId,
-    pub organization_id: OrganizationId,
+    /// `None` for the system chain: events that belong to no organization (a credential
+    /// nobody owns, a blocked address).
+    pub organization_id: Option<OrganizationId>,
     /// Position in the organization's chain, from 1.
     pub seq: u64,
     pub occurred_at: DateTime<Utc>,
@@ -136,6 +138,8 @@ pub struct AuditEvent {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub outcome: AuditOutcome,
+    /// Why the outcome, in a few words (`expired`, `revoked`): never a secret.
+    pub reason: Option<String>,
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
     pub prev_hash: [u8; 32],

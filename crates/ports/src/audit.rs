@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{AuditAction, AuditEvent, AuditOutcome, UserId};
+use domain::{AuditAction, AuditEvent, AuditOutcome, OrganizationId, UserId};
 
 use crate::{Page, StoreError};
 
@@ -16,6 +16,8 @@ pub struct NewAuditEvent {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub outcome: AuditOutcome,
+    /// Why the outcome, in a few words (`expired`, `revoked`): never a secret.
+    pub reason: Option<String>,
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
 }
@@ -54,4 +56,24 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Page<AuditEvent>, StoreError>;
     /// Walks the whole chain and reports the first break, if any.
     async fn verify(&self) -> Result<ChainVerdict, StoreError>;
+}
+
+/// The audit log outside a unit of work: for events that happen before anyone is
+/// authenticated (a refused credential) and for the operator's verification of every chain.
+/// Each method crosses tenants and is named so.
+#[async_trait]
+pub trait AuditLog: Send + Sync + std::fmt::Debug {
+    /// Appends an event to `organization`'s chain, or to the system chain for `None`, in a
+    /// transaction of its own. Used for events that no unit of work carries: a refused
+    /// credential (attributed to the organization it names, when it names one).
+    async fn unscoped_record(
+        &self,
+        organization: Option<OrganizationId>,
+        event: NewAuditEvent,
+    ) -> Result<AuditEvent, StoreError>;
+    /// Walks `organization`'s chain (or the system chain for `None`).
+    async fn unscoped_verify(
+        &self,
+        organization: Option<OrganizationId>,
+    ) -> Result<ChainVerdict, StoreError>;
 }

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
-use domain::{Email, Membership, Name, UserId};
+use chrono::{DateTime, Utc};
+use domain::{Email, Membership, Name, OrganizationId, UserId};
 
 use crate::StoreError;
 
@@ -16,6 +17,79 @@ pub struct ResolvedUser {
 pub struct ResolvedApiToken {
     pub token_id: domain::ApiTokenId,
     pub user: ResolvedUser,
+    /// When the token was last seen, as recorded (updates are throttled).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// What an access token's subject is now: their membership, and whether the token's `jti`
+/// was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenSubject {
+    pub user: ResolvedUser,
+    pub revoked: bool,
+}
+
+/// Why a presented credential was refused. For the log and the audit log, never the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Not shaped like any credential of ours.
+    Malformed,
+    /// No such token (or a revoked API token, which is gone).
+    Unknown,
+    /// The signature does not verify, or the stored value differs from the presented one.
+    BadSignature,
+    /// A JWT with another algorithm, an unknown key, a wrong type, issuer or audience, or a
+    /// missing claim.
+    Invalid,
+    Expired,
+    NotYetValid,
+    /// A JWT whose `jti` was revoked (logout).
+    Revoked,
+    /// The user is disabled, or no longer exists.
+    UserInactive,
+    /// The user is no longer in the organization the credential was issued for.
+    LeftOrganization,
+    /// A stored value that no key opens, or that was sealed for another place.
+    Unopenable,
+}
+
+impl RefusalReason {
+    /// The stable text recorded in the audit log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::BadSignature => "bad_signature",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Revoked => "revoked",
+            Self::UserInactive => "user_inactive",
+            Self::LeftOrganization => "left_organization",
+            Self::Unopenable => "unopenable",
+        }
+    }
+}
+
+/// A refused credential, with what is known of whose it was (to attribute the audit event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: RefusalReason,
+    pub user: Option<UserId>,
+    pub organization: Option<OrganizationId>,
+    pub token: Option<domain::ApiTokenId>,
+}
+
+impl Refusal {
+    /// A refusal that names nobody.
+    pub const fn anonymous(reason: RefusalReason) -> Self {
+        Self {
+            reason,
+            user: None,
+            organization: None,
+            token: None,
+        }
+    }
 }
 
 /// A person the identity provider vouched for, signing in for the first time.
@@ -48,11 +122,27 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
 
     /// Authenticates a presented API token: well-formed, found by digest, opened in its row,
     /// equal in constant time, not expired, its owner active and still in the token's
-    /// organization. MUST return `None` for anything else (the reason goes to the log).
+    /// organization. MUST return a [`Refusal`] for anything else.
     async fn unscoped_api_token(
         &self,
         presented: &secrecy::SecretString,
-    ) -> Result<Option<ResolvedApiToken>, StoreError>;
+    ) -> Result<Result<ResolvedApiToken, Refusal>, StoreError>;
+
+    /// The current state of an access token's subject: `None` when the user does not exist.
+    async fn unscoped_access_token_subject(
+        &self,
+        user: UserId,
+        jti: uuid::Uuid,
+    ) -> Result<Option<AccessTokenSubject>, StoreError>;
+
+    /// Revokes the access token `jti` of `user`; it is refused from now on. Revocations
+    /// are kept until `expires_at` (plus a margin), then purged.
+    async fn unscoped_revoke_access_token(
+        &self,
+        jti: uuid::Uuid,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Creates a user with no organization for a first sign-in.
     /// MUST return `Duplicate` when the subject or the e-mail is already taken.

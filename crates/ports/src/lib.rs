@@ -14,10 +14,13 @@ mod principal;
 mod secrets;
 mod stores;
 
-pub use audit::{AuditFilter, AuditStore, ChainVerdict, NewAuditEvent};
+pub use audit::{AuditFilter, AuditLog, AuditStore, ChainVerdict, NewAuditEvent};
 pub use clock::{Clock, SystemClock};
 pub use error::{FoundingError, StoreError};
-pub use identity::{IdentityDirectory, NewIdentity, ResolvedApiToken, ResolvedUser};
+pub use identity::{
+    AccessTokenSubject, IdentityDirectory, NewIdentity, Refusal, RefusalReason, ResolvedApiToken,
+    ResolvedUser,
+};
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
 pub use principal::{AuthMethod, Principal, TenantScope};
 pub use secrets::{

@@ -166,6 +166,14 @@ pub trait ApiTokenStore: Send + Sync {
     ) -> Result<domain::ApiToken, StoreError>;
     /// Revokes the token at once: it no longer resolves.
     async fn revoke_own(&self, id: domain::ApiTokenId) -> Result<(), StoreError>;
+    /// Records that the token was used now. MUST write only when the recorded use is older
+    /// than `resolution` (a busy token does not write on every request), and return whether
+    /// this is the token's first recorded use.
+    async fn touch_own(
+        &self,
+        id: domain::ApiTokenId,
+        resolution: chrono::Duration,
+    ) -> Result<bool, StoreError>;
     /// Gives the token a new value (returned once); the old value is dead at once.
     async fn refresh_own(
         &self,

@@ -16,6 +16,7 @@ fn event(tenant: &Tenant, action: AuditAction, target: &str) -> NewAuditEvent {
         target_type: Some("project".to_owned()),
         target_id: Some(target.to_owned()),
         outcome: AuditOutcome::Success,
+        reason: None,
         client_ip: Some("198.51.100.7".parse().unwrap()),
         request_id: Some(format!("req-{target}")),
     }
@@ -190,4 +191,90 @@ async fn tampering_in_the_database_is_found_at_the_first_bad_event() {
         .await
         .unwrap();
     assert_eq!(verdict(&w, &w.b).await, ChainVerdict::Broken { seq: 2 });
+}
+
+#[tokio::test]
+async fn events_of_no_organization_chain_apart_and_the_app_role_cannot_read_them() {
+    use ports::AuditLog;
+
+    let w = world().await;
+    let refused = |reason: &str| NewAuditEvent {
+        actor: None,
+        action: AuditAction::AuthenticationFailed,
+        target_type: None,
+        target_id: None,
+        outcome: AuditOutcome::Failure,
+        reason: Some(reason.to_owned()),
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        request_id: Some("req-x".to_owned()),
+    };
+    for reason in ["unknown", "malformed", "bad_signature"] {
+        let event = w
+            .store
+            .unscoped_record(None, refused(reason))
+            .await
+            .unwrap();
+        assert_eq!(event.organization_id, None);
+    }
+    // An event attributed to an organization lands in its chain, after its own events.
+    record(&w, &w.a, 2).await;
+    let event = w
+        .store
+        .unscoped_record(Some(w.a.org), refused("expired"))
+        .await
+        .unwrap();
+    assert_eq!((event.organization_id, event.seq), (Some(w.a.org), 3));
+    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 3 });
+    assert_eq!(
+        w.store.unscoped_verify(Some(w.a.org)).await.unwrap(),
+        ChainVerdict::Intact { events: 3 }
+    );
+    assert_eq!(
+        w.store.unscoped_verify(None).await.unwrap(),
+        ChainVerdict::Intact { events: 3 }
+    );
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let listed = uow
+        .audit()
+        .list(AuditFilter::default(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 3, "organizations never see the system chain");
+    assert_eq!(listed.items[0].reason.as_deref(), Some("expired"));
+    drop(uow);
+
+    // The application role sees no system event and cannot write one around the functions.
+    let app = w.db.app_pool(1).await;
+    assert_eq!(
+        crate::count(
+            &app,
+            "SELECT count(*) FROM audit_events WHERE organization_id IS NULL"
+        )
+        .await,
+        0
+    );
+    let refused_insert = crate::fails(
+        &app,
+        "INSERT INTO audit_events (id, organization_id, seq, occurred_at, action, outcome, \
+         prev_hash, hash) VALUES (gen_random_uuid(), NULL, 99, now(), 'x', 'failure', \
+         decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))",
+    )
+    .await;
+    assert!(
+        refused_insert.contains("row-level security"),
+        "{refused_insert}"
+    );
+
+    // Tampering with the system chain is found too.
+    let admin = w.db.admin_pool().await;
+    admin
+        .execute_unprepared(
+            "UPDATE audit_events SET reason = 'fine' WHERE organization_id IS NULL AND seq = 2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.store.unscoped_verify(None).await.unwrap(),
+        ChainVerdict::Broken { seq: 2 }
+    );
 }

@@ -169,9 +169,14 @@ async fn every_security_definer_function_is_closed_to_public() {
     assert_eq!(
         functions,
         [
+            "app_access_token_subject",
             "app_api_token_by_digest",
             "app_organization_ids",
             "app_pending_invitation",
+            "app_revoke_access_token",
+            "app_system_audit_append",
+            "app_system_audit_events",
+            "app_system_audit_head",
             "app_user_by_subject"
         ]
         .map(|f| Some(f.to_owned()))
@@ -206,4 +211,76 @@ async fn every_security_definer_function_is_closed_to_public() {
     let mut expected = vec![Some(w.a.org.to_string()), Some(w.b.org.to_string())];
     expected.sort();
     assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
+    use chrono::Duration;
+    use ports::{Clock, SystemClock};
+    use uuid::Uuid;
+
+    let w = world().await;
+    let user = w.a.principal.user_id();
+    let (jti, other_jti) = (Uuid::now_v7(), Uuid::now_v7());
+    let subject = w
+        .store
+        .unscoped_access_token_subject(user, jti)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!subject.revoked);
+    assert_eq!(subject.user.membership, w.a.principal.membership());
+    assert!(subject.user.is_active);
+
+    let expires = SystemClock.now() + Duration::minutes(15);
+    w.store
+        .unscoped_revoke_access_token(jti, user, expires)
+        .await
+        .unwrap();
+    // Revoking twice is harmless.
+    w.store
+        .unscoped_revoke_access_token(jti, user, expires)
+        .await
+        .unwrap();
+    let revoked = |jti| {
+        let store = w.store.clone();
+        async move {
+            store
+                .unscoped_access_token_subject(user, jti)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        }
+    };
+    assert!(revoked(jti).await);
+    assert!(!revoked(other_jti).await, "only that token");
+
+    // Unknown users resolve to nothing.
+    assert!(
+        w.store
+            .unscoped_access_token_subject(domain::UserId::from_uuid(Uuid::now_v7()), jti)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Revocations of long-expired tokens are purged by the next revocation.
+    let long_ago = SystemClock.now() - Duration::days(3);
+    w.store
+        .unscoped_revoke_access_token(other_jti, user, long_ago)
+        .await
+        .unwrap();
+    assert!(!revoked(other_jti).await, "purged once expired");
+    assert!(revoked(jti).await);
+
+    // The application role cannot read or write revocations directly.
+    let app = w.db.app_pool(1).await;
+    let denied = crate::fails(&app, "SELECT count(*) FROM revoked_access_tokens").await;
+    assert!(denied.contains("permission denied"), "{denied}");
+    let admin = w.db.admin_pool().await;
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM revoked_access_tokens").await,
+        1
+    );
 }

@@ -7,7 +7,18 @@ use ports::{
 };
 use secrecy::ExposeSecret;
 
-use crate::{texts, world};
+use crate::{World, texts, world};
+
+/// Why the store refuses `value`, or `None` when it authenticates.
+async fn refusal(w: &World, value: &secrecy::SecretString) -> Option<ports::RefusalReason> {
+    use ports::IdentityDirectory;
+    w.store
+        .unscoped_api_token(value)
+        .await
+        .unwrap()
+        .err()
+        .map(|r| r.reason)
+}
 
 fn page() -> PageRequest<ApiTokenSort> {
     PageRequest::new(
@@ -146,7 +157,7 @@ async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
 #[tokio::test]
 async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
     use chrono::Duration;
-    use ports::{Clock, IdentityDirectory, SystemClock};
+    use ports::{Clock, IdentityDirectory, RefusalReason, SystemClock};
     use secrecy::SecretString;
 
     let w = world().await;
@@ -185,30 +196,31 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
         })
     );
 
+    // A refusal names whose token it was, so that the audit event lands in its organization.
+    let expired = w
+        .store
+        .unscoped_api_token(&expired_value)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(expired.organization, Some(w.a.org));
+    assert_eq!(expired.user, Some(w.a.principal.user_id()));
+    assert!(expired.token.is_some());
     let refused = |value: &str| SecretString::from(value.to_owned());
-    assert!(
-        w.store
-            .unscoped_api_token(&expired_value)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        refusal(&w, &expired_value).await,
+        Some(RefusalReason::Expired),
         "expired"
     );
-    assert!(
-        w.store
-            .unscoped_api_token(&refused("rh-nonsense"))
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        refusal(&w, &refused("rh-nonsense")).await,
+        Some(RefusalReason::Malformed),
         "malformed"
     );
     let unknown = crypto::ApiTokenValue::from_random_bytes(&[3; 32]).into_secret();
-    assert!(
-        w.store
-            .unscoped_api_token(&unknown)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        refusal(&w, &unknown).await,
+        Some(RefusalReason::Unknown),
         "unknown"
     );
 
@@ -223,12 +235,9 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
         ))
         .await
         .unwrap();
-    assert!(
-        w.store
-            .unscoped_api_token(&other_value)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        refusal(&w, &other_value).await,
+        Some(RefusalReason::Unopenable),
         "moved value"
     );
 
@@ -236,20 +245,18 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
     let (_, fresh) = uow.api_tokens().refresh_own(live.id).await.unwrap();
     uow.commit().await.unwrap();
-    assert!(
-        w.store
-            .unscoped_api_token(&live_value)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        refusal(&w, &live_value).await,
+        Some(RefusalReason::Unknown),
         "refreshed away"
     );
-    assert!(w.store.unscoped_api_token(&fresh).await.unwrap().is_some());
+    assert_eq!(refusal(&w, &fresh).await, None);
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
     uow.api_tokens().revoke_own(live.id).await.unwrap();
     uow.commit().await.unwrap();
-    assert!(
-        w.store.unscoped_api_token(&fresh).await.unwrap().is_none(),
+    assert_eq!(
+        refusal(&w, &fresh).await,
+        Some(RefusalReason::Unknown),
         "revoked"
     );
 
@@ -281,22 +288,72 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
         .await
         .unwrap();
     uow.commit().await.unwrap();
-    assert!(
-        w.store
-            .unscoped_api_token(&member_value)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert_eq!(refusal(&w, &member_value).await, None);
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
     uow.users().remove(colleague.id).await.unwrap();
     uow.commit().await.unwrap();
-    assert!(
-        w.store
-            .unscoped_api_token(&member_value)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        refusal(&w, &member_value).await,
+        Some(RefusalReason::LeftOrganization),
         "owner left"
     );
+}
+
+#[tokio::test]
+async fn token_use_is_recorded_at_most_once_per_resolution() {
+    use chrono::Duration;
+    use ports::IdentityDirectory;
+
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let (token, value) = uow
+        .api_tokens()
+        .create(Name::new("busy").unwrap(), None)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let last_used = |w: &World| {
+        let value = value.clone();
+        let store = w.store.clone();
+        async move {
+            store
+                .unscoped_api_token(&value)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_at
+        }
+    };
+    assert_eq!(last_used(&w).await, None);
+
+    let touch = |resolution: Duration| {
+        let store = w.store.clone();
+        let scope = w.a.scope();
+        async move {
+            let uow = store.begin(&scope).await.unwrap();
+            let first = uow
+                .api_tokens()
+                .touch_own(token.id, resolution)
+                .await
+                .unwrap();
+            uow.commit().await.unwrap();
+            first
+        }
+    };
+    assert!(touch(Duration::minutes(5)).await, "first use");
+    let first_seen = last_used(&w).await.expect("recorded");
+    assert!(!touch(Duration::minutes(5)).await, "not first");
+    assert_eq!(last_used(&w).await, Some(first_seen), "throttled: no write");
+    assert!(!touch(Duration::zero()).await, "not first");
+    assert!(
+        last_used(&w).await.unwrap() > first_seen,
+        "written once due"
+    );
+
+    // Another member cannot touch (or learn of) the owner's token.
+    let uow = w.store.begin(&w.b.scope()).await.unwrap();
+    assert!(matches!(
+        uow.api_tokens().touch_own(token.id, Duration::zero()).await,
+        Err(StoreError::NotFound)
+    ));
 }
