@@ -4,7 +4,7 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -14,7 +14,20 @@ use crate::request_context::current_request_id;
 /// meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// The request is malformed: bad JSON, a wrong type, an unknown field, a bad parameter.
+    InvalidRequest,
+    /// No credential, or one that is not valid.
+    Unauthenticated,
+    /// The credential is valid but too old for this operation (RFC 9470 step-up).
+    StepUpRequired,
+    /// The principal may not do this.
+    Forbidden,
     NotFound,
+    /// The request conflicts with the current state (a duplicate, a member of an
+    /// organization founding another).
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
     Unavailable,
     Internal,
 }
@@ -22,7 +35,14 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthenticated => "unauthenticated",
+            Self::StepUpRequired => "insufficient_user_authentication",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal_error",
         }
@@ -30,7 +50,13 @@ impl ErrorCode {
 
     const fn status(self) -> StatusCode {
         match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::StepUpRequired => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -38,7 +64,14 @@ impl ErrorCode {
 
     const fn message(self) -> &'static str {
         match self {
+            Self::InvalidRequest => "The request is not valid.",
+            Self::Unauthenticated => "Authentication is required.",
+            Self::StepUpRequired => "A more recent authentication is required.",
+            Self::Forbidden => "You are not allowed to do this.",
             Self::NotFound => "The requested resource does not exist.",
+            Self::Conflict => "The request conflicts with the current state.",
+            Self::PayloadTooLarge => "The request body is too large.",
+            Self::UnsupportedMediaType => "The request body must be JSON.",
             Self::Unavailable => "The service is temporarily unavailable.",
             Self::Internal => "An internal error occurred.",
         }
@@ -50,11 +83,33 @@ impl ErrorCode {
 pub struct ApiError {
     code: ErrorCode,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// A `WWW-Authenticate` challenge, for 401s.
+    challenge: Option<String>,
+    /// Which part of the request was wrong (a field or parameter name of the API, never a
+    /// value), for 400s.
+    field: Option<String>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
-        Self { code, cause: None }
+        Self {
+            code,
+            cause: None,
+            challenge: None,
+            field: None,
+        }
+    }
+
+    /// Adds a `WWW-Authenticate` challenge.
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    /// Names the field or parameter that was wrong (a name of the API, never a value).
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// An error with a cause for the log.
@@ -63,8 +118,8 @@ impl ApiError {
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Self {
-            code,
             cause: Some(Box::new(cause)),
+            ..Self::new(code)
         }
     }
 
@@ -89,24 +144,38 @@ impl fmt::Display for ApiError {
 
 impl From<ports::StoreError> for ApiError {
     fn from(err: ports::StoreError) -> Self {
-        let code = match &err {
-            ports::StoreError::NotFound => ErrorCode::NotFound,
-            ports::StoreError::Unavailable(_) => ErrorCode::Unavailable,
-            _ => ErrorCode::Internal,
+        let (code, field) = match &err {
+            ports::StoreError::NotFound => (ErrorCode::NotFound, None),
+            ports::StoreError::Duplicate { what } => (ErrorCode::Conflict, Some(*what)),
+            ports::StoreError::MissingReference { what } => {
+                (ErrorCode::InvalidRequest, Some(*what))
+            }
+            ports::StoreError::InvalidInput { what } => (ErrorCode::InvalidRequest, Some(*what)),
+            ports::StoreError::Unavailable(_) => (ErrorCode::Unavailable, None),
+            ports::StoreError::TenantViolation | ports::StoreError::Unexpected(_) => {
+                (ErrorCode::Internal, None)
+            }
         };
-        Self::with_cause(code, err)
+        let error = Self::with_cause(code, err);
+        // The API's name for it: `users.email` is the `email` field.
+        match field.and_then(|f| f.rsplit('.').next()) {
+            Some(field) => error.with_field(field),
+            None => error,
+        }
     }
 }
 
-/// The body of an error response.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+/// The body of every error response (RFC 9457).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     title: &'static str,
     status: u16,
     code: &'static str,
     detail: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -145,16 +214,25 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             code: self.code.as_str(),
             detail: self.code.message(),
+            field: self.field.as_deref(),
             request_id: &request_id,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        HttpResponse::build(status)
+        let mut response = HttpResponse::build(status);
+        response
             .insert_header((
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
             ))
-            .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .body(body)
+            .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Some(challenge) = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            response.insert_header((WWW_AUTHENTICATE, challenge));
+        }
+        response.body(body)
     }
 }
 

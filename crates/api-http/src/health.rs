@@ -1,22 +1,32 @@
 //! Liveness and readiness probes.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde_json::json;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{ApiError, AppState, ErrorCode};
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready));
+pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(live).service(ready);
 }
 
 /// The process is up and serving HTTP.
-async fn live() -> HttpResponse {
+#[utoipa::path(tag = "health", responses((status = 200, description = "Serving")))]
+#[get("/health/live")]
+pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// The service can do its work: its database answers.
-async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready"),
+        (status = 503, description = "The database does not answer", body = crate::error::Problem)
+    )
+)]
+#[get("/health/ready")]
+pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .health
         .ready()

@@ -1,10 +1,15 @@
 //! The HTTP edge: routes, middleware and the mapping of every error to problem+json.
 //!
-//! Handlers hold ports as `Arc<dyn …>` in [`AppState`], so this crate names no adapter.
+//! Handlers hold ports as `Arc<dyn …>` in [`AppState`], so this crate names no adapter. Every
+//! route is registered through `utoipa-actix-web`, which refuses a handler without an
+//! OpenAPI description: the document at `/openapi.json` lists every route there is.
 
+mod auth;
 mod error;
+mod extract;
 mod health;
 mod request_context;
+mod routes;
 
 use std::sync::Arc;
 
@@ -12,16 +17,59 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, web};
-use ports::HealthCheck;
+use ports::{AuditLog, Clock, HealthCheck, IdentityDirectory, UnitOfWorkFactory};
 use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
 
+pub use auth::{AuthSettings, Caller, Credential};
 pub use error::{ApiError, ErrorCode};
+pub use extract::MAX_JSON_BODY_BYTES;
 pub use request_context::REQUEST_ID_HEADER;
 
 /// What the handlers need from the world.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub health: Arc<dyn HealthCheck>,
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub identity: Arc<dyn IdentityDirectory>,
+    pub audit_log: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Arc<AuthSettings>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rhesis backend API",
+        description = "The multi-tenant REST API of the LLM-testing platform. Programs \
+                       authenticate with `Authorization: Bearer` and an access token (JWT) or \
+                       an `rh-` API token."
+    ),
+    modifiers(&BearerScheme)
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme the operations refer to.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi
+            .components
+            .get_or_insert_with(utoipa::openapi::Components::new);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An access token (JWT) or an `rh-` API token"))
+                    .build(),
+            ),
+        );
+    }
 }
 
 /// The application: every route and middleware, ready for an `HttpServer`.
@@ -36,9 +84,19 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new()
+    let development = state.auth.dev_login_subject.is_some();
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
         .app_data(web::Data::new(state))
+        .app_data(extract::json_config())
+        .app_data(extract::path_config())
+        .app_data(extract::query_config())
         .configure(health::routes)
+        .configure(|cfg| routes::session::routes(cfg, development))
+        .configure(routes::tokens::routes)
+        .split_for_parts();
+    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .default_service(web::to(error::not_found))
         // Inner to outer: the request context (id header, task-local id, access log) runs
         // inside the root span that TracingLogger opens for every request.

@@ -173,6 +173,11 @@ impl JwtAuthority {
         })
     }
 
+    /// How long an issued token lives.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
     /// Issues an access token for `subject` at `now`, with id `jti`.
     pub fn issue(
         &self,

@@ -9,6 +9,7 @@ use crate::{AuditEventId, OrganizationId, UserId};
 pub enum AuditAction {
     AuthenticationSucceeded,
     AuthenticationFailed,
+    LoggedOut,
     AccessDenied,
     OrganizationCreated,
     OrganizationUpdated,
@@ -34,6 +35,7 @@ impl AuditAction {
         match self {
             Self::AuthenticationSucceeded => "authentication.succeeded",
             Self::AuthenticationFailed => "authentication.failed",
+            Self::LoggedOut => "authentication.logged_out",
             Self::AccessDenied => "access.denied",
             Self::OrganizationCreated => "organization.created",
             Self::OrganizationUpdated => "organization.updated",
@@ -58,9 +60,10 @@ impl AuditAction {
 
 impl AuditAction {
     /// Every action, for parsing stored text back.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::AuthenticationSucceeded,
         Self::AuthenticationFailed,
+        Self::LoggedOut,
         Self::AccessDenied,
         Self::OrganizationCreated,
         Self::OrganizationUpdated,

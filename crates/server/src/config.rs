@@ -60,6 +60,8 @@ pub struct ServeArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -124,6 +126,64 @@ impl EncryptionArgs {
     }
 }
 
+/// The backend's access tokens and fresh authentication.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// The HS256 signing key of access tokens: at least 32 bytes.
+    #[arg(long = "jwt-secret-key", env = "JWT_SECRET_KEY", value_parser = secret, hide_env_values = true)]
+    pub jwt_key: Option<SecretString>,
+    #[arg(long = "jwt-secret-key-file", env = "JWT_SECRET_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+    /// The previous signing key, still accepted (by its `kid`) during a rotation.
+    #[arg(long = "jwt-previous-secret-key", env = "JWT_PREVIOUS_SECRET_KEY", value_parser = secret, hide_env_values = true)]
+    pub jwt_previous_key: Option<SecretString>,
+    #[arg(
+        long = "jwt-previous-secret-key-file",
+        env = "JWT_PREVIOUS_SECRET_KEY_FILE"
+    )]
+    pub jwt_previous_key_file: Option<PathBuf>,
+    /// Lifetime of an access token, in minutes.
+    #[arg(long, env = "JWT_ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub jwt_expire_minutes: u32,
+    /// The `iss` of access tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "rhesis-backend")]
+    pub jwt_issuer: String,
+    /// The `aud` of access tokens.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "rhesis-api")]
+    pub jwt_audience: String,
+    /// The oldest login, in seconds, that sensitive operations accept.
+    #[arg(long, env = "FRESH_AUTH_MAX_AGE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub fresh_auth_max_age: u32,
+}
+
+impl AuthArgs {
+    /// The access-token authority: refuses a missing or short key.
+    pub fn jwt(&self) -> Result<crypto::JwtAuthority, ConfigError> {
+        const VAR: &str = "JWT_SECRET_KEY";
+        const PREVIOUS: &str = "JWT_PREVIOUS_SECRET_KEY";
+        let current = resolve_secret(VAR, self.jwt_key.as_ref(), self.jwt_key_file.as_ref())?
+            .ok_or(ConfigError::Missing(VAR))?;
+        let previous = resolve_secret(
+            PREVIOUS,
+            self.jwt_previous_key.as_ref(),
+            self.jwt_previous_key_file.as_ref(),
+        )?;
+        Ok(crypto::JwtAuthority::new(
+            &current,
+            previous.as_ref(),
+            &self.jwt_issuer,
+            &self.jwt_audience,
+            chrono::Duration::minutes(i64::from(self.jwt_expire_minutes)),
+        )?)
+    }
+
+    pub fn fresh_auth_max_age(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::from(self.fresh_auth_max_age))
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
     #[arg(value_enum)]
@@ -168,6 +228,8 @@ pub enum ConfigError {
     Empty(&'static str),
     #[error(transparent)]
     KeyRing(#[from] crypto::KeyRingError),
+    #[error(transparent)]
+    JwtKey(#[from] crypto::JwtKeyError),
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.

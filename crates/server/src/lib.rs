@@ -10,7 +10,7 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use adapters_postgres::{PgStore, PoolOptions, RoleReport, SecretColumns};
-use api_http::AppState;
+use api_http::{AppState, AuthSettings};
 use ports::SystemClock;
 use secrecy::ExposeSecret;
 
@@ -127,6 +127,21 @@ pub async fn check_secrets(store: &PgStore, profile: Profile) -> Result<(), Star
     Ok(())
 }
 
+/// How often an API token's `last_used_at` is written at most.
+const TOKEN_USE_RESOLUTION: chrono::Duration = chrono::Duration::minutes(1);
+
+/// The authentication settings of `serve`: the access-token keys (refused when missing or
+/// short), fresh-authentication age, and the development login in the development profile.
+pub fn auth_settings(args: &ServeArgs) -> Result<AuthSettings, StartupError> {
+    Ok(AuthSettings {
+        jwt: args.auth.jwt()?,
+        fresh_auth_max_age: args.auth.fresh_auth_max_age(),
+        token_use_resolution: TOKEN_USE_RESOLUTION,
+        dev_login_subject: (args.profile == Profile::Development)
+            .then(|| DEV_ADMIN_SUBJECT.to_owned()),
+    })
+}
+
 /// A server bound to its address, ready to run.
 pub struct Application {
     port: u16,
@@ -144,10 +159,17 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects, checks, wires and binds (port 0 picks a free port).
     pub async fn build(args: &ServeArgs) -> Result<Self, StartupError> {
+        let auth = Arc::new(auth_settings(args)?);
         let (store, report) = connect_checked(args).await?;
         check_secrets(&store, args.profile).await?;
+        let store = Arc::new(store);
         let state = AppState {
-            health: Arc::new(store),
+            health: store.clone(),
+            units: store.clone(),
+            identity: store.clone(),
+            audit_log: store,
+            clock: Arc::new(SystemClock),
+            auth,
         };
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {

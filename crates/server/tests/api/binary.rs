@@ -8,6 +8,7 @@ use serde_json::Value;
 use test_support::TestDatabase;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
+const JWT_KEY: &str = "a-signing-key-for-the-binary-tests-0123456789";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -24,6 +25,7 @@ async fn the_binary_logs_json_lines_carrying_the_request_id() {
     let mut child = Command::new(BINARY)
         .arg("serve")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .env("APP_ENV", "test")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", db.app_url())
@@ -81,6 +83,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .env("DATABASE_URL", db.owner_url())
         .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
@@ -98,6 +101,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
@@ -112,6 +116,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .env("DATABASE_URL", db.app_url())
         .output()
         .unwrap();
@@ -121,6 +126,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", format!("{good},short-key"))
         .output()
@@ -140,6 +146,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", &good)
         .env("DB_ENCRYPTION_PLAINTEXT_UNTIL", "2999-01-01T00:00:00Z")
@@ -152,10 +159,35 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         "{stderr}"
     );
 
+    // No signing key, or a short one: refused, naming the variable and never the value.
+    for (env, expected) in [
+        (None, "JWT_SECRET_KEY is required"),
+        (
+            Some("k3y-tiny-but-secret"),
+            "JWT_SECRET_KEY must be at least 32 bytes",
+        ),
+    ] {
+        let mut command = Command::new(BINARY);
+        command
+            .arg("check-config")
+            .env_clear()
+            .env("DATABASE_URL", db.app_url())
+            .env("DB_ENCRYPTION_KEY", &good);
+        if let Some(key) = env {
+            command.env("JWT_SECRET_KEY", key);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("k3y-tiny"), "{stderr}");
+    }
+
     // No database URL at all: a clear error naming the variable.
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
+        .env("JWT_SECRET_KEY", JWT_KEY)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -115,3 +115,34 @@ async fn every_request_gets_its_own_id() {
     }
     assert_eq!(ids.len(), 5);
 }
+
+#[tokio::test]
+async fn the_api_describes_itself_and_serves_its_documentation_offline() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert!(spec["paths"]["/api/v1/tokens/{token_id}"]["delete"].is_object());
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    let docs = app
+        .client
+        .get(format!("{}/docs/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}

@@ -2,23 +2,115 @@
 //! One test binary for the crate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests stop at the first surprise
 
+mod auth;
 mod binary;
 mod health;
 mod reencrypt;
 mod startup;
+mod tokens;
 
+use std::sync::{Arc, Mutex};
+
+use adapters_postgres::{PgStore, SecretColumns};
+use chrono::{DateTime, Utc};
+use domain::{Email, Membership, Name, Role, UserId};
+use ports::{
+    AuthMethod, Clock, IdentityDirectory, NewIdentity, NewOrganization, Principal, SystemClock,
+    TenantScope, UnitOfWorkFactory,
+};
 use secrecy::SecretString;
+use serde_json::Value;
 use server::Application;
-use server::config::{DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs};
+use server::config::{AuthArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs};
 use test_support::TestDatabase;
+use uuid::Uuid;
+
+pub(crate) const ISSUER: &str = "rhesis-backend";
+pub(crate) const AUDIENCE: &str = "rhesis-api";
 
 pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) db: TestDatabase,
     pub(crate) client: reqwest::Client,
+    /// The server's signing key.
+    pub(crate) jwt_key: String,
+    /// The store as the application role, for setting up tenants.
+    pub(crate) store: PgStore,
+    /// Every response received through [`TestApp::call`], headers and body as text.
+    journal: Mutex<Vec<String>>,
+    /// Secrets that no response after their registration may contain.
+    secrets: Mutex<Vec<(usize, String)>>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) text: String,
+}
+
+impl Reply {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `code` of a problem+json body, asserting that it is one.
+    pub(crate) fn problem_code(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    /// Every test that talks through `call` proves on its way out that no secret it
+    /// registered came back in any later response, body or header.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let journal = self.journal.lock().unwrap();
+        for (since, secret) in self.secrets.lock().unwrap().iter() {
+            for (n, response) in journal.iter().enumerate().skip(*since) {
+                assert!(
+                    !response.contains(secret.as_str()),
+                    "response #{n} contains a secret: {response}"
+                );
+            }
+        }
+    }
+}
+
+/// A member of an organization, and what signs in as them.
+#[derive(Debug, Clone)]
+pub(crate) struct TestUser {
+    pub(crate) id: UserId,
+    pub(crate) membership: Membership,
+}
+
+impl TestUser {
+    pub(crate) fn principal(&self) -> Principal {
+        Principal::authenticated(self.id, Some(self.membership), AuthMethod::Operator, None)
+    }
+
+    pub(crate) fn scope(&self) -> TenantScope {
+        self.principal().tenant_scope().unwrap()
+    }
 }
 
 pub(crate) fn serve_args(profile: Profile, database_url: String) -> ServeArgs {
+    serve_args_with_key(profile, database_url, test_support::random_fernet_key())
+}
+
+fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) -> ServeArgs {
     ServeArgs {
         profile,
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -33,28 +125,193 @@ pub(crate) fn serve_args(profile: Profile, database_url: String) -> ServeArgs {
             key_file: None,
             plaintext_until: None,
         },
+        auth: AuthArgs {
+            jwt_key: Some(SecretString::from(jwt_key)),
+            jwt_key_file: None,
+            jwt_previous_key: None,
+            jwt_previous_key_file: None,
+            jwt_expire_minutes: 15,
+            jwt_issuer: ISSUER.to_owned(),
+            jwt_audience: AUDIENCE.to_owned(),
+            fresh_auth_max_age: 600,
+        },
         log_format: LogFormat::Json,
     }
 }
 
 /// A server on port 0 over a fresh database, connecting as the application role.
 pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(Profile::Test).await
+}
+
+pub(crate) async fn spawn_app_with(profile: Profile) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         server::telemetry::init(LogFormat::Pretty);
     }
     let db = TestDatabase::new().await;
-    let app = Application::build(&serve_args(Profile::Test, db.app_url()))
-        .await
-        .unwrap();
+    let jwt_key = test_support::random_fernet_key();
+    let args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
+    let app = Application::build(&args).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cipher = args.encryption.cipher().unwrap();
+    let store = PgStore::new(
+        db.app_pool(2).await,
+        Arc::clone(&clock),
+        Arc::new(SecretColumns::new(cipher, clock)),
+    );
     TestApp {
         address,
         db,
         client,
+        jwt_key,
+        store,
+        journal: Mutex::new(Vec::new()),
+        secrets: Mutex::new(Vec::new()),
+    }
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Registers a secret: no response from now on may contain it.
+    pub(crate) fn secret(&self, value: &str) {
+        let since = self.journal.lock().unwrap().len();
+        self.secrets.lock().unwrap().push((since, value.to_owned()));
+    }
+
+    /// Sends `method path` with the bearer `token` and the JSON `body`, and journals the reply.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.send(request).await
+    }
+
+    /// Sends a prepared request and journals the reply.
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let mut record = format!("{status}\n");
+        for (name, value) in &headers {
+            record.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        record.push_str(&text);
+        self.journal.lock().unwrap().push(record);
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// The server's token authority (same key, issuer and audience).
+    pub(crate) fn authority(&self) -> crypto::JwtAuthority {
+        crypto::JwtAuthority::new(
+            &SecretString::from(self.jwt_key.clone()),
+            None,
+            ISSUER,
+            AUDIENCE,
+            chrono::Duration::minutes(15),
+        )
+        .unwrap()
+    }
+
+    /// An access token for `user`, issued at `now` for a login at `auth_time`.
+    pub(crate) fn jwt_at(
+        &self,
+        user: &TestUser,
+        now: DateTime<Utc>,
+        auth_time: DateTime<Utc>,
+    ) -> String {
+        self.authority()
+            .issue(
+                &crypto::Subject {
+                    user: *user.id.as_uuid(),
+                    organization: Some(*user.membership.organization_id.as_uuid()),
+                    role: Some(user.membership.role.as_str().to_owned()),
+                    auth_time,
+                },
+                Uuid::now_v7(),
+                now,
+            )
+            .unwrap()
+    }
+
+    /// A fresh access token for `user` (logged in just now).
+    pub(crate) fn jwt(&self, user: &TestUser) -> String {
+        let now = SystemClock.now();
+        self.jwt_at(user, now, now)
+    }
+
+    /// A new organization and its owner.
+    pub(crate) async fn owner(&self, label: &str) -> TestUser {
+        let resolved = self
+            .store
+            .unscoped_register(NewIdentity {
+                subject: format!("test|{label}-{}", Uuid::now_v7()),
+                email: Email::new(&format!("{label}-{}@example.org", Uuid::now_v7())).unwrap(),
+                email_verified: true,
+                name: None,
+            })
+            .await
+            .unwrap();
+        let founder = Principal::authenticated(resolved.user_id, None, AuthMethod::Operator, None);
+        let org = self
+            .store
+            .found_organization(&founder, NewOrganization::named(Name::new(label).unwrap()))
+            .await
+            .unwrap();
+        TestUser {
+            id: resolved.user_id,
+            membership: Membership {
+                organization_id: org.id,
+                role: Role::Owner,
+            },
+        }
+    }
+
+    /// A new member of `owner`'s organization with `role`.
+    pub(crate) async fn member(&self, owner: &TestUser, role: Role) -> TestUser {
+        let uow = self.store.begin(&owner.scope()).await.unwrap();
+        let user = uow
+            .users()
+            .invite(
+                Email::new(&format!("m-{}@example.org", Uuid::now_v7())).unwrap(),
+                role,
+            )
+            .await
+            .unwrap();
+        uow.commit().await.unwrap();
+        TestUser {
+            id: user.id,
+            membership: Membership {
+                organization_id: owner.membership.organization_id,
+                role,
+            },
+        }
     }
 }

@@ -1,0 +1,439 @@
+//! Authentication at the HTTP edge: `Authorization: Bearer` with one of the backend's JWTs or
+//! an `rh-` API token becomes a [`Principal`], and only then a tenant scope.
+//!
+//! A refused credential gets a 401 with a `WWW-Authenticate: Bearer` challenge and a generic
+//! body; why it was refused (expired, bad signature, revoked, unknown) goes to the log and to
+//! the audit log, attributed to the organization the credential names when it names one, and
+//! to the system chain otherwise.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use chrono::{DateTime, Duration, Utc};
+use crypto::{JwtAuthority, JwtError};
+use domain::{
+    Action, ApiTokenId, AuditAction, AuditOutcome, Membership, OrganizationId, PermissionDenied,
+    UserId,
+};
+use ports::{
+    AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
+};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::{ApiError, AppState, ErrorCode, request_context};
+
+/// The realm of every challenge.
+const REALM: &str = "rhesis";
+
+/// How requests authenticate, and how fresh a login must be for sensitive operations.
+pub struct AuthSettings {
+    pub jwt: JwtAuthority,
+    /// The oldest `auth_time` a sensitive operation accepts.
+    pub fresh_auth_max_age: Duration,
+    /// How often an API token's `last_used_at` is written at most.
+    pub token_use_resolution: Duration,
+    /// The identity-provider subject that `POST /auth/local-login` signs in as. `None`
+    /// outside the development profile, where the route does not exist.
+    pub dev_login_subject: Option<String>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt", &self.jwt)
+            .field("fresh_auth_max_age", &self.fresh_auth_max_age)
+            .field("dev_login", &self.dev_login_subject.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credential a request presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// One of the backend's access tokens, with what revoking it needs.
+    Jwt {
+        jti: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    ApiToken {
+        id: ApiTokenId,
+    },
+}
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestMeta {
+    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) request_id: Option<String>,
+}
+
+impl RequestMeta {
+    pub(crate) fn of(req: &HttpRequest) -> Self {
+        Self {
+            client_ip: req.peer_addr().map(|a| a.ip()),
+            request_id: request_context::current_request_id(),
+        }
+    }
+
+    /// An event of this request.
+    pub(crate) fn event(
+        &self,
+        actor: Option<UserId>,
+        action: AuditAction,
+        outcome: AuditOutcome,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            actor,
+            action,
+            target_type: None,
+            target_id: None,
+            outcome,
+            reason: None,
+            client_ip: self.client_ip,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// An authenticated caller: who, by which credential, and from where. Handlers that take a
+/// `Caller` are closed to anonymous requests.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    principal: Principal,
+    credential: Credential,
+    meta: RequestMeta,
+    state: web::Data<AppState>,
+}
+
+/// The challenge of a request with no usable credential.
+fn challenge(error: Option<&str>) -> String {
+    match error {
+        Some(error) => format!("Bearer realm=\"{REALM}\", error=\"{error}\""),
+        None => format!("Bearer realm=\"{REALM}\""),
+    }
+}
+
+/// A 401 for a request without a credential.
+fn unauthenticated() -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated).with_challenge(challenge(None))
+}
+
+fn jwt_refusal(err: &JwtError) -> RefusalReason {
+    match err {
+        JwtError::Malformed => RefusalReason::Malformed,
+        JwtError::Signature => RefusalReason::BadSignature,
+        JwtError::Expired => RefusalReason::Expired,
+        JwtError::NotYetValid => RefusalReason::NotYetValid,
+        JwtError::Algorithm
+        | JwtError::UnknownKey
+        | JwtError::Claims
+        | JwtError::IssuerOrAudience
+        | JwtError::Type => RefusalReason::Invalid,
+    }
+}
+
+/// Logs and records a refused credential and answers 401.
+async fn refuse(state: &AppState, meta: &RequestMeta, refusal: Refusal, kind: &str) -> ApiError {
+    tracing::info!(
+        credential = kind,
+        reason = refusal.reason.as_str(),
+        "credential refused"
+    );
+    let mut event = meta.event(
+        refusal.user,
+        AuditAction::AuthenticationFailed,
+        AuditOutcome::Failure,
+    );
+    event.target_type = Some(kind.to_owned());
+    event.target_id = refusal.token.map(|t| t.to_string());
+    event.reason = Some(refusal.reason.as_str().to_owned());
+    if let Err(err) = state
+        .audit_log
+        .unscoped_record(refusal.organization, event)
+        .await
+    {
+        tracing::error!(error = %err, "the refused credential could not be recorded");
+    }
+    ApiError::new(ErrorCode::Unauthenticated).with_challenge(challenge(Some("invalid_token")))
+}
+
+async fn by_api_token(
+    state: &AppState,
+    meta: &RequestMeta,
+    presented: SecretString,
+) -> Result<(Principal, Credential), ApiError> {
+    let resolved = match state.identity.unscoped_api_token(&presented).await? {
+        Ok(resolved) => resolved,
+        Err(refusal) => return Err(refuse(state, meta, refusal, "api_token").await),
+    };
+    let principal = Principal::authenticated(
+        resolved.user.user_id,
+        resolved.user.membership,
+        AuthMethod::ApiToken,
+        None,
+    );
+    let now = state.clock.now();
+    let resolution = state.auth.token_use_resolution;
+    if resolved
+        .last_used_at
+        .is_none_or(|at| now - at >= resolution)
+        && let Some(scope) = principal.tenant_scope()
+    {
+        let uow = state.units.begin(&scope).await?;
+        if uow
+            .api_tokens()
+            .touch_own(resolved.token_id, resolution)
+            .await?
+        {
+            let mut event = meta.event(
+                Some(principal.user_id()),
+                AuditAction::TokenUsed,
+                AuditOutcome::Success,
+            );
+            event.target_type = Some("api_token".to_owned());
+            event.target_id = Some(resolved.token_id.to_string());
+            uow.audit().record(event).await?;
+        }
+        uow.commit().await?;
+    }
+    Ok((
+        principal,
+        Credential::ApiToken {
+            id: resolved.token_id,
+        },
+    ))
+}
+
+async fn by_jwt(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: &str,
+) -> Result<(Principal, Credential), ApiError> {
+    const KIND: &str = "access_token";
+    let claims = match state.auth.jwt.verify(token, state.clock.now()) {
+        Ok(claims) => claims,
+        Err(err) => {
+            let refusal = Refusal::anonymous(jwt_refusal(&err));
+            return Err(refuse(state, meta, refusal, KIND).await);
+        }
+    };
+    // From here the claims are ours (the signature verified): a refusal can name the user and
+    // the organization the token was issued for.
+    let user = UserId::from_uuid(claims.sub);
+    let issued_for = claims.org.map(OrganizationId::from_uuid);
+    let refusal = |reason| Refusal {
+        reason,
+        user: Some(user),
+        organization: issued_for,
+        token: None,
+    };
+    let subject = state
+        .identity
+        .unscoped_access_token_subject(user, claims.jti)
+        .await?;
+    let reason = match &subject {
+        None => Some(RefusalReason::UserInactive),
+        Some(s) if s.revoked => Some(RefusalReason::Revoked),
+        Some(s) if !s.user.is_active => Some(RefusalReason::UserInactive),
+        Some(s) if s.user.membership.map(|m| m.organization_id) != issued_for => {
+            Some(RefusalReason::LeftOrganization)
+        }
+        Some(_) => None,
+    };
+    let (Some(subject), None) = (subject, reason) else {
+        let reason = reason.unwrap_or(RefusalReason::UserInactive);
+        return Err(refuse(state, meta, refusal(reason), KIND).await);
+    };
+    let auth_time = DateTime::from_timestamp(claims.auth_time, 0);
+    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+    // The role is the one the user holds now, not the one the token was issued with.
+    let principal =
+        Principal::authenticated(user, subject.user.membership, AuthMethod::Jwt, auth_time);
+    Ok((
+        principal,
+        Credential::Jwt {
+            jti: claims.jti,
+            expires_at,
+        },
+    ))
+}
+
+/// The bearer credential of a request, if the request has exactly one well-formed
+/// `Authorization: Bearer` header.
+fn bearer(req: &HttpRequest) -> Result<Option<SecretString>, ()> {
+    let mut values = req.headers().get_all(AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let text = value.to_str().map_err(drop)?;
+    let (scheme, token) = text.split_once(' ').ok_or(())?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(());
+    }
+    Ok(Some(SecretString::from(token.to_owned())))
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal))?;
+    let meta = RequestMeta::of(&req);
+    let presented = match bearer(&req) {
+        Ok(Some(presented)) => presented,
+        Ok(None) => return Err(unauthenticated()),
+        Err(()) => {
+            let refusal = Refusal::anonymous(RefusalReason::Malformed);
+            return Err(refuse(&state, &meta, refusal, "authorization_header").await);
+        }
+    };
+    use secrecy::ExposeSecret;
+    let (principal, credential) = if presented.expose_secret().starts_with("rh-") {
+        by_api_token(&state, &meta, presented).await?
+    } else {
+        by_jwt(&state, &meta, presented.expose_secret()).await?
+    };
+    Ok(Caller {
+        principal,
+        credential,
+        meta,
+        state,
+    })
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(authenticate(req.clone()))
+    }
+}
+
+impl Caller {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn credential(&self) -> Credential {
+        self.credential
+    }
+
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// An event by this caller.
+    pub(crate) fn event(&self, action: AuditAction, outcome: AuditOutcome) -> NewAuditEvent {
+        self.meta
+            .event(Some(self.principal.user_id()), action, outcome)
+    }
+
+    /// An event by this caller about `target`.
+    pub(crate) fn event_on(
+        &self,
+        action: AuditAction,
+        target_type: &str,
+        target_id: impl ToString,
+    ) -> NewAuditEvent {
+        let mut event = self.event(action, AuditOutcome::Success);
+        event.target_type = Some(target_type.to_owned());
+        event.target_id = Some(target_id.to_string());
+        event
+    }
+
+    /// Records a refusal of this caller and returns the error to answer with.
+    pub(crate) async fn denied(&self, reason: &str, error: ApiError) -> ApiError {
+        tracing::info!(reason, "access denied");
+        let mut event = self.event(AuditAction::AccessDenied, AuditOutcome::Denied);
+        event.reason = Some(reason.to_owned());
+        let organization = self.principal.membership().map(|m| m.organization_id);
+        if let Err(err) = self
+            .state
+            .audit_log
+            .unscoped_record(organization, event)
+            .await
+        {
+            tracing::error!(error = %err, "the denial could not be recorded");
+        }
+        error
+    }
+
+    /// The caller's membership; a caller who belongs to no organization is refused (403).
+    pub(crate) async fn membership(&self) -> Result<Membership, ApiError> {
+        match self.principal.membership() {
+            Some(membership) => Ok(membership),
+            None => Err(self
+                .denied("no_organization", ApiError::new(ErrorCode::Forbidden))
+                .await),
+        }
+    }
+
+    /// Opens a unit of work in the caller's organization, if `action` is theirs to do.
+    pub(crate) async fn begin(&self, action: Action) -> Result<Box<dyn UnitOfWork>, ApiError> {
+        let scope = self.scope_for(action).await?;
+        Ok(self.state.units.begin(&scope).await?)
+    }
+
+    /// The caller's scope, if `action` is theirs to do (403 and an audit event otherwise).
+    pub(crate) async fn scope_for(&self, action: Action) -> Result<TenantScope, ApiError> {
+        self.membership().await?;
+        let (Some(actor), Some(scope)) = (self.principal.actor(), self.principal.tenant_scope())
+        else {
+            return Err(ApiError::new(ErrorCode::Forbidden));
+        };
+        if let Err(denied) = domain::authorize(actor, action) {
+            return Err(self.forbidden(denied).await);
+        }
+        Ok(scope)
+    }
+
+    /// Records a permission refusal and returns the 403 to answer with.
+    pub(crate) async fn forbidden(&self, denied: PermissionDenied) -> ApiError {
+        let reason = match denied {
+            PermissionDenied::InsufficientRole { .. } => "insufficient_role",
+            PermissionDenied::SelfEscalation => "self_escalation",
+            PermissionDenied::LastOwner => "last_owner",
+            PermissionDenied::OwnerProtected => "owner_protected",
+        };
+        self.denied(reason, ApiError::with_cause(ErrorCode::Forbidden, denied))
+            .await
+    }
+
+    /// Refuses a sensitive operation unless the caller logged in interactively within the
+    /// configured age: 401 with an RFC 9470 step-up challenge otherwise. An API token is
+    /// never fresh.
+    pub(crate) async fn require_fresh(&self) -> Result<(), ApiError> {
+        let max_age = self.state.auth.fresh_auth_max_age;
+        let fresh = matches!(
+            self.principal.method(),
+            AuthMethod::Jwt | AuthMethod::Session
+        ) && self
+            .principal
+            .auth_time()
+            .is_some_and(|at| self.state.clock.now() - at <= max_age);
+        if fresh {
+            return Ok(());
+        }
+        let challenge = format!(
+            "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
+             error_description=\"A more recent authentication is required\", max_age={}",
+            max_age.num_seconds()
+        );
+        Err(self
+            .denied(
+                "stale_authentication",
+                ApiError::new(ErrorCode::StepUpRequired).with_challenge(challenge),
+            )
+            .await)
+    }
+}

@@ -1,0 +1,43 @@
+//! How request bodies, paths and query strings that do not parse are answered: a 4xx
+//! problem+json with a stable code, never the parser's text (which goes to the log).
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, web};
+
+use crate::{ApiError, ErrorCode};
+
+/// The largest JSON body accepted, in bytes.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// Why an extractor refused the request, for the log only.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Rejected(String);
+
+pub(crate) fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BODY_BYTES)
+        .content_type_required(true)
+        .error_handler(|err: JsonPayloadError, _req: &HttpRequest| {
+            let code = match &err {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ErrorCode::PayloadTooLarge,
+                JsonPayloadError::ContentType => ErrorCode::UnsupportedMediaType,
+                _ => ErrorCode::InvalidRequest,
+            };
+            ApiError::with_cause(code, Rejected(err.to_string())).into()
+        })
+}
+
+/// A path that does not parse (an id that is no id) names no resource: 404.
+pub(crate) fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req: &HttpRequest| {
+        ApiError::with_cause(ErrorCode::NotFound, Rejected(err.to_string())).into()
+    })
+}
+
+pub(crate) fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
+        ApiError::with_cause(ErrorCode::InvalidRequest, Rejected(err.to_string())).into()
+    })
+}

@@ -1,0 +1,160 @@
+//! Who am I, the development login, and logout (revocation of the presented access token).
+
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use domain::{AuditAction, AuditOutcome};
+use ports::AuthMethod;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Credential, RequestMeta};
+use crate::{ApiError, AppState, ErrorCode};
+
+pub(crate) fn routes(cfg: &mut ServiceConfig<'_>, development: bool) {
+    cfg.service(me).service(logout);
+    if development {
+        cfg.service(local_login);
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Me {
+    user_id: Uuid,
+    /// `null` until the user founds or joins an organization.
+    organization_id: Option<Uuid>,
+    role: Option<String>,
+    /// `jwt`, `api_token` or `session`.
+    authenticated_by: &'static str,
+    /// When the user last logged in interactively (not known for API tokens).
+    auth_time: Option<DateTime<Utc>>,
+}
+
+/// An access token, returned by a login.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AccessToken {
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until it expires.
+    expires_in: i64,
+}
+
+/// The caller, as the presented credential proves them.
+#[utoipa::path(
+    tag = "session",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, description = "No valid credential", body = crate::error::Problem)
+    )
+)]
+#[get("/api/v1/me")]
+pub(crate) async fn me(caller: Caller) -> web::Json<Me> {
+    let principal = caller.principal();
+    let membership = principal.membership();
+    web::Json(Me {
+        user_id: *principal.user_id().as_uuid(),
+        organization_id: membership.map(|m| *m.organization_id.as_uuid()),
+        role: membership.map(|m| m.role.as_str().to_owned()),
+        authenticated_by: match principal.method() {
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::ApiToken => "api_token",
+            AuthMethod::Session => "session",
+            AuthMethod::Operator => "operator",
+        },
+        auth_time: principal.auth_time(),
+    })
+}
+
+/// Revokes the presented access token: it is refused from now on. API tokens are revoked
+/// through their own route.
+#[utoipa::path(
+    tag = "session",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The access token is revoked"),
+        (status = 400, description = "The credential is not an access token", body = crate::error::Problem),
+        (status = 401, description = "No valid credential", body = crate::error::Problem)
+    )
+)]
+#[post("/auth/logout")]
+pub(crate) async fn logout(caller: Caller) -> Result<HttpResponse, ApiError> {
+    let Credential::Jwt { jti, expires_at } = caller.credential() else {
+        return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
+    };
+    let state = caller.state();
+    state
+        .identity
+        .unscoped_revoke_access_token(jti, caller.principal().user_id(), expires_at)
+        .await?;
+    let mut event = caller.event(AuditAction::LoggedOut, AuditOutcome::Success);
+    event.target_type = Some("access_token".to_owned());
+    event.target_id = Some(jti.to_string());
+    let organization = caller.principal().membership().map(|m| m.organization_id);
+    state.audit_log.unscoped_record(organization, event).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Development profile only: an access token for the seeded administrator, without an
+/// identity provider. The route does not exist in any other profile.
+#[utoipa::path(
+    tag = "session",
+    responses(
+        (status = 200, body = AccessToken),
+        (status = 404, description = "Not the development profile, or nothing seeded", body = crate::error::Problem)
+    )
+)]
+#[post("/auth/local-login")]
+pub(crate) async fn local_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(subject) = state.auth.dev_login_subject.as_deref() else {
+        return Err(ApiError::new(ErrorCode::NotFound));
+    };
+    let user = state
+        .identity
+        .unscoped_user_by_subject(subject)
+        .await?
+        .filter(|u| u.is_active)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
+    let now = state.clock.now();
+    let jti = Uuid::now_v7();
+    let token = state
+        .auth
+        .jwt
+        .issue(
+            &crypto::Subject {
+                user: *user.user_id.as_uuid(),
+                organization: user.membership.map(|m| *m.organization_id.as_uuid()),
+                role: user.membership.map(|m| m.role.as_str().to_owned()),
+                auth_time: now,
+            },
+            jti,
+            now,
+        )
+        .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
+    let mut event = RequestMeta::of(&req).event(
+        Some(user.user_id),
+        AuditAction::AuthenticationSucceeded,
+        AuditOutcome::Success,
+    );
+    event.target_type = Some("access_token".to_owned());
+    event.target_id = Some(jti.to_string());
+    event.reason = Some("local_login".to_owned());
+    state
+        .audit_log
+        .unscoped_record(user.membership.map(|m| m.organization_id), event)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(AccessToken {
+            access_token: token,
+            token_type: "Bearer",
+            expires_in: state.auth.jwt.lifetime().num_seconds(),
+        }))
+}
