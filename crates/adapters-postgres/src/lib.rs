@@ -130,6 +130,7 @@ impl UnitOfWorkFactory for PgStore {
         &self,
         founder: &Principal,
         new: NewOrganization,
+        event: ports::NewAuditEvent,
     ) -> Result<Organization, FoundingError> {
         if founder.membership().is_some() {
             return Err(FoundingError::AlreadyMember);
@@ -179,6 +180,7 @@ impl UnitOfWorkFactory for PgStore {
         if joined.rows_affected != 1 {
             return Err(FoundingError::AlreadyMember);
         }
+        uow_audit::append_in(&txn, organization.id, event, now).await?;
         txn.commit().await.map_err(map_db_err)?;
         Ok(organization)
     }

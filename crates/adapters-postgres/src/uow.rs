@@ -279,7 +279,21 @@ impl OrganizationStore for PgUnitOfWork {
             .col_expr(organizations::Column::DeletedAt, Expr::value(self.now()))
             .filter(organizations::Column::Id.eq(self.org()))
             .filter(organizations::Column::DeletedAt.is_null());
-        self.update_existing(update).await
+        self.update_existing(update).await?;
+        // Every member leaves with it: their access tokens and API tokens stop working.
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::OrganizationId,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(users::Column::Role, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::LeftOrganizationId, Expr::value(self.org()))
+            .col_expr(users::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(users::Column::OrganizationId.eq(self.org()))
+            .exec(&self.txn)
+            .await
+            .map_err(|e| self.abort(e))?;
+        Ok(())
     }
 }
 

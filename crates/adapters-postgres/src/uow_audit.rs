@@ -222,6 +222,16 @@ async fn append(
     Ok(event)
 }
 
+/// Appends `new` to `organization`'s chain inside the caller's transaction.
+pub(crate) async fn append_in(
+    conn: &impl ConnectionTrait,
+    organization: OrganizationId,
+    new: NewAuditEvent,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<AuditEvent, StoreError> {
+    append(conn, Chain::Organization(*organization.as_uuid()), new, now).await
+}
+
 /// Walks `chain` from its first event and reports the first break.
 async fn verify(conn: &impl ConnectionTrait, chain: Chain) -> Result<ChainVerdict, StoreError> {
     let (mut expected_seq, mut prev) = (1_u64, AUDIT_GENESIS);

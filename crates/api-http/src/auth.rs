@@ -240,7 +240,12 @@ async fn by_jwt(
         None => Some(RefusalReason::UserInactive),
         Some(s) if s.revoked => Some(RefusalReason::Revoked),
         Some(s) if !s.user.is_active => Some(RefusalReason::UserInactive),
-        Some(s) if s.user.membership.map(|m| m.organization_id) != issued_for => {
+        // A token issued for an organization works in that organization only. A token issued
+        // before the user had one (they founded or joined it since) follows the membership.
+        Some(s)
+            if issued_for.is_some()
+                && s.user.membership.map(|m| m.organization_id) != issued_for =>
+        {
             Some(RefusalReason::LeftOrganization)
         }
         Some(_) => None,

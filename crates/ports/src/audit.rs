@@ -22,6 +22,22 @@ pub struct NewAuditEvent {
     pub request_id: Option<String>,
 }
 
+impl NewAuditEvent {
+    /// An event of `action` by `actor` that succeeded, with nothing else known yet.
+    pub fn by(actor: Option<UserId>, action: AuditAction) -> Self {
+        Self {
+            actor,
+            action,
+            target_type: None,
+            target_id: None,
+            outcome: AuditOutcome::Success,
+            reason: None,
+            client_ip: None,
+            request_id: None,
+        }
+    }
+}
+
 /// Which events to list; every field narrows the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {

@@ -28,12 +28,14 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     /// scope's organization; dropping it without [`UnitOfWork::commit`] rolls it back.
     async fn begin(&self, scope: &TenantScope) -> Result<Box<dyn UnitOfWork>, StoreError>;
 
-    /// Creates an organization for a principal who has none, and makes them its owner, in one
-    /// transaction. MUST return `AlreadyMember` if the principal belongs to an organization.
+    /// Creates an organization for a principal who has none, makes them its owner and
+    /// records `event` as the first of its audit log, in one transaction. MUST return
+    /// `AlreadyMember` if the principal belongs to an organization.
     async fn found_organization(
         &self,
         founder: &Principal,
         new: NewOrganization,
+        event: crate::NewAuditEvent,
     ) -> Result<Organization, FoundingError>;
 }
 
@@ -109,7 +111,8 @@ pub trait OrganizationStore: Send + Sync {
         page: PageRequest<OrganizationSort>,
     ) -> Result<Page<Organization>, StoreError>;
     async fn update(&self, patch: OrganizationPatch) -> Result<Organization, StoreError>;
-    /// Marks the organization deleted; it disappears from every read.
+    /// Marks the organization deleted, and takes every member out of it: it disappears from
+    /// every read and no credential of its members works in it any more.
     async fn soft_delete(&self) -> Result<(), StoreError>;
 }
 

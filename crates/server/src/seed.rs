@@ -1,7 +1,7 @@
 //! `rhesis-server seed-dev`: the development profile's demo organization, its admin and a
 //! project, created through the same ports as real data. Idempotent.
 
-use domain::{Email, Membership, Name, Role};
+use domain::{AuditAction, Email, Membership, Name, Role};
 use ports::{
     AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
     UnitOfWorkFactory,
@@ -55,6 +55,10 @@ pub async fn seed_dev(args: &ServeArgs) -> Result<String, StartupError> {
         .found_organization(
             &founder,
             NewOrganization::named(valid(Name::new("Demo Organization"))?),
+            ports::NewAuditEvent {
+                reason: Some("seed-dev".to_owned()),
+                ..ports::NewAuditEvent::by(Some(user.user_id), AuditAction::OrganizationCreated)
+            },
         )
         .await
         .map_err(|e| StartupError::Store(ports::StoreError::Unexpected(Box::new(e))))?;

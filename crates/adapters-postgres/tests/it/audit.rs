@@ -48,7 +48,8 @@ async fn events_are_kept_with_their_action_or_not_at_all() {
         .await
         .unwrap();
     uow.commit().await.unwrap();
-    assert_eq!((stored.seq, stored.prev_hash), (1, [0; 32]));
+    // The founding of the organization is its first event.
+    assert_eq!(stored.seq, 2);
 
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
     uow.audit()
@@ -63,13 +64,17 @@ async fn events_are_kept_with_their_action_or_not_at_all() {
         .list(AuditFilter::default(), 0, 50)
         .await
         .unwrap();
-    assert_eq!(page.total, 1);
+    assert_eq!(page.total, 2);
     let read = &page.items[0];
     assert_eq!(read, &stored, "read back exactly as recorded");
+    let founding = &page.items[1];
+    assert_eq!(founding.action, AuditAction::OrganizationCreated);
+    assert_eq!((founding.seq, founding.prev_hash), (1, [0; 32]));
+    assert_eq!(stored.prev_hash, founding.hash);
     assert_eq!(read.client_ip, Some("198.51.100.7".parse().unwrap()));
     assert_eq!(
         uow.audit().verify().await.unwrap(),
-        ChainVerdict::Intact { events: 1 }
+        ChainVerdict::Intact { events: 2 }
     );
 
     let only_deletes = AuditFilter {
@@ -98,11 +103,11 @@ async fn events_are_kept_with_their_action_or_not_at_all() {
             .await
             .unwrap()
             .total,
-        0
+        1
     );
     assert_eq!(
         uow.audit().verify().await.unwrap(),
-        ChainVerdict::Intact { events: 0 }
+        ChainVerdict::Intact { events: 1 }
     );
 }
 
@@ -124,7 +129,7 @@ async fn concurrent_units_of_work_chain_instead_of_forking() {
     for handle in handles {
         handle.await.unwrap();
     }
-    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 12 });
+    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 13 });
 }
 
 #[tokio::test]
@@ -132,7 +137,7 @@ async fn tampering_in_the_database_is_found_at_the_first_bad_event() {
     let w = world().await;
     record(&w, &w.a, 5).await;
     record(&w, &w.b, 2).await;
-    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 5 });
+    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 6 });
     let admin = w.db.admin_pool().await;
     let org = w.a.org;
 
@@ -152,7 +157,7 @@ async fn tampering_in_the_database_is_found_at_the_first_bad_event() {
         .unwrap();
     assert_eq!(
         verdict(&w, &w.a).await,
-        ChainVerdict::Intact { events: 5 },
+        ChainVerdict::Intact { events: 6 },
         "restored"
     );
 
@@ -166,13 +171,13 @@ async fn tampering_in_the_database_is_found_at_the_first_bad_event() {
     assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Broken { seq: 2 });
 
     // B's chain is untouched by all this.
-    assert_eq!(verdict(&w, &w.b).await, ChainVerdict::Intact { events: 2 });
+    assert_eq!(verdict(&w, &w.b).await, ChainVerdict::Intact { events: 3 });
 
     // An edit whose hash is recomputed correctly still breaks the link to the next event.
     let uow = w.store.begin(&w.b.scope()).await.unwrap();
     let mut first = uow
         .audit()
-        .list(AuditFilter::default(), 1, 1)
+        .list(AuditFilter::default(), 2, 1)
         .await
         .unwrap()
         .items
@@ -223,11 +228,11 @@ async fn events_of_no_organization_chain_apart_and_the_app_role_cannot_read_them
         .unscoped_record(Some(w.a.org), refused("expired"))
         .await
         .unwrap();
-    assert_eq!((event.organization_id, event.seq), (Some(w.a.org), 3));
-    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 3 });
+    assert_eq!((event.organization_id, event.seq), (Some(w.a.org), 4));
+    assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Intact { events: 4 });
     assert_eq!(
         w.store.unscoped_verify(Some(w.a.org)).await.unwrap(),
-        ChainVerdict::Intact { events: 3 }
+        ChainVerdict::Intact { events: 4 }
     );
     assert_eq!(
         w.store.unscoped_verify(None).await.unwrap(),
@@ -239,7 +244,7 @@ async fn events_of_no_organization_chain_apart_and_the_app_role_cannot_read_them
         .list(AuditFilter::default(), 0, 100)
         .await
         .unwrap();
-    assert_eq!(listed.total, 3, "organizations never see the system chain");
+    assert_eq!(listed.total, 4, "organizations never see the system chain");
     assert_eq!(listed.items[0].reason.as_deref(), Some("expired"));
     drop(uow);
 

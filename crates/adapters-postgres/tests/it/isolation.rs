@@ -299,6 +299,7 @@ async fn repositories_do_their_work_inside_the_tenant() {
         .found_organization(
             &w.a.principal,
             NewOrganization::named(Name::new("Another").unwrap()),
+            ports::NewAuditEvent::by(None, domain::AuditAction::OrganizationCreated),
         )
         .await;
     assert!(matches!(again, Err(FoundingError::AlreadyMember)));

@@ -90,6 +90,7 @@ pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
         .found_organization(
             &lone,
             NewOrganization::named(Name::new(&format!("Organization {label}")).unwrap()),
+            ports::NewAuditEvent::by(Some(user.user_id), domain::AuditAction::OrganizationCreated),
         )
         .await
         .unwrap();
@@ -178,7 +179,7 @@ pub(crate) async fn seed_other_tables(admin: &DatabaseConnection, tenant: &Tenan
                    sha256(gen_random_uuid()::text::bytea), 'rh-...abcd', now(), now());
          INSERT INTO audit_events (id, organization_id, seq, occurred_at, action, outcome,
                                    prev_hash, hash)
-           VALUES (gen_random_uuid(), '{org}', 1, now(), 'project.created', 'success',
+           VALUES (gen_random_uuid(), '{org}', 1000, now(), 'project.created', 'success',
                    sha256(''::bytea), sha256('x'::bytea));
          INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
            VALUES (sha256(gen_random_uuid()::text::bytea), '{user}', now(), now(),

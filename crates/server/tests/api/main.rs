@@ -282,7 +282,14 @@ impl TestApp {
         let founder = Principal::authenticated(resolved.user_id, None, AuthMethod::Operator, None);
         let org = self
             .store
-            .found_organization(&founder, NewOrganization::named(Name::new(label).unwrap()))
+            .found_organization(
+                &founder,
+                NewOrganization::named(Name::new(label).unwrap()),
+                ports::NewAuditEvent::by(
+                    Some(resolved.user_id),
+                    domain::AuditAction::OrganizationCreated,
+                ),
+            )
             .await
             .unwrap();
         TestUser {

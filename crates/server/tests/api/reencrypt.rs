@@ -48,7 +48,11 @@ async fn organization(store: &PgStore, label: &str, models: usize) -> (TenantSco
     let lone = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
     let name = Name::new(label).unwrap();
     let org = store
-        .found_organization(&lone, NewOrganization::named(name))
+        .found_organization(
+            &lone,
+            NewOrganization::named(name),
+            ports::NewAuditEvent::by(None, domain::AuditAction::OrganizationCreated),
+        )
         .await
         .unwrap();
     let membership = Membership {
