@@ -94,7 +94,13 @@ pub fn app(
         .app_data(extract::query_config())
         .configure(health::routes)
         .configure(|cfg| routes::session::routes(cfg, development))
+        .configure(routes::organizations::routes)
+        .configure(routes::users::routes)
+        .configure(routes::projects::routes)
+        .configure(routes::endpoints::routes)
+        .configure(routes::models::routes)
         .configure(routes::tokens::routes)
+        .configure(routes::audit::routes)
         .split_for_parts();
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .default_service(web::to(error::not_found))

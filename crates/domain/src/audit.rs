@@ -21,6 +21,12 @@ pub enum AuditAction {
     ProjectCreated,
     ProjectUpdated,
     ProjectDeleted,
+    EndpointCreated,
+    EndpointUpdated,
+    EndpointDeleted,
+    ModelCreated,
+    ModelUpdated,
+    ModelDeleted,
     SecretWritten,
     TokenCreated,
     TokenUsed,
@@ -47,6 +53,12 @@ impl AuditAction {
             Self::ProjectCreated => "project.created",
             Self::ProjectUpdated => "project.updated",
             Self::ProjectDeleted => "project.deleted",
+            Self::EndpointCreated => "endpoint.created",
+            Self::EndpointUpdated => "endpoint.updated",
+            Self::EndpointDeleted => "endpoint.deleted",
+            Self::ModelCreated => "model.created",
+            Self::ModelUpdated => "model.updated",
+            Self::ModelDeleted => "model.deleted",
             Self::SecretWritten => "secret.written",
             Self::TokenCreated => "token.created",
             Self::TokenUsed => "token.used",
@@ -60,7 +72,7 @@ impl AuditAction {
 
 impl AuditAction {
     /// Every action, for parsing stored text back.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 27] = [
         Self::AuthenticationSucceeded,
         Self::AuthenticationFailed,
         Self::LoggedOut,
@@ -75,6 +87,12 @@ impl AuditAction {
         Self::ProjectCreated,
         Self::ProjectUpdated,
         Self::ProjectDeleted,
+        Self::EndpointCreated,
+        Self::EndpointUpdated,
+        Self::EndpointDeleted,
+        Self::ModelCreated,
+        Self::ModelUpdated,
+        Self::ModelDeleted,
         Self::SecretWritten,
         Self::TokenCreated,
         Self::TokenUsed,

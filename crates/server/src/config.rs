@@ -38,6 +38,8 @@ pub enum Command {
     SeedDev(ServeArgs),
     /// Re-encrypt every secret column under the primary key, online and resumably.
     Reencrypt(ReencryptArgs),
+    /// Verify the hash chain of every organization's audit log and of the system chain.
+    AuditVerify(ServeArgs),
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {

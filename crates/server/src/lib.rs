@@ -1,6 +1,7 @@
 //! The composition root: configuration, telemetry, wiring of adapters into the HTTP app, and
 //! the operator subcommands. The only crate that knows every other.
 
+mod audit_verify;
 pub mod config;
 mod migrate;
 mod reencrypt;
@@ -16,6 +17,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, Profile, ServeArgs};
 
+pub use audit_verify::audit_verify;
 pub use migrate::migrate;
 pub use reencrypt::reencrypt;
 pub use seed::{DEV_ADMIN_EMAIL, DEV_ADMIN_SUBJECT, seed_dev};
@@ -43,6 +45,8 @@ pub enum StartupError {
          in {0}; check DB_ENCRYPTION_KEY (see docs/operations.md)"
     )]
     UnopenableSecrets(String),
+    #[error("the audit log was altered: {0}")]
+    AuditLogBroken(String),
     #[error("migration failed")]
     Migration(#[source] adapters_postgres::DbErr),
     #[error("could not listen on the configured address")]

@@ -31,9 +31,10 @@ async fn check_config(args: &server::config::ServeArgs) -> Result<String, Startu
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = match &cli.command {
-        Command::Serve(args) | Command::CheckConfig(args) | Command::SeedDev(args) => {
-            args.log_format
-        }
+        Command::Serve(args)
+        | Command::CheckConfig(args)
+        | Command::SeedDev(args)
+        | Command::AuditVerify(args) => args.log_format,
         Command::Reencrypt(args) => args.serve.log_format,
         Command::Migrate(_) => LogFormat::Pretty,
     };
@@ -51,6 +52,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => server::migrate(&args).await.map(Some),
         Command::SeedDev(args) => server::seed_dev(&args).await.map(Some),
         Command::Reencrypt(args) => server::reencrypt(&args).await.map(Some),
+        Command::AuditVerify(args) => server::audit_verify(&args).await.map(Some),
     };
     match outcome {
         Ok(message) => {

@@ -34,26 +34,27 @@ pub(crate) trait SortKey: Copy + 'static {
     const KEYS: &'static [(&'static str, Self)];
 }
 
-impl ListQuery {
-    pub(crate) fn skip_and_limit(&self) -> Result<(u64, u64), ApiError> {
-        let (skip, limit) = (self.skip.unwrap_or(0), self.limit.unwrap_or(DEFAULT_LIMIT));
-        PageRequest::new(
-            skip,
-            limit,
-            Sort {
-                field: (),
-                direction: SortDirection::Ascending,
-            },
-        )
+/// `skip` and `limit` as given or by default, checked against the bounds of every list.
+pub(crate) fn skip_and_limit(
+    skip: Option<u64>,
+    limit: Option<u64>,
+) -> Result<(u64, u64), ApiError> {
+    let (skip, limit) = (skip.unwrap_or(0), limit.unwrap_or(DEFAULT_LIMIT));
+    let sort = Sort {
+        field: (),
+        direction: SortDirection::Ascending,
+    };
+    PageRequest::new(skip, limit, sort)
         .map(|_| (skip, limit))
         .map_err(|e| match e {
             PageRequestError::Limit => invalid("limit"),
             PageRequestError::Skip => invalid("skip"),
         })
-    }
+}
 
+impl ListQuery {
     pub(crate) fn page<F: SortKey>(&self) -> Result<PageRequest<F>, ApiError> {
-        let (skip, limit) = self.skip_and_limit()?;
+        let (skip, limit) = skip_and_limit(self.skip, self.limit)?;
         let field = match self.sort_by.as_deref() {
             None => F::KEYS.first().map(|(_, f)| *f),
             Some(name) => F::KEYS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f),

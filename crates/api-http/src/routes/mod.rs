@@ -1,12 +1,83 @@
 //! The routes, one module per resource.
 
+pub(crate) mod audit;
+pub(crate) mod endpoints;
 pub(crate) mod list;
+pub(crate) mod models;
+pub(crate) mod organizations;
+pub(crate) mod projects;
 pub(crate) mod session;
 pub(crate) mod tokens;
+pub(crate) mod users;
+
+use actix_web::HttpResponse;
+use ports::Patch;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{ApiError, ErrorCode};
 
 /// A 400 naming the body field that was not valid.
 pub(crate) fn invalid(field: &'static str) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest).with_field(field)
+}
+
+/// 201 with the created resource.
+pub(crate) fn created(body: impl Serialize) -> HttpResponse {
+    HttpResponse::Created().json(body)
+}
+
+/// For PATCH bodies: a field that is present, even as `null`, is `Some`; an absent one is
+/// `None` (with `#[serde(default)]`).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A required field of a PATCH body: absent keeps, a value is validated, `null` is refused.
+pub(crate) fn patch_required<T, V, E>(
+    field: &'static str,
+    value: Option<Option<V>>,
+    parse: impl FnOnce(V) -> Result<T, E>,
+) -> Result<Patch<T>, ApiError> {
+    match value {
+        None => Ok(Patch::Keep),
+        Some(None) => Err(invalid(field)),
+        Some(Some(v)) => parse(v).map(Patch::Set).map_err(|_| invalid(field)),
+    }
+}
+
+/// An optional field of a PATCH body: absent keeps, `null` clears, a value is validated.
+pub(crate) fn patch_optional<T, V, E>(
+    field: &'static str,
+    value: Option<Option<V>>,
+    parse: impl FnOnce(V) -> Result<T, E>,
+) -> Result<Patch<Option<T>>, ApiError> {
+    match value {
+        None => Ok(Patch::Keep),
+        Some(None) => Ok(Patch::Set(None)),
+        Some(Some(v)) => parse(v)
+            .map(|t| Patch::Set(Some(t)))
+            .map_err(|_| invalid(field)),
+    }
+}
+
+/// An optional field of a creation body, validated.
+pub(crate) fn optional<T, V, E>(
+    field: &'static str,
+    value: Option<V>,
+    parse: impl FnOnce(V) -> Result<T, E>,
+) -> Result<Option<T>, ApiError> {
+    value.map(parse).transpose().map_err(|_| invalid(field))
+}
+
+/// A required field of a creation body, validated.
+pub(crate) fn required<T, V, E>(
+    field: &'static str,
+    value: V,
+    parse: impl FnOnce(V) -> Result<T, E>,
+) -> Result<T, ApiError> {
+    parse(value).map_err(|_| invalid(field))
 }

@@ -5,6 +5,7 @@
 mod auth;
 mod binary;
 mod health;
+mod matrix;
 mod reencrypt;
 mod startup;
 mod tokens;

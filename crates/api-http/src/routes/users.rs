@@ -1,0 +1,261 @@
+//! Members of the caller's organization: listing, inviting, changing roles and removing.
+//! Nobody raises their own role, only owners touch owners, the last owner stays; changing a
+//! role and removing a member need a fresh login.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use domain::{Action, Actor, AuditAction, Email, Name, PermissionDenied, Role, User, UserId};
+use ports::{PageRequest, Sort, SortDirection, UserSort};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::list::{ListQuery, SortKey, page_response};
+use super::{created, required};
+use crate::auth::Caller;
+use crate::error::Problem;
+use crate::{ApiError, ErrorCode};
+
+pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(list_users)
+        .service(get_user)
+        .service(invite_user)
+        .service(change_role)
+        .service(remove_user);
+}
+
+impl SortKey for UserSort {
+    const KEYS: &'static [(&'static str, Self)] = &[
+        ("created_at", Self::CreatedAt),
+        ("email", Self::Email),
+        ("name", Self::Name),
+    ];
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserView {
+    id: Uuid,
+    email: String,
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    picture: Option<String>,
+    is_active: bool,
+    is_verified: bool,
+    organization_id: Option<Uuid>,
+    /// owner, admin or member.
+    role: Option<&'static str>,
+    /// `true` once the invited person has signed in.
+    has_signed_in: bool,
+    last_login_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        let name = |n: Option<Name>| n.map(|n| n.as_str().to_owned());
+        Self {
+            id: *u.id.as_uuid(),
+            email: u.email.as_str().to_owned(),
+            name: name(u.name),
+            given_name: name(u.given_name),
+            family_name: name(u.family_name),
+            picture: u.picture.map(|p| p.as_str().to_owned()),
+            is_active: u.is_active,
+            is_verified: u.is_verified,
+            organization_id: u.membership.map(|m| *m.organization_id.as_uuid()),
+            role: u.membership.map(|m| m.role.as_str()),
+            has_signed_in: u.idp_subject.is_some(),
+            last_login_at: u.last_login_at,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Invitation {
+    /// The person joins when they first sign in with this (verified) e-mail address.
+    email: String,
+    /// owner, admin or member (default). Only an owner invites an owner.
+    role: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleChange {
+    /// owner, admin or member.
+    role: String,
+}
+
+fn actor(caller: &Caller) -> Option<Actor> {
+    caller.principal().actor()
+}
+
+/// The organization's members. Sort by `created_at` (default), `email` or `name`.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = Vec<UserView>), (status = 400, body = Problem))
+)]
+#[get("/api/v1/users")]
+pub(crate) async fn list_users(
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<UserSort>()?;
+    let uow = caller.begin(Action::ReadContent).await?;
+    Ok(page_response(uow.users().list(page).await?, UserView::from))
+}
+
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 404, body = Problem))
+)]
+#[get("/api/v1/users/{user_id}")]
+pub(crate) async fn get_user(
+    caller: Caller,
+    user_id: web::Path<Uuid>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let uow = caller.begin(Action::ReadContent).await?;
+    let user = uow
+        .users()
+        .get(UserId::from_uuid(user_id.into_inner()))
+        .await?;
+    Ok(web::Json(user.into()))
+}
+
+/// Invites a person by e-mail (admins and owners).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = Invitation,
+    responses(
+        (status = 201, body = UserView),
+        (status = 400, body = Problem),
+        (status = 403, body = Problem),
+        (status = 409, description = "The e-mail address is taken, or the organization is full", body = Problem)
+    )
+)]
+#[post("/api/v1/users")]
+pub(crate) async fn invite_user(
+    caller: Caller,
+    body: web::Json<Invitation>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let email = required("email", b.email.as_str(), Email::new)?;
+    let role = match b.role.as_deref() {
+        None => Role::Member,
+        Some(text) => required("role", text, str::parse::<Role>)?,
+    };
+    let scope = caller.scope_for(Action::InviteUser).await?;
+    if role == Role::Owner && scope.role() != Role::Owner {
+        return Err(caller.forbidden(PermissionDenied::OwnerProtected).await);
+    }
+    let uow = caller.state().units.begin(&scope).await?;
+    let organization = uow.organizations().current().await?;
+    let one = PageRequest::new(
+        0,
+        1,
+        Sort {
+            field: UserSort::CreatedAt,
+            direction: SortDirection::Ascending,
+        },
+    )
+    .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
+    let members = uow.users().list(one).await?.total;
+    if !organization.has_room_for_member(members) {
+        return Err(ApiError::new(ErrorCode::Conflict).with_field("max_users"));
+    }
+    let user = uow.users().invite(email, role).await?;
+    let mut event = caller.event_on(AuditAction::UserInvited, "user", user.id);
+    event.reason = Some(role.as_str().to_owned());
+    uow.audit().record(event).await?;
+    uow.commit().await?;
+    Ok(created(UserView::from(user)))
+}
+
+/// Changes a member's role (fresh login). Nobody raises their own role; admins manage
+/// members and admins; only owners touch owners; the last owner stays one.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = RoleChange,
+    responses(
+        (status = 200, body = UserView),
+        (status = 400, body = Problem),
+        (status = 401, description = "No valid credential, or a login too old (step-up)", body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem)
+    )
+)]
+#[patch("/api/v1/users/{user_id}")]
+pub(crate) async fn change_role(
+    caller: Caller,
+    user_id: web::Path<Uuid>,
+    body: web::Json<RoleChange>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let new = required("role", body.role.as_str(), str::parse::<Role>)?;
+    let target = UserId::from_uuid(user_id.into_inner());
+    // The step-up answer is the same whether or not the target exists.
+    caller.require_fresh().await?;
+    let uow = caller.begin(Action::ReadContent).await?;
+    let current = uow.users().get(target).await?;
+    let (Some(actor), Some(membership)) = (actor(&caller), current.membership) else {
+        return Err(ApiError::new(ErrorCode::NotFound));
+    };
+    let owners = uow.users().count_owners().await?;
+    if let Err(denied) = domain::authorize_role_change(actor, target, membership.role, new, owners)
+    {
+        drop(uow);
+        return Err(caller.forbidden(denied).await);
+    }
+    let user = uow.users().set_role(target, new).await?;
+    let mut event = caller.event_on(AuditAction::UserRoleChanged, "user", target);
+    event.reason = Some(format!("{}->{}", membership.role.as_str(), new.as_str()));
+    uow.audit().record(event).await?;
+    uow.commit().await?;
+    Ok(web::Json(user.into()))
+}
+
+/// Removes a member from the organization (fresh login). Admins remove members and
+/// admins; only owners remove owners; the last owner stays.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid credential, or a login too old (step-up)", body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem)
+    )
+)]
+#[delete("/api/v1/users/{user_id}")]
+pub(crate) async fn remove_user(
+    caller: Caller,
+    user_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let target = UserId::from_uuid(user_id.into_inner());
+    caller.require_fresh().await?;
+    let uow = caller.begin(Action::ReadContent).await?;
+    let current = uow.users().get(target).await?;
+    let (Some(actor), Some(membership)) = (actor(&caller), current.membership) else {
+        return Err(ApiError::new(ErrorCode::NotFound));
+    };
+    let owners = uow.users().count_owners().await?;
+    if let Err(denied) = domain::authorize_remove_user(actor, target, membership.role, owners) {
+        drop(uow);
+        return Err(caller.forbidden(denied).await);
+    }
+    uow.users().remove(target).await?;
+    uow.audit()
+        .record(caller.event_on(AuditAction::UserRemoved, "user", target))
+        .await?;
+    uow.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
