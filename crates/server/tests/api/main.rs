@@ -2,11 +2,14 @@
 //! One test binary for the crate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests stop at the first surprise
 
+mod audit;
 mod auth;
 mod binary;
 mod health;
 mod matrix;
+mod permissions;
 mod reencrypt;
+mod resources;
 mod startup;
 mod tokens;
 
