@@ -5,7 +5,7 @@ use domain::Role;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::{spawn_app, serve_args};
+use crate::{serve_args, spawn_app};
 
 #[tokio::test]
 async fn events_carry_actor_target_address_and_request_id_and_filter() {
@@ -14,16 +14,31 @@ async fn events_carry_actor_target_address_and_request_id_and_filter() {
     let member = app.member(&owner, Role::Member).await;
     let jwt = app.jwt(&owner);
     let created = app
-        .call("POST", "/api/v1/tokens", Some(&jwt), Some(&json!({"name": "ci"})))
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(&jwt),
+            Some(&json!({"name": "ci"})),
+        )
         .await;
     app.secret(created.json()["token_value"].as_str().unwrap());
     let request_id = created.header("x-request-id").unwrap().to_owned();
     let token_id = created.json()["id"].as_str().unwrap().to_owned();
-    app.call("POST", "/api/v1/projects", Some(&app.jwt(&member)), Some(&json!({"name": "p"})))
-        .await;
+    app.call(
+        "POST",
+        "/api/v1/projects",
+        Some(&app.jwt(&member)),
+        Some(&json!({"name": "p"})),
+    )
+    .await;
 
     let reply = app
-        .call("GET", "/api/v1/audit-events?action=token.created", Some(&jwt), None)
+        .call(
+            "GET",
+            "/api/v1/audit-events?action=token.created",
+            Some(&jwt),
+            None,
+        )
         .await;
     assert_eq!(reply.header("x-total-count"), Some("1"));
     let event = &reply.json()[0];
@@ -43,22 +58,59 @@ async fn events_carry_actor_target_address_and_request_id_and_filter() {
             None,
         )
         .await;
-    let actions: Vec<_> = by_member.json().as_array().unwrap().iter().map(|e| e["action"].clone()).collect();
+    let actions: Vec<_> = by_member
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
     assert_eq!(actions, [json!("project.created")]);
     let future = app
-        .call("GET", "/api/v1/audit-events?since=2999-01-01T00:00:00Z", Some(&jwt), None)
+        .call(
+            "GET",
+            "/api/v1/audit-events?since=2999-01-01T00:00:00Z",
+            Some(&jwt),
+            None,
+        )
         .await;
     assert_eq!(future.header("x-total-count"), Some("0"));
-    let all = app.call("GET", "/api/v1/audit-events?limit=100", Some(&jwt), None).await;
-    let seqs: Vec<u64> = all.json().as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let all = app
+        .call("GET", "/api/v1/audit-events?limit=100", Some(&jwt), None)
+        .await;
+    let seqs: Vec<u64> = all
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     let mut expected = seqs.clone();
     expected.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(seqs, expected, "newest first");
     for (query, field) in [("action=token.stolen", "action"), ("limit=101", "limit")] {
-        let reply = app.call("GET", &format!("/api/v1/audit-events?{query}"), Some(&jwt), None).await;
-        assert_eq!((reply.status, reply.json()["field"].clone()), (400, json!(field)), "{query}");
+        let reply = app
+            .call(
+                "GET",
+                &format!("/api/v1/audit-events?{query}"),
+                Some(&jwt),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.json()["field"].clone()),
+            (400, json!(field)),
+            "{query}"
+        );
     }
-    let reply = app.call("GET", "/api/v1/audit-events?since=yesterday", Some(&jwt), None).await;
+    let reply = app
+        .call(
+            "GET",
+            "/api/v1/audit-events?since=yesterday",
+            Some(&jwt),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, 400);
 }
 
@@ -69,15 +121,26 @@ async fn tampering_is_named_by_the_verify_route_and_the_operator_command() {
     let other = app.owner("globex").await;
     let jwt = app.jwt(&owner);
     for name in ["a", "b", "c"] {
-        app.call("POST", "/api/v1/projects", Some(&jwt), Some(&json!({"name": name})))
-            .await;
+        app.call(
+            "POST",
+            "/api/v1/projects",
+            Some(&jwt),
+            Some(&json!({"name": name})),
+        )
+        .await;
     }
     // Refused credentials land in the system chain.
     for _ in 0..2 {
-        app.call("GET", "/api/v1/me", Some("not-a-token"), None).await;
+        app.call("GET", "/api/v1/me", Some("not-a-token"), None)
+            .await;
     }
-    let verify = app.call("GET", "/api/v1/audit-events/verify", Some(&jwt), None).await;
-    assert_eq!(verify.json(), json!({"intact": true, "events": 4, "first_broken_seq": null}));
+    let verify = app
+        .call("GET", "/api/v1/audit-events/verify", Some(&jwt), None)
+        .await;
+    assert_eq!(
+        verify.json(),
+        json!({"intact": true, "events": 4, "first_broken_seq": null})
+    );
     let args = serve_args(server::config::Profile::Test, app.db.app_url());
     let summary = server::audit_verify(&args).await.unwrap();
     assert!(summary.contains("3 chains"), "{summary}");
@@ -91,10 +154,20 @@ async fn tampering_is_named_by_the_verify_route_and_the_operator_command() {
         ))
         .await
         .unwrap();
-    let verify = app.call("GET", "/api/v1/audit-events/verify", Some(&jwt), None).await;
-    assert_eq!(verify.json(), json!({"intact": false, "events": 2, "first_broken_seq": 3}));
+    let verify = app
+        .call("GET", "/api/v1/audit-events/verify", Some(&jwt), None)
+        .await;
+    assert_eq!(
+        verify.json(),
+        json!({"intact": false, "events": 2, "first_broken_seq": 3})
+    );
     let other_verify = app
-        .call("GET", "/api/v1/audit-events/verify", Some(&app.jwt(&other)), None)
+        .call(
+            "GET",
+            "/api/v1/audit-events/verify",
+            Some(&app.jwt(&other)),
+            None,
+        )
         .await;
     assert_eq!(other_verify.json()["intact"], true);
     let err = server::audit_verify(&args).await.unwrap_err().to_string();
@@ -105,7 +178,10 @@ async fn tampering_is_named_by_the_verify_route_and_the_operator_command() {
         )),
         "{err}"
     );
-    assert!(!err.contains(&other.membership.organization_id.as_uuid().to_string()), "{err}");
+    assert!(
+        !err.contains(&other.membership.organization_id.as_uuid().to_string()),
+        "{err}"
+    );
 
     // And a deleted event of the system chain.
     admin

@@ -11,38 +11,30 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{AUDIENCE, ISSUER, TestApp, TestUser, spawn_app, spawn_app_with};
+use crate::{AUDIENCE, ISSUER, Reply, TestApp, TestUser, spawn_app, spawn_app_with};
 
-async fn me(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
+async fn me(app: &TestApp, authorization: Option<&str>) -> Reply {
     let mut request = app.client.get(app.url("/api/v1/me"));
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }
-    request.send().await.unwrap()
+    app.send(request).await
 }
 
-async fn me_with(app: &TestApp, token: &str) -> reqwest::Response {
+async fn me_with(app: &TestApp, token: &str) -> Reply {
     me(app, Some(&format!("Bearer {token}"))).await
 }
 
 /// Asserts a generic 401 with a Bearer challenge, and returns the body's text.
-async fn assert_refused(response: reqwest::Response, case: &str) -> String {
-    assert_eq!(response.status(), 401, "{case}");
-    let challenge = response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+async fn assert_refused(response: Reply, case: &str) -> String {
+    assert_eq!(response.status, 401, "{case}");
+    let challenge = response.header("www-authenticate").unwrap().to_owned();
     assert!(
         challenge.starts_with("Bearer realm=\"rhesis\""),
         "{case}: {challenge}"
     );
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json",
-        "{case}"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "unauthenticated", "{case}");
+    assert_eq!(response.problem_code(), "unauthenticated", "{case}");
+    let body = response.json();
     let text = body.to_string();
     for reason in [
         "expired",
@@ -115,8 +107,8 @@ async fn a_valid_access_token_authenticates_with_the_current_role() {
     let app = spawn_app().await;
     let owner = app.owner("acme").await;
     let response = me_with(&app, &app.jwt(&owner)).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    assert_eq!(response.status, 200);
+    let body: Value = response.json();
     assert_eq!(body["user_id"], json!(owner.id.as_uuid()));
     assert_eq!(
         body["organization_id"],
@@ -131,7 +123,7 @@ async fn a_valid_access_token_authenticates_with_the_current_role() {
     let uow = app.store.begin(&owner.scope()).await.unwrap();
     uow.users().set_role(member.id, Role::Member).await.unwrap();
     uow.commit().await.unwrap();
-    let body: Value = me_with(&app, &token).await.json().await.unwrap();
+    let body: Value = me_with(&app, &token).await.json();
     assert_eq!(body["role"], "member");
 }
 
@@ -225,7 +217,7 @@ async fn forged_and_stale_access_tokens_are_refused() {
         assert_refused(me_with(&app, token).await, case).await;
     }
     // The valid token still works: nothing above was refused for a reason of the setup.
-    assert_eq!(me_with(&app, &good).await.status(), 200);
+    assert_eq!(me_with(&app, &good).await.status, 200);
 
     // Each refusal is in the system chain (the credential proved nothing), with its reason.
     let reasons = audit_reasons(&app, "organization_id IS NULL").await;
@@ -250,7 +242,7 @@ async fn malformed_authorization_headers_are_refused() {
     // No credential: a plain challenge, no error attribute, nothing recorded.
     let response = me(&app, None).await;
     assert_eq!(
-        response.headers()["www-authenticate"],
+        response.header("www-authenticate").unwrap(),
         "Bearer realm=\"rhesis\""
     );
     assert_refused(response, "missing").await;
@@ -276,32 +268,20 @@ async fn logout_revokes_the_token_and_disabling_or_removing_the_user_ends_theirs
     let org = *owner.membership.organization_id.as_uuid();
     let token = app.jwt(&owner);
     let other = app.jwt(&owner);
-    assert_eq!(me_with(&app, &token).await.status(), 200);
-    let logout = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
+    assert_eq!(me_with(&app, &token).await.status, 200);
+    let logout = app.call("POST", "/auth/logout", Some(&token), None).await;
+    assert_eq!(logout.status, 204);
     assert_refused(me_with(&app, &token).await, "revoked").await;
     // Logging out again with the revoked token is refused too.
-    let again = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 401);
+    let again = app.call("POST", "/auth/logout", Some(&token), None).await;
+    assert_eq!(again.status, 401);
     // Only that token: another session of the same user goes on.
-    assert_eq!(me_with(&app, &other).await.status(), 200);
+    assert_eq!(me_with(&app, &other).await.status, 200);
 
     // A member removed from the organization, and a disabled user, are refused at once.
     let member = app.member(&owner, Role::Member).await;
     let member_token = app.jwt(&member);
-    assert_eq!(me_with(&app, &member_token).await.status(), 200);
+    assert_eq!(me_with(&app, &member_token).await.status, 200);
     let uow = app.store.begin(&owner.scope()).await.unwrap();
     uow.users().remove(member.id).await.unwrap();
     uow.commit().await.unwrap();
@@ -349,8 +329,8 @@ async fn api_tokens_authenticate_and_their_first_use_is_recorded_once() {
 
     for _ in 0..3 {
         let response = me_with(&app, value.expose_secret()).await;
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
+        assert_eq!(response.status, 200);
+        let body: Value = response.json();
         assert_eq!(body["authenticated_by"], "api_token");
         assert_eq!(body["auth_time"], Value::Null);
     }
@@ -410,13 +390,8 @@ async fn api_tokens_authenticate_and_their_first_use_is_recorded_once() {
 #[tokio::test]
 async fn the_development_login_exists_in_development_only() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/auth/local-login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404, "test profile");
+    let response = app.call("POST", "/auth/local-login", None, None).await;
+    assert_eq!(response.status, 404, "test profile");
     let spec: Value = app
         .client
         .get(app.url("/openapi.json"))
@@ -430,28 +405,19 @@ async fn the_development_login_exists_in_development_only() {
     assert!(spec["paths"].get("/api/v1/me").is_some());
 
     let dev = spawn_app_with(server::config::Profile::Development).await;
-    let none_seeded = dev
-        .client
-        .post(dev.url("/auth/local-login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(none_seeded.status(), 404, "nothing seeded yet");
+    let none_seeded = dev.call("POST", "/auth/local-login", None, None).await;
+    assert_eq!(none_seeded.status, 404, "nothing seeded yet");
     let args = crate::serve_args(server::config::Profile::Development, dev.db.app_url());
     server::seed_dev(&args).await.unwrap();
-    let response = dev
-        .client
-        .post(dev.url("/auth/local-login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let body: Value = response.json().await.unwrap();
+    let response = dev.call("POST", "/auth/local-login", None, None).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("cache-control").unwrap(), "no-store");
+    let body: Value = response.json();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     let token = body["access_token"].as_str().unwrap();
-    let me: Value = me_with(&dev, token).await.json().await.unwrap();
+    dev.secret(token);
+    let me: Value = me_with(&dev, token).await.json();
     assert_eq!(me["role"], "owner");
     let admin = dev.db.admin_pool().await;
     let logins = test_support_count(

@@ -169,6 +169,20 @@ pub(crate) async fn spawn_app_with(profile: Profile) -> TestApp {
         Arc::clone(&clock),
         Arc::new(SecretColumns::new(cipher, clock)),
     );
+    // The server's keys and the database password never appear in any response.
+    let password = url::Url::parse(&db.app_url())
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned));
+    let encryption_key = args
+        .encryption
+        .key
+        .as_ref()
+        .map(|k| secrecy::ExposeSecret::expose_secret(k).to_owned());
+    let secrets = [Some(jwt_key.clone()), encryption_key, password]
+        .into_iter()
+        .flatten()
+        .map(|s| (0, s))
+        .collect();
     TestApp {
         address,
         db,
@@ -176,7 +190,7 @@ pub(crate) async fn spawn_app_with(profile: Profile) -> TestApp {
         jwt_key,
         store,
         journal: Mutex::new(Vec::new()),
-        secrets: Mutex::new(Vec::new()),
+        secrets: Mutex::new(secrets),
     }
 }
 
@@ -251,7 +265,8 @@ impl TestApp {
         now: DateTime<Utc>,
         auth_time: DateTime<Utc>,
     ) -> String {
-        self.authority()
+        let token = self
+            .authority()
             .issue(
                 &crypto::Subject {
                     user: *user.id.as_uuid(),
@@ -262,7 +277,9 @@ impl TestApp {
                 Uuid::now_v7(),
                 now,
             )
-            .unwrap()
+            .unwrap();
+        self.secret(&token);
+        token
     }
 
     /// A fresh access token for `user` (logged in just now).

@@ -28,12 +28,24 @@ async fn denied_count(app: &TestApp, user: &TestUser) -> i64 {
         .unwrap()
 }
 
-async fn assert_forbidden(app: &TestApp, who: &TestUser, method: &str, path: &str, body: Option<Value>) {
+async fn assert_forbidden(
+    app: &TestApp,
+    who: &TestUser,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) {
     let before = denied_count(app, who).await;
-    let reply = app.call(method, path, Some(&app.jwt(who)), body.as_ref()).await;
+    let reply = app
+        .call(method, path, Some(&app.jwt(who)), body.as_ref())
+        .await;
     assert_eq!(reply.status, 403, "{method} {path}: {reply:?}");
     assert_eq!(reply.problem_code(), "forbidden");
-    assert_eq!(denied_count(app, who).await, before + 1, "{method} {path} recorded");
+    assert_eq!(
+        denied_count(app, who).await,
+        before + 1,
+        "{method} {path} recorded"
+    );
 }
 
 fn role_of(reply: &crate::Reply) -> String {
@@ -50,54 +62,191 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
     let user = |u: &TestUser| format!("/api/v1/users/{}", u.id.as_uuid());
 
     // Members: content yes, administration no.
-    assert_eq!(app.call("GET", "/api/v1/users", Some(&app.jwt(&member)), None).await.status, 200);
-    assert_forbidden(&app, &member, "POST", "/api/v1/users", Some(json!({"email": "x@example.org"}))).await;
-    assert_forbidden(&app, &member, "PATCH", "/api/v1/organizations/current", Some(json!({"name": "Mine"}))).await;
-    assert_forbidden(&app, &member, "DELETE", "/api/v1/organizations/current", None).await;
+    assert_eq!(
+        app.call("GET", "/api/v1/users", Some(&app.jwt(&member)), None)
+            .await
+            .status,
+        200
+    );
+    assert_forbidden(
+        &app,
+        &member,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "x@example.org"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &member,
+        "PATCH",
+        "/api/v1/organizations/current",
+        Some(json!({"name": "Mine"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &member,
+        "DELETE",
+        "/api/v1/organizations/current",
+        None,
+    )
+    .await;
     assert_forbidden(&app, &member, "GET", "/api/v1/audit-events", None).await;
     assert_forbidden(&app, &member, "GET", "/api/v1/audit-events/verify", None).await;
-    assert_forbidden(&app, &member, "PATCH", &user(&other), Some(json!({"role": "member"}))).await;
-    assert_forbidden(&app, &member, "PATCH", &user(&member), Some(json!({"role": "admin"}))).await;
+    assert_forbidden(
+        &app,
+        &member,
+        "PATCH",
+        &user(&other),
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &member,
+        "PATCH",
+        &user(&member),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
     assert_forbidden(&app, &member, "DELETE", &user(&other), None).await;
 
     // Admins: invite and manage members and admins, never owners, never themselves upward.
     let invited = app
-        .call("POST", "/api/v1/users", Some(&app.jwt(&admin)), Some(&json!({"email": "new@example.org", "role": "admin"})))
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&app.jwt(&admin)),
+            Some(&json!({"email": "new@example.org", "role": "admin"})),
+        )
         .await;
-    assert_eq!((invited.status, role_of(&invited)), (201, "admin".to_owned()));
+    assert_eq!(
+        (invited.status, role_of(&invited)),
+        (201, "admin".to_owned())
+    );
     assert_eq!(invited.json()["has_signed_in"], false);
     let again = app
-        .call("POST", "/api/v1/users", Some(&app.jwt(&admin)), Some(&json!({"email": "new@example.org"})))
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&app.jwt(&admin)),
+            Some(&json!({"email": "new@example.org"})),
+        )
         .await;
-    assert_eq!((again.status, again.json()["field"].clone()), (409, json!("email")));
-    assert_forbidden(&app, &admin, "POST", "/api/v1/users", Some(json!({"email": "boss@example.org", "role": "owner"}))).await;
-    assert_forbidden(&app, &admin, "PATCH", &user(&admin), Some(json!({"role": "owner"}))).await;
-    assert_forbidden(&app, &admin, "PATCH", &user(&member), Some(json!({"role": "owner"}))).await;
-    assert_forbidden(&app, &admin, "PATCH", &user(&owner), Some(json!({"role": "member"}))).await;
+    assert_eq!(
+        (again.status, again.json()["field"].clone()),
+        (409, json!("email"))
+    );
+    assert_forbidden(
+        &app,
+        &admin,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "boss@example.org", "role": "owner"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &admin,
+        "PATCH",
+        &user(&admin),
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &admin,
+        "PATCH",
+        &user(&member),
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &admin,
+        "PATCH",
+        &user(&owner),
+        Some(json!({"role": "member"})),
+    )
+    .await;
     assert_forbidden(&app, &admin, "DELETE", &user(&owner), None).await;
-    assert_forbidden(&app, &admin, "DELETE", "/api/v1/organizations/current", None).await;
+    assert_forbidden(
+        &app,
+        &admin,
+        "DELETE",
+        "/api/v1/organizations/current",
+        None,
+    )
+    .await;
     let promoted = app
-        .call("PATCH", &user(&member), Some(&app.jwt(&admin)), Some(&json!({"role": "admin"})))
+        .call(
+            "PATCH",
+            &user(&member),
+            Some(&app.jwt(&admin)),
+            Some(&json!({"role": "admin"})),
+        )
         .await;
     assert_eq!(role_of(&promoted), "admin");
-    assert_eq!(app.call("GET", "/api/v1/audit-events", Some(&app.jwt(&admin)), None).await.status, 200);
+    assert_eq!(
+        app.call("GET", "/api/v1/audit-events", Some(&app.jwt(&admin)), None)
+            .await
+            .status,
+        200
+    );
     let renamed = app
-        .call("PATCH", "/api/v1/organizations/current", Some(&app.jwt(&admin)), Some(&json!({"display_name": "ACME Inc."})))
+        .call(
+            "PATCH",
+            "/api/v1/organizations/current",
+            Some(&app.jwt(&admin)),
+            Some(&json!({"display_name": "ACME Inc."})),
+        )
         .await;
     assert_eq!(renamed.json()["display_name"], "ACME Inc.");
-    let removed = app.call("DELETE", &user(&other), Some(&app.jwt(&admin)), None).await;
+    let removed = app
+        .call("DELETE", &user(&other), Some(&app.jwt(&admin)), None)
+        .await;
     assert_eq!(removed.status, 204);
-    assert_eq!(app.call("GET", "/api/v1/me", Some(&app.jwt(&other)), None).await.status, 401);
+    assert_eq!(
+        app.call("GET", "/api/v1/me", Some(&app.jwt(&other)), None)
+            .await
+            .status,
+        401
+    );
 
     // Owners: everything, except leaving the organization without an owner.
-    assert_forbidden(&app, &owner, "PATCH", &user(&owner), Some(json!({"role": "admin"}))).await;
-    assert_forbidden(&app, &owner, "POST", "/api/v1/organizations/current/leave", None).await;
+    assert_forbidden(
+        &app,
+        &owner,
+        "PATCH",
+        &user(&owner),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_forbidden(
+        &app,
+        &owner,
+        "POST",
+        "/api/v1/organizations/current/leave",
+        None,
+    )
+    .await;
     let crowned = app
-        .call("PATCH", &user(&admin), Some(&app.jwt(&owner)), Some(&json!({"role": "owner"})))
+        .call(
+            "PATCH",
+            &user(&admin),
+            Some(&app.jwt(&owner)),
+            Some(&json!({"role": "owner"})),
+        )
         .await;
     assert_eq!(role_of(&crowned), "owner");
     let stepped_down = app
-        .call("PATCH", &user(&owner), Some(&app.jwt(&owner)), Some(&json!({"role": "member"})))
+        .call(
+            "PATCH",
+            &user(&owner),
+            Some(&app.jwt(&owner)),
+            Some(&json!({"role": "member"})),
+        )
         .await;
     assert_eq!(role_of(&stepped_down), "member");
     // The role held now is what counts, whatever the token says.
@@ -106,19 +255,54 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
     // Role changes and removals need a fresh login.
     let now = SystemClock.now();
     let stale = app.jwt_at(&admin, now, now - Duration::hours(2));
-    let reply = app.call("PATCH", &user(&member), Some(&stale), Some(&json!({"role": "member"}))).await;
+    let reply = app
+        .call(
+            "PATCH",
+            &user(&member),
+            Some(&stale),
+            Some(&json!({"role": "member"})),
+        )
+        .await;
     assert_eq!(reply.status, 401);
     let reply = app.call("DELETE", &user(&member), Some(&stale), None).await;
     assert_eq!(reply.status, 401);
-    let bad = app.call("PATCH", &user(&member), Some(&app.jwt(&admin)), Some(&json!({"role": "god"}))).await;
-    assert_eq!((bad.status, bad.json()["field"].clone()), (400, json!("role")));
+    let bad = app
+        .call(
+            "PATCH",
+            &user(&member),
+            Some(&app.jwt(&admin)),
+            Some(&json!({"role": "god"})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.json()["field"].clone()),
+        (400, json!("role"))
+    );
 
     // The changes are in the audit log.
     let events = app
-        .call("GET", "/api/v1/audit-events?action=user.role_changed", Some(&app.jwt(&admin)), None)
+        .call(
+            "GET",
+            "/api/v1/audit-events?action=user.role_changed",
+            Some(&app.jwt(&admin)),
+            None,
+        )
         .await;
-    let reasons: Vec<_> = events.json().as_array().unwrap().iter().map(|e| e["reason"].clone()).collect();
-    assert_eq!(reasons, [json!("owner->member"), json!("admin->owner"), json!("member->admin")]);
+    let reasons: Vec<_> = events
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            json!("owner->member"),
+            json!("admin->owner"),
+            json!("member->admin")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -127,31 +311,70 @@ async fn organizations_are_founded_left_and_deleted() {
     // A user with no organization founds one and becomes its owner; a member cannot.
     let owner = app.owner("acme").await;
     let refused = app
-        .call("POST", "/api/v1/organizations", Some(&app.jwt(&owner)), Some(&json!({"name": "Second"})))
+        .call(
+            "POST",
+            "/api/v1/organizations",
+            Some(&app.jwt(&owner)),
+            Some(&json!({"name": "Second"})),
+        )
         .await;
     assert_eq!(refused.status, 409);
     let member = app.member(&owner, Role::Member).await;
     let admin = app.member(&owner, Role::Admin).await;
     let left = app
-        .call("POST", "/api/v1/organizations/current/leave", Some(&app.jwt(&member)), None)
+        .call(
+            "POST",
+            "/api/v1/organizations/current/leave",
+            Some(&app.jwt(&member)),
+            None,
+        )
         .await;
     assert_eq!(left.status, 204);
-    assert_eq!(app.call("GET", "/api/v1/me", Some(&app.jwt(&member)), None).await.status, 401);
+    assert_eq!(
+        app.call("GET", "/api/v1/me", Some(&app.jwt(&member)), None)
+            .await
+            .status,
+        401
+    );
 
-    let current = app.call("GET", "/api/v1/organizations/current", Some(&app.jwt(&owner)), None).await;
+    let current = app
+        .call(
+            "GET",
+            "/api/v1/organizations/current",
+            Some(&app.jwt(&owner)),
+            None,
+        )
+        .await;
     assert_eq!(current.json()["owner_id"], json!(owner.id.as_uuid()));
 
     // Deleting needs the owner and a fresh login, and takes everyone out.
     let now = SystemClock.now();
     let stale = app.jwt_at(&owner, now, now - Duration::hours(1));
-    let reply = app.call("DELETE", "/api/v1/organizations/current", Some(&stale), None).await;
+    let reply = app
+        .call(
+            "DELETE",
+            "/api/v1/organizations/current",
+            Some(&stale),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, 401);
     let owner_jwt = app.jwt(&owner);
     let admin_jwt = app.jwt(&admin);
-    let deleted = app.call("DELETE", "/api/v1/organizations/current", Some(&owner_jwt), None).await;
+    let deleted = app
+        .call(
+            "DELETE",
+            "/api/v1/organizations/current",
+            Some(&owner_jwt),
+            None,
+        )
+        .await;
     assert_eq!(deleted.status, 204);
     for jwt in [&owner_jwt, &admin_jwt] {
-        assert_eq!(app.call("GET", "/api/v1/me", Some(jwt), None).await.status, 401);
+        assert_eq!(
+            app.call("GET", "/api/v1/me", Some(jwt), None).await.status,
+            401
+        );
     }
     // Its log keeps the deletion.
     let admin_pool = app.db.admin_pool().await;
@@ -183,22 +406,41 @@ async fn organizations_are_founded_left_and_deleted() {
             now,
         )
         .unwrap();
-    let me = app.call("GET", "/api/v1/me", Some(&token_without_org), None).await;
-    assert_eq!((me.status, me.json()["organization_id"].clone()), (200, Value::Null));
+    let me = app
+        .call("GET", "/api/v1/me", Some(&token_without_org), None)
+        .await;
     assert_eq!(
-        app.call("GET", "/api/v1/projects", Some(&token_without_org), None).await.status,
+        (me.status, me.json()["organization_id"].clone()),
+        (200, Value::Null)
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/projects", Some(&token_without_org), None)
+            .await
+            .status,
         403,
         "no organization, no content"
     );
     let founded = app
-        .call("POST", "/api/v1/organizations", Some(&token_without_org), Some(&json!({"name": "Phoenix", "website": "https://phoenix.example"})))
+        .call(
+            "POST",
+            "/api/v1/organizations",
+            Some(&token_without_org),
+            Some(&json!({"name": "Phoenix", "website": "https://phoenix.example"})),
+        )
         .await;
     assert_eq!(founded.status, 201, "{founded:?}");
-    let me = app.call("GET", "/api/v1/me", Some(&token_without_org), None).await;
+    let me = app
+        .call("GET", "/api/v1/me", Some(&token_without_org), None)
+        .await;
     assert_eq!(me.json()["organization_id"], founded.json()["id"]);
     assert_eq!(me.json()["role"], "owner");
     let first = app
-        .call("GET", "/api/v1/audit-events", Some(&token_without_org), None)
+        .call(
+            "GET",
+            "/api/v1/audit-events",
+            Some(&token_without_org),
+            None,
+        )
         .await;
     assert_eq!(first.json()[0]["action"], "organization.created");
 }

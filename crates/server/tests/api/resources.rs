@@ -44,12 +44,16 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
         "request_mapping": {"input": "{{ prompt }}"},
         "auth_type": "bearer_token", "auth_token": token,
     });
-    let refused = app.call("POST", "/api/v1/endpoints", Some(&stale), Some(&body)).await;
+    let refused = app
+        .call("POST", "/api/v1/endpoints", Some(&stale), Some(&body))
+        .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.problem_code(), "insufficient_user_authentication");
     assert_eq!(count(&app, "SELECT count(*) FROM endpoints").await, 0);
 
-    let created = app.call("POST", "/api/v1/endpoints", Some(&jwt), Some(&body)).await;
+    let created = app
+        .call("POST", "/api/v1/endpoints", Some(&jwt), Some(&body))
+        .await;
     assert_eq!(created.status, 201, "{created:?}");
     let e = created.json();
     assert_eq!(e["has_auth_token"], true);
@@ -65,11 +69,19 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
     // Changing other fields needs no fresh login; writing or clearing a secret does.
     let path = format!("/api/v1/endpoints/{id}");
     let renamed = app
-        .call("PATCH", &path, Some(&stale), Some(&json!({"name": "bot", "description": "d"})))
+        .call(
+            "PATCH",
+            &path,
+            Some(&stale),
+            Some(&json!({"name": "bot", "description": "d"})),
+        )
         .await;
     assert_eq!(renamed.status, 200);
     assert_eq!(renamed.json()["has_auth_token"], true, "kept");
-    for change in [json!({"auth_token": null}), json!({"client_secret": client_secret})] {
+    for change in [
+        json!({"auth_token": null}),
+        json!({"client_secret": client_secret}),
+    ] {
         let reply = app.call("PATCH", &path, Some(&stale), Some(&change)).await;
         assert_eq!(reply.status, 401, "{change}");
     }
@@ -85,9 +97,14 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
         .await;
     assert_eq!(changed.status, 200, "{changed:?}");
     let e = changed.json();
-    assert_eq!((e["has_auth_token"].clone(), e["has_client_secret"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (e["has_auth_token"].clone(), e["has_client_secret"].clone()),
+        (json!(false), json!(true))
+    );
 
-    let listed = app.call("GET", "/api/v1/endpoints?sort_by=name", Some(&jwt), None).await;
+    let listed = app
+        .call("GET", "/api/v1/endpoints?sort_by=name", Some(&jwt), None)
+        .await;
     assert_eq!(listed.header("x-total-count"), Some("1"));
     let audit = format!(
         "SELECT count(*) FROM audit_events WHERE organization_id = '{}' AND action = 'secret.written'",
@@ -97,22 +114,49 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
     assert_eq!(count(&app, &audit).await, 3);
     // The secrets are in the database, sealed (the adapters' tests open them).
     assert_eq!(
-        count(&app, "SELECT count(*) FROM endpoints WHERE client_secret LIKE 'gAAAAA%'").await,
+        count(
+            &app,
+            "SELECT count(*) FROM endpoints WHERE client_secret LIKE 'gAAAAA%'"
+        )
+        .await,
         1
     );
 
     // Bad input names the field and keeps nothing.
     for (body, field) in [
         (json!({"name": "x", "url": "ftp://x.example"}), "url"),
-        (json!({"name": "x", "url": "https://x.example", "method": "CONNECT"}), "method"),
-        (json!({"name": "x", "url": "https://x.example", "auth_type": "magic"}), "auth_type"),
-        (json!({"name": "x", "url": "https://x.example", "request_headers": {"X A": "b"}}), "request_headers"),
-        (json!({"name": "x", "url": "https://x.example", "request_headers": {"X-A": "b\r\nHost: evil"}}), "request_headers"),
-        (json!({"name": "x", "url": "https://x.example", "request_mapping": [1]}), "request_mapping"),
-        (json!({"name": "x", "url": "https://x.example", "auth_token": " "}), "auth_token"),
-        (json!({"name": "x", "url": "https://x.example", "project_id": uuid::Uuid::now_v7()}), "project"),
+        (
+            json!({"name": "x", "url": "https://x.example", "method": "CONNECT"}),
+            "method",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example", "auth_type": "magic"}),
+            "auth_type",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example", "request_headers": {"X A": "b"}}),
+            "request_headers",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example", "request_headers": {"X-A": "b\r\nHost: evil"}}),
+            "request_headers",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example", "request_mapping": [1]}),
+            "request_mapping",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example", "auth_token": " "}),
+            "auth_token",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example", "project_id": uuid::Uuid::now_v7()}),
+            "project",
+        ),
     ] {
-        let reply = app.call("POST", "/api/v1/endpoints", Some(&jwt), Some(&body)).await;
+        let reply = app
+            .call("POST", "/api/v1/endpoints", Some(&jwt), Some(&body))
+            .await;
         assert_eq!(reply.status, 400, "{body}: {reply:?}");
         assert_eq!(reply.json()["field"], field, "{body}");
     }
@@ -132,7 +176,12 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
     app.secret(key);
     // An API token never counts as fresh.
     let token = app
-        .call("POST", "/api/v1/tokens", Some(&jwt), Some(&json!({"name": "ci"})))
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(&jwt),
+            Some(&json!({"name": "ci"})),
+        )
         .await
         .json()["token_value"]
         .as_str()
@@ -140,7 +189,9 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
         .to_owned();
     app.secret(&token);
     let body = json!({"name": "GPT", "model_name": "gpt-4o", "provider": "openai", "key": key});
-    let refused = app.call("POST", "/api/v1/models", Some(&token), Some(&body)).await;
+    let refused = app
+        .call("POST", "/api/v1/models", Some(&token), Some(&body))
+        .await;
     assert_eq!(refused.status, 401);
     let without_key = app
         .call(
@@ -150,17 +201,40 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
             Some(&json!({"name": "Local", "model_name": "llama", "provider": "ollama"})),
         )
         .await;
-    assert_eq!(without_key.status, 201, "content writes work with an API token");
-    let created = app.call("POST", "/api/v1/models", Some(&jwt), Some(&body)).await;
+    assert_eq!(
+        without_key.status, 201,
+        "content writes work with an API token"
+    );
+    let created = app
+        .call("POST", "/api/v1/models", Some(&jwt), Some(&body))
+        .await;
     assert_eq!(created.status, 201);
     let m = created.json();
-    assert_eq!((m["has_key"].clone(), m["key_hint"].clone()), (json!(true), json!("sk-...mnop")));
+    assert_eq!(
+        (m["has_key"].clone(), m["key_hint"].clone()),
+        (json!(true), json!("sk-...mnop"))
+    );
     assert!(m.get("key").is_none());
     let path = format!("/api/v1/models/{}", m["id"].as_str().unwrap());
-    let cleared = app.call("PATCH", &path, Some(&jwt), Some(&json!({"key": null}))).await;
+    let cleared = app
+        .call("PATCH", &path, Some(&jwt), Some(&json!({"key": null})))
+        .await;
     assert_eq!(cleared.json()["has_key"], false);
-    let list = app.call("GET", "/api/v1/models?sort_by=name&sort_order=desc", Some(&jwt), None).await;
-    let names: Vec<_> = list.json().as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
+    let list = app
+        .call(
+            "GET",
+            "/api/v1/models?sort_by=name&sort_order=desc",
+            Some(&jwt),
+            None,
+        )
+        .await;
+    let names: Vec<_> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].clone())
+        .collect();
     assert_eq!(names, [json!("Local"), json!("GPT")]);
 }
 
@@ -171,30 +245,75 @@ async fn projects_are_listed_sorted_and_paged_and_every_change_is_audited() {
     let jwt = app.jwt(&owner);
     for name in ["delta", "alpha", "charlie", "bravo"] {
         let reply = app
-            .call("POST", "/api/v1/projects", Some(&jwt), Some(&json!({"name": name})))
+            .call(
+                "POST",
+                "/api/v1/projects",
+                Some(&jwt),
+                Some(&json!({"name": name})),
+            )
             .await;
         assert_eq!(reply.status, 201);
         assert_eq!(reply.json()["created_by"], json!(owner.id.as_uuid()));
     }
     let page = app
-        .call("GET", "/api/v1/projects?sort_by=name&skip=1&limit=2", Some(&jwt), None)
+        .call(
+            "GET",
+            "/api/v1/projects?sort_by=name&skip=1&limit=2",
+            Some(&jwt),
+            None,
+        )
         .await;
     assert_eq!(page.header("x-total-count"), Some("4"));
-    let names: Vec<_> = page.json().as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    let names: Vec<_> = page
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
     assert_eq!(names, [json!("bravo"), json!("charlie")]);
 
     let id = page.json()[0]["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/projects/{id}");
     let patched = app
-        .call("PATCH", &path, Some(&jwt), Some(&json!({"description": "b", "is_active": false})))
+        .call(
+            "PATCH",
+            &path,
+            Some(&jwt),
+            Some(&json!({"description": "b", "is_active": false})),
+        )
         .await;
-    assert_eq!((patched.json()["description"].clone(), patched.json()["is_active"].clone()), (json!("b"), json!(false)));
-    let cleared = app.call("PATCH", &path, Some(&jwt), Some(&json!({"description": null}))).await;
+    assert_eq!(
+        (
+            patched.json()["description"].clone(),
+            patched.json()["is_active"].clone()
+        ),
+        (json!("b"), json!(false))
+    );
+    let cleared = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&jwt),
+            Some(&json!({"description": null})),
+        )
+        .await;
     assert_eq!(cleared.json()["description"], json!(null));
-    let refused = app.call("PATCH", &path, Some(&jwt), Some(&json!({"name": null}))).await;
-    assert_eq!((refused.status, refused.json()["field"].clone()), (400, json!("name")));
-    assert_eq!(app.call("DELETE", &path, Some(&jwt), None).await.status, 204);
-    assert_eq!(app.call("DELETE", &path, Some(&jwt), None).await.status, 404);
+    let refused = app
+        .call("PATCH", &path, Some(&jwt), Some(&json!({"name": null})))
+        .await;
+    assert_eq!(
+        (refused.status, refused.json()["field"].clone()),
+        (400, json!("name"))
+    );
+    assert_eq!(
+        app.call("DELETE", &path, Some(&jwt), None).await.status,
+        204
+    );
+    assert_eq!(
+        app.call("DELETE", &path, Some(&jwt), None).await.status,
+        404
+    );
 
     let actions = |action: &str| {
         format!(
@@ -205,7 +324,11 @@ async fn projects_are_listed_sorted_and_paged_and_every_change_is_audited() {
         )
     };
     assert_eq!(count(&app, &actions("project.created")).await, 4);
-    assert_eq!(count(&app, &actions("project.updated")).await, 2, "the refused change is not");
+    assert_eq!(
+        count(&app, &actions("project.updated")).await,
+        2,
+        "the refused change is not"
+    );
     assert_eq!(count(&app, &actions("project.deleted")).await, 1);
 }
 
@@ -231,15 +354,33 @@ async fn an_action_whose_audit_event_cannot_be_written_is_not_kept() {
         .await
         .unwrap();
     let reply = app
-        .call("POST", "/api/v1/projects", Some(&jwt), Some(&json!({"name": "ghost"})))
+        .call(
+            "POST",
+            "/api/v1/projects",
+            Some(&jwt),
+            Some(&json!({"name": "ghost"})),
+        )
         .await;
     assert_eq!(reply.status, 500);
     assert_eq!(reply.problem_code(), "internal_error");
-    assert!(!reply.text.contains("audit log unavailable"), "{}", reply.text);
-    assert_eq!(count(&app, "SELECT count(*) FROM projects").await, 0, "both or neither");
+    assert!(
+        !reply.text.contains("audit log unavailable"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM projects").await,
+        0,
+        "both or neither"
+    );
     // Other actions go on.
     let token = app
-        .call("POST", "/api/v1/tokens", Some(&jwt), Some(&json!({"name": "ci"})))
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(&jwt),
+            Some(&json!({"name": "ci"})),
+        )
         .await;
     assert_eq!(token.status, 201);
     app.secret(token.json()["token_value"].as_str().unwrap());
