@@ -162,3 +162,103 @@ async fn another_organizations_resources_are_404_on_every_route_that_takes_an_id
         assert_eq!(reply.status, 200, "{path}");
     }
 }
+
+/// Every operation of the document, fed malformed bodies and query strings by an owner with
+/// a fresh login: always a 4xx problem+json, never a 500, never parser text.
+#[tokio::test]
+async fn no_route_answers_bad_input_with_a_server_error() {
+    let app = spawn_app().await;
+    let owner = app.owner("a").await;
+    let jwt = app.jwt(&owner);
+    let project = app
+        .call(
+            "POST",
+            "/api/v1/projects",
+            Some(&jwt),
+            Some(&json!({"name": "p"})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spec = app.call("GET", "/openapi.json", None, None).await.json();
+    let bodies: [(&str, Vec<u8>); 7] = [
+        ("truncated", b"{\"name\": ".to_vec()),
+        ("array", b"[]".to_vec()),
+        ("null", b"null".to_vec()),
+        (
+            "wrong types",
+            br#"{"name": 42, "email": [], "role": {}, "url": 1, "key": false}"#.to_vec(),
+        ),
+        ("unknown field", br#"{"zzz_unknown": true}"#.to_vec()),
+        (
+            "deep nesting",
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+        ),
+        ("not utf-8", vec![b'{', 0xff, 0xfe, b'}']),
+    ];
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let url = path
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    project.as_str()
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let has_body = operation.get("requestBody").is_some();
+            let mut cases = Vec::new();
+            if has_body {
+                for (case, body) in &bodies {
+                    cases.push((
+                        *case,
+                        app.client
+                            .request(method.clone(), app.url(&url))
+                            .bearer_auth(&jwt)
+                            .header("content-type", "application/json")
+                            .body(body.clone()),
+                    ));
+                }
+            }
+            // Lists take query strings; a GET is safe to repeat on every route.
+            if method == reqwest::Method::GET {
+                cases.push((
+                    "bad query",
+                    app.client
+                        .request(
+                            method.clone(),
+                            app.url(&format!("{url}?limit=-1&skip=x&sort_by=%00")),
+                        )
+                        .bearer_auth(&jwt),
+                ));
+            }
+            for (case, request) in cases {
+                let reply = app.send(request).await;
+                assert!(reply.status < 500, "{method} {path} {case}: {reply:?}");
+                if reply.status >= 400 {
+                    let code = reply.problem_code();
+                    assert!(!code.is_empty(), "{method} {path} {case}");
+                    for internal in ["serde", "line 1", "column", "expected", "sqlx"] {
+                        assert!(
+                            !reply.text.contains(internal),
+                            "{method} {path} {case}: {}",
+                            reply.text
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(operations >= 30, "{operations}");
+}
