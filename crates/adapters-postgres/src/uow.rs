@@ -332,11 +332,19 @@ impl UserStore for PgUnitOfWork {
     }
 
     async fn count_owners(&self) -> Result<u64, StoreError> {
-        self.members()
+        // FOR UPDATE: a concurrent unit of work that demotes or removes an owner waits, then
+        // sees the owners as they are after it (READ COMMITTED re-checks locked rows).
+        let owners = self
+            .members()
+            .select_only()
+            .column(users::Column::Id)
             .filter(users::Column::Role.eq(Role::Owner.as_str()))
-            .count(&self.txn)
+            .lock_exclusive()
+            .into_tuple::<Uuid>()
+            .all(&self.txn)
             .await
-            .map_err(|e| self.abort(e))
+            .map_err(|e| self.abort(e))?;
+        Ok(owners.len() as u64)
     }
 
     async fn invite(&self, email: Email, role: Role) -> Result<User, StoreError> {

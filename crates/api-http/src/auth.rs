@@ -22,7 +22,7 @@ use domain::{
 use ports::{
     AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{ApiError, AppState, ErrorCode, request_context};
@@ -301,7 +301,6 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
             return Err(refuse(&state, &meta, refusal, "authorization_header").await);
         }
     };
-    use secrecy::ExposeSecret;
     let (principal, credential) = if presented.expose_secret().starts_with("rh-") {
         by_api_token(&state, &meta, presented).await?
     } else {

@@ -129,7 +129,9 @@ pub trait UserStore: Send + Sync {
     /// A member of the organization. MUST return `NotFound` for users of other organizations.
     async fn get(&self, id: UserId) -> Result<User, StoreError>;
     async fn list(&self, page: PageRequest<UserSort>) -> Result<Page<User>, StoreError>;
-    /// Number of owners of the organization (for the last-owner rule).
+    /// Number of owners of the organization (for the last-owner rule). MUST hold the owners
+    /// until the unit of work ends, so that two concurrent demotions cannot both count the
+    /// other owner.
     async fn count_owners(&self) -> Result<u64, StoreError>;
     /// Adds a pending member who joins at their first sign-in with this (verified) e-mail.
     /// MUST return `Duplicate { what: "users.email" }` when the e-mail is taken.

@@ -444,3 +444,38 @@ async fn organizations_are_founded_left_and_deleted() {
         .await;
     assert_eq!(first.json()[0]["action"], "organization.created");
 }
+
+#[tokio::test]
+async fn two_owners_stepping_down_at_once_leave_one_owner() {
+    let app = spawn_app().await;
+    let first = app.owner("acme").await;
+    let second = app.member(&first, Role::Owner).await;
+    let path = |u: &TestUser| format!("/api/v1/users/{}", u.id.as_uuid());
+    for round in 0..3 {
+        let (first_jwt, second_jwt) = (app.jwt(&first), app.jwt(&second));
+        let (first_path, second_path) = (path(&first), path(&second));
+        let step_down = json!({"role": "admin"});
+        let (a, b) = tokio::join!(
+            app.call("PATCH", &first_path, Some(&first_jwt), Some(&step_down)),
+            app.call("PATCH", &second_path, Some(&second_jwt), Some(&step_down)),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 403], "round {round}");
+        // Whoever stayed owner makes the other one owner again.
+        let (owner, other) = if a.status == 403 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        let restored = app
+            .call(
+                "PATCH",
+                &path(other),
+                Some(&app.jwt(owner)),
+                Some(&json!({"role": "owner"})),
+            )
+            .await;
+        assert_eq!(restored.status, 200, "round {round}");
+    }
+}
