@@ -103,6 +103,7 @@ pub fn app(
         .configure(routes::audit::routes)
         .split_for_parts();
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::not_found))
         // Inner to outer: the request context (id header, task-local id, access log) runs
         // inside the root span that TracingLogger opens for every request.

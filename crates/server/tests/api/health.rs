@@ -131,6 +131,14 @@ async fn the_api_describes_itself_and_serves_its_documentation_offline() {
     assert_eq!(spec["openapi"], "3.1.0");
     assert!(spec["paths"]["/api/v1/tokens/{token_id}"]["delete"].is_object());
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    let bare = app
+        .client
+        .get(format!("{}/docs", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(bare.status().is_redirection());
+    assert_eq!(bare.headers()["location"], "/docs/");
     let docs = app
         .client
         .get(format!("{}/docs/", app.address))
