@@ -7,9 +7,11 @@
 mod auth;
 mod error;
 mod extract;
+mod headers;
 mod health;
 mod request_context;
 mod routes;
+mod transport;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use auth::{AuthSettings, Caller, Credential};
 pub use error::{ApiError, ErrorCode};
 pub use extract::MAX_JSON_BODY_BYTES;
+pub use headers::{API_CSP, DOCS_CSP, HSTS};
 pub use request_context::REQUEST_ID_HEADER;
 
 /// What the handlers need from the world.
@@ -106,7 +109,9 @@ pub fn app(
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::not_found))
         // Inner to outer: the request context (id header, task-local id, access log) runs
-        // inside the root span that TracingLogger opens for every request.
+        // inside the security headers, which run inside the root span that TracingLogger
+        // opens for every request.
         .wrap(from_fn(request_context::request_context))
+        .wrap(from_fn(headers::security_headers))
         .wrap(TracingLogger::<request_context::SafeRootSpan>::new())
 }

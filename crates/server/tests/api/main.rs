@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod binary;
+mod headers;
 mod health;
 mod matrix;
 mod permissions;
