@@ -168,6 +168,8 @@ fn dev(root: &Path, port: u16) -> Result<()> {
     let mut env = db.server_env();
     env.extend(dev_secrets(root)?);
     env.push(("APP_ENV".into(), "development".into()));
+    // The frontend's usual development address, allowed by CORS.
+    env.push(("FRONTEND_URL".into(), "http://localhost:3000".into()));
     env.push(("LOG_FORMAT".into(), "pretty".into()));
     run_cmd(
         std::process::Command::new(&server)

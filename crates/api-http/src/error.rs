@@ -3,12 +3,17 @@
 
 use std::fmt;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
+};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::request_context::current_request_id;
+use crate::request_context::{REQUEST_ID_HEADER, current_request_id};
 
 /// The stable codes of error responses. Clients may branch on these; they never change
 /// meaning.
@@ -23,6 +28,8 @@ pub enum ErrorCode {
     /// The principal may not do this.
     Forbidden,
     NotFound,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
     /// The request conflicts with the current state (a duplicate, a member of an
     /// organization founding another).
     Conflict,
@@ -33,6 +40,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code of an error response some other layer made, by its status.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::CONFLICT => Self::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            s if s.is_server_error() => Self::Internal,
+            _ => Self::InvalidRequest,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
@@ -40,6 +63,7 @@ impl ErrorCode {
             Self::StepUpRequired => "insufficient_user_authentication",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -54,6 +78,7 @@ impl ErrorCode {
             Self::Unauthenticated | Self::StepUpRequired => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -69,6 +94,7 @@ impl ErrorCode {
             Self::StepUpRequired => "A more recent authentication is required.",
             Self::Forbidden => "You are not allowed to do this.",
             Self::NotFound => "The requested resource does not exist.",
+            Self::MethodNotAllowed => "The resource does not support this method.",
             Self::Conflict => "The request conflicts with the current state.",
             Self::PayloadTooLarge => "The request body is too large.",
             Self::UnsupportedMediaType => "The request body must be JSON.",
@@ -208,32 +234,78 @@ impl ResponseError for ApiError {
             }
             None => {}
         }
-        let problem = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            code: self.code.as_str(),
-            detail: self.code.message(),
-            field: self.field.as_deref(),
-            request_id: &request_id,
-        };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = HttpResponse::build(status);
-        response
-            .insert_header((
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            ))
-            .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        let mut response = problem(status, self.code, self.field.as_deref(), &request_id);
         if let Some(challenge) = self
             .challenge
             .as_deref()
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
-            response.insert_header((WWW_AUTHENTICATE, challenge));
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         }
-        response.body(body)
+        response
     }
+}
+
+/// A problem+json response.
+fn problem(
+    status: StatusCode,
+    code: ErrorCode,
+    field: Option<&str>,
+    request_id: &str,
+) -> HttpResponse {
+    let problem = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        code: code.as_str(),
+        detail: code.message(),
+        field,
+        request_id,
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    HttpResponse::build(status)
+        .insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(body)
+}
+
+/// Turns every error response that is not problem+json yet (actix's own, the CORS layer's)
+/// into one, keeping its status and its headers but for the body's.
+pub(crate) async fn problem_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return Ok(response.map_into_left_body());
+    }
+    let request_id = response
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    tracing::info!(
+        status = status.as_u16(),
+        "error response rendered as problem+json"
+    );
+    let mut replacement = problem(status, ErrorCode::for_status(status), None, &request_id);
+    for (name, value) in response.headers() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+    }
+    Ok(response.into_response(replacement).map_into_right_body())
 }
 
 /// The default service: any unknown route.

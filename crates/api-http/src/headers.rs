@@ -74,6 +74,11 @@ fn apply(headers: &mut HeaderMap, docs: bool, https: bool) {
     // Responses carry tenant data, credentials or errors: no cache keeps any of them.
     set(headers, "cache-control", "no-store");
     headers.remove(header::SERVER);
+    // The CORS layer marks credentials on every response; without an origin grant the mark
+    // means nothing, and a response to a foreign origin should not carry it at all.
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
 }
 
 /// Adds the headers to whatever the inner service answered, errors included.

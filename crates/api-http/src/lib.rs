@@ -40,6 +40,34 @@ pub struct AppState {
     pub audit_log: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<AuthSettings>,
+    /// Origins (`scheme://host[:port]`) allowed to call the API from a browser, with
+    /// credentials. Empty: no cross-origin access at all.
+    pub cors_allowed_origins: Arc<[String]>,
+}
+
+/// The CORS layer: the configured origins only, with credentials; the methods and headers the
+/// API uses; the headers clients need to read exposed.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName};
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            ACCEPT,
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
+        .expose_headers([
+            HeaderName::from_static(routes::list::TOTAL_COUNT_HEADER),
+            HeaderName::from_static(REQUEST_ID_HEADER),
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::WWW_AUTHENTICATE,
+        ])
+        .supports_credentials()
+        .max_age(600);
+    origins
+        .iter()
+        .fold(cors, |cors, origin| cors.allowed_origin(origin))
 }
 
 #[derive(OpenApi)]
@@ -88,6 +116,7 @@ pub fn app(
     >,
 > {
     let development = state.auth.dev_login_subject.is_some();
+    let cors = cors(&state.cors_allowed_origins);
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -108,10 +137,12 @@ pub fn app(
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::not_found))
-        // Inner to outer: the request context (id header, task-local id, access log) runs
-        // inside the security headers, which run inside the root span that TracingLogger
-        // opens for every request.
+        // Inner to outer: CORS (which answers preflights itself), the request context (id
+        // header, task-local id, access log), error bodies made problem+json, the security
+        // headers, all inside the root span that TracingLogger opens for every request.
+        .wrap(cors)
         .wrap(from_fn(request_context::request_context))
+        .wrap(from_fn(error::problem_json))
         .wrap(from_fn(headers::security_headers))
         .wrap(TracingLogger::<request_context::SafeRootSpan>::new())
 }

@@ -64,6 +64,8 @@ pub struct ServeArgs {
     pub encryption: EncryptionArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub browser: BrowserArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -186,6 +188,88 @@ impl AuthArgs {
     }
 }
 
+/// Where browsers come from.
+#[derive(Debug, Clone, Args)]
+pub struct BrowserArgs {
+    /// The frontend's URL; its origin is allowed by CORS unless CORS_ALLOWED_ORIGINS says
+    /// otherwise.
+    #[arg(long, env = "FRONTEND_URL")]
+    pub frontend_url: Option<String>,
+    /// Origins allowed to call the API from a browser, with credentials, comma-separated
+    /// (`https://app.example.com`). `*` is refused.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// An origin (`scheme://host[:port]`) from configuration: http or https, nothing after the
+/// host but an optional `/`, no credentials. HTTPS only in production, except for loopback.
+pub fn parse_origin(
+    var: &'static str,
+    text: &str,
+    profile: Profile,
+) -> Result<String, ConfigError> {
+    let bad = || ConfigError::Origin { var };
+    let text = text.trim();
+    if text == "*" {
+        return Err(ConfigError::WildcardOrigin(var));
+    }
+    let url = url::Url::parse(text).map_err(|_| bad())?;
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    let scheme_ok = match url.scheme() {
+        "https" => true,
+        "http" => profile != Profile::Production || loopback,
+        _ => false,
+    };
+    let plain_host = match url.host() {
+        Some(url::Host::Domain(domain)) => domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+        Some(_) => true,
+        None => false,
+    };
+    if !scheme_ok
+        || !plain_host
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+impl BrowserArgs {
+    /// The origins CORS allows: the configured list, else the frontend's origin, else none.
+    pub fn cors_origins(&self, profile: Profile) -> Result<Vec<String>, ConfigError> {
+        const VAR: &str = "CORS_ALLOWED_ORIGINS";
+        let listed: Vec<&str> = self
+            .cors_allowed_origins
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if listed.is_empty() {
+            return self
+                .frontend_url
+                .as_deref()
+                .map(|url| parse_origin("FRONTEND_URL", url, profile))
+                .into_iter()
+                .collect();
+        }
+        listed
+            .into_iter()
+            .map(|origin| parse_origin(VAR, origin, profile))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
     #[arg(value_enum)]
@@ -232,6 +316,13 @@ pub enum ConfigError {
     KeyRing(#[from] crypto::KeyRingError),
     #[error(transparent)]
     JwtKey(#[from] crypto::JwtKeyError),
+    #[error(
+        "{var} holds a value that is not an origin (scheme://host[:port], https in \
+         production)"
+    )]
+    Origin { var: &'static str },
+    #[error("{0} may not be `*`: credentials are allowed for the listed origins only")]
+    WildcardOrigin(&'static str),
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.
@@ -355,5 +446,73 @@ mod tests {
             max_connections: 1,
         };
         assert!(!format!("{args:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn origins_are_exact_and_never_a_wildcard() {
+        let dev = Profile::Development;
+        let prod = Profile::Production;
+        assert_eq!(
+            parse_origin("V", "https://App.Example.com/", prod).unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_origin("V", "https://app.example.com:8443", prod).unwrap(),
+            "https://app.example.com:8443"
+        );
+        assert_eq!(
+            parse_origin("V", "http://localhost:3000", prod).unwrap(),
+            "http://localhost:3000"
+        );
+        assert!(parse_origin("V", "http://app.example.com", dev).is_ok());
+        assert!(matches!(
+            parse_origin("V", "*", dev),
+            Err(ConfigError::WildcardOrigin("V"))
+        ));
+        for bad in [
+            "http://app.example.com",
+            "app.example.com",
+            "https://app.example.com/path",
+            "https://app.example.com/?q=1",
+            "https://user:pw@app.example.com",
+            "ftp://app.example.com",
+            "https://*.example.com",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    parse_origin("V", bad, prod),
+                    Err(ConfigError::Origin { var: "V" })
+                ),
+                "{bad}"
+            );
+        }
+        let browser = BrowserArgs {
+            frontend_url: Some("https://app.example.com/login".to_owned()),
+            cors_allowed_origins: vec![],
+        };
+        assert!(
+            browser.cors_origins(prod).is_err(),
+            "a frontend URL with a path is refused"
+        );
+        let browser = BrowserArgs {
+            frontend_url: Some("https://app.example.com".to_owned()),
+            cors_allowed_origins: vec![],
+        };
+        assert_eq!(
+            browser.cors_origins(prod).unwrap(),
+            ["https://app.example.com"]
+        );
+        let browser = BrowserArgs {
+            frontend_url: Some("https://app.example.com".to_owned()),
+            cors_allowed_origins: vec![
+                "https://a.example".to_owned(),
+                " https://b.example ".to_owned(),
+            ],
+        };
+        assert_eq!(
+            browser.cors_origins(prod).unwrap(),
+            ["https://a.example", "https://b.example"]
+        );
     }
 }

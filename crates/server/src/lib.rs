@@ -174,6 +174,7 @@ impl Application {
             audit_log: store,
             clock: Arc::new(SystemClock),
             auth,
+            cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
         };
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {

@@ -19,6 +19,7 @@ fn report(err: &StartupError) -> String {
 /// Configuration, database role and a sample of the stored secrets, as `serve` checks them.
 async fn check_config(args: &server::config::ServeArgs) -> Result<String, StartupError> {
     server::auth_settings(args)?;
+    args.browser.cors_origins(args.profile)?;
     let (store, role) = server::connect_checked(args).await?;
     server::check_secrets(&store, args.profile).await?;
     Ok(format!(

@@ -142,3 +142,101 @@ async fn every_response_carries_the_security_headers() {
         );
     }
 }
+
+#[tokio::test]
+async fn cors_grants_the_frontend_alone_and_never_a_wildcard() {
+    let app = spawn_app().await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    let preflight = |origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/projects"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+    };
+    let granted = app.send(preflight(crate::FRONTEND)).await;
+    assert_eq!(granted.status, 200, "{granted:?}");
+    assert_eq!(
+        granted.header("access-control-allow-origin"),
+        Some(crate::FRONTEND)
+    );
+    assert_eq!(
+        granted.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let methods = granted
+        .header("access-control-allow-methods")
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "POST", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{methods}");
+    }
+    let headers = granted
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        headers.contains("authorization") && headers.contains("content-type"),
+        "{headers}"
+    );
+    assert_headers(&granted, "OPTIONS preflight");
+
+    for foreign in [
+        "https://evil.example",
+        "https://app.example.com.evil.example",
+        "http://app.example.com",
+        "https://app.example.co",
+        "null",
+    ] {
+        let refused = app.send(preflight(foreign)).await;
+        assert!(
+            refused.header("access-control-allow-origin").is_none(),
+            "{foreign}"
+        );
+        assert!(refused.status >= 400, "{foreign}: {refused:?}");
+        assert!(!refused.problem_code().is_empty(), "{foreign}");
+        assert_headers(&refused, "OPTIONS refused preflight");
+    }
+
+    let request = |origin: &str| {
+        app.client
+            .get(app.url("/api/v1/projects"))
+            .header("origin", origin)
+            .bearer_auth(&jwt)
+    };
+    let allowed = app.send(request(crate::FRONTEND)).await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some(crate::FRONTEND)
+    );
+    let exposed = allowed
+        .header("access-control-expose-headers")
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("x-total-count") && exposed.contains("x-request-id"),
+        "{exposed}"
+    );
+    let foreign = app.send(request("https://evil.example")).await;
+    assert!(foreign.header("access-control-allow-origin").is_none());
+    assert!(foreign.header("access-control-allow-credentials").is_none());
+    // An error response to the frontend still carries the grant, so the browser can read it.
+    let error = app
+        .send(
+            app.client
+                .get(app.url("/api/v1/projects/nope"))
+                .header("origin", crate::FRONTEND)
+                .bearer_auth(&jwt),
+        )
+        .await;
+    assert_eq!(error.status, 404);
+    assert_eq!(
+        error.header("access-control-allow-origin"),
+        Some(crate::FRONTEND)
+    );
+}

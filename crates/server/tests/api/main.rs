@@ -26,12 +26,16 @@ use ports::{
 use secrecy::SecretString;
 use serde_json::Value;
 use server::Application;
-use server::config::{AuthArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs};
+use server::config::{
+    AuthArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs,
+};
 use test_support::TestDatabase;
 use uuid::Uuid;
 
 pub(crate) const ISSUER: &str = "rhesis-backend";
 pub(crate) const AUDIENCE: &str = "rhesis-api";
+/// The frontend the test servers allow (CORS).
+pub(crate) const FRONTEND: &str = "https://app.example.com";
 
 pub(crate) struct TestApp {
     pub(crate) address: String,
@@ -139,6 +143,10 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             jwt_issuer: ISSUER.to_owned(),
             jwt_audience: AUDIENCE.to_owned(),
             fresh_auth_max_age: 600,
+        },
+        browser: BrowserArgs {
+            frontend_url: Some(FRONTEND.to_owned()),
+            cors_allowed_origins: vec![],
         },
         log_format: LogFormat::Json,
     }
