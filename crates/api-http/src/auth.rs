@@ -306,6 +306,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     } else {
         by_jwt(&state, &meta, presented.expose_secret()).await?
     };
+    tracing::Span::current().record("principal", tracing::field::display(principal.user_id()));
     Ok(Caller {
         principal,
         credential,

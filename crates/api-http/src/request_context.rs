@@ -26,7 +26,8 @@ pub(crate) fn current_request_id() -> Option<String> {
 
 /// The root span of a request, with fields that can hold no secret: method, route template
 /// (never the concrete path or query string, which may carry codes or tokens), the peer's
-/// socket address (not a forwarded header a client can forge), request id and status.
+/// socket address (not a forwarded header a client can forge), request id, status, and the
+/// authenticated user's id once known.
 #[derive(Debug)]
 pub(crate) struct SafeRootSpan;
 
@@ -46,6 +47,7 @@ impl RootSpanBuilder for SafeRootSpan {
             route = %route,
             peer = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
             status = tracing::field::Empty,
+            principal = tracing::field::Empty,
         )
     }
 

@@ -193,3 +193,162 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL is required"));
 }
+
+/// The real binary at debug level, driven through logins, token creation and use, secret
+/// writes and refused made-up credentials: not one captured log line holds any of the
+/// secrets involved.
+#[tokio::test]
+async fn no_log_line_holds_a_secret() {
+    let db = TestDatabase::new().await;
+    let port = free_port();
+    let encryption_key = test_support::random_fernet_key();
+    let password = url::Url::parse(&db.app_url())
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
+    let env = |command: &mut Command| {
+        command
+            .env_clear()
+            .env("APP_ENV", "development")
+            .env("JWT_SECRET_KEY", JWT_KEY)
+            .env("DATABASE_URL", db.app_url())
+            .env("DB_ENCRYPTION_KEY", &encryption_key)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("HTTP_WORKERS", "1")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+    };
+    let mut seed = Command::new(BINARY);
+    seed.arg("seed-dev");
+    env(&mut seed);
+    let seeded = seed.output().unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let mut serve = Command::new(BINARY);
+    serve.arg("serve");
+    env(&mut serve);
+    let mut child = serve.spawn().unwrap();
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let login: Value = client
+        .post(format!("{base}/auth/local-login"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwt = login["access_token"].as_str().unwrap().to_owned();
+    let post = |path: &str, body: serde_json::Value, token: &str| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let created: Value = post("/api/v1/tokens", serde_json::json!({"name": "ci"}), &jwt)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_token = created["token_value"].as_str().unwrap().to_owned();
+    let me = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    let user_id = me["user_id"].as_str().unwrap().to_owned();
+    let auth_token = "endpoint-bearer-credential-4711";
+    let client_secret = "endpoint-client-secret-0815";
+    let model_key = "sk-model-key-abcdefghijklmnop";
+    let endpoint = post(
+        "/api/v1/endpoints",
+        serde_json::json!({"name": "bot", "url": "https://bot.example/chat",
+                           "auth_type": "client_credentials", "auth_token": auth_token,
+                           "client_secret": client_secret, "client_id": "bot"}),
+        &jwt,
+    )
+    .await
+    .unwrap();
+    assert_eq!(endpoint.status(), 201);
+    let model = post(
+        "/api/v1/models",
+        serde_json::json!({"name": "m", "model_name": "gpt", "provider": "openai", "key": model_key}),
+        &jwt,
+    )
+    .await
+    .unwrap();
+    assert_eq!(model.status(), 201);
+    let made_up_token = "rh-madeUpTokenThatNobodyOwns0123456789abcdefghij";
+    let made_up_jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.Zm9yZ2VkLXNpZ25hdHVyZQ";
+    let cookie = "rh_session=planted-session-id-1234567890";
+    for token in [made_up_token, made_up_jwt, "not even a token"] {
+        let refused = client
+            .get(format!("{base}/api/v1/me?access_token=query-secret-42"))
+            .bearer_auth(token)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+
+    child.kill().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    child.wait().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("credential refused")),
+        "the refusals are logged: {lines:#?}"
+    );
+    // The access log names the authenticated principal by id.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("request completed") && l.contains(&user_id)),
+        "{lines:#?}"
+    );
+    let secrets = [
+        jwt.as_str(),
+        api_token.as_str(),
+        auth_token,
+        client_secret,
+        model_key,
+        made_up_token,
+        made_up_jwt,
+        "planted-session-id-1234567890",
+        "query-secret-42",
+        &password,
+        &encryption_key,
+        JWT_KEY,
+    ];
+    let seed_lines = String::from_utf8_lossy(&seeded.stderr).into_owned();
+    for line in lines.iter().chain(std::iter::once(&seed_lines)) {
+        for secret in secrets {
+            assert!(!line.contains(secret), "a secret in the log: {line}");
+        }
+    }
+}
