@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 use crypto::{JwtAuthority, JwtError};
 use domain::{
@@ -74,8 +74,12 @@ pub(crate) struct RequestMeta {
 
 impl RequestMeta {
     pub(crate) fn of(req: &HttpRequest) -> Self {
+        let client_ip = req
+            .extensions()
+            .get::<crate::Transport>()
+            .map_or_else(|| req.peer_addr().map(|a| a.ip()), |t| t.client_ip);
         Self {
-            client_ip: req.peer_addr().map(|a| a.ip()),
+            client_ip,
             request_id: request_context::current_request_id(),
         }
     }

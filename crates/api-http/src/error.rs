@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NotFound,
     /// The route exists, not with this method.
     MethodNotAllowed,
+    /// The request came over plain HTTP where HTTPS is required.
+    HttpsRequired,
     /// The request conflicts with the current state (a duplicate, a member of an
     /// organization founding another).
     Conflict,
@@ -64,6 +66,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::HttpsRequired => "https_required",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -79,6 +82,7 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::HttpsRequired => StatusCode::FORBIDDEN,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -95,6 +99,7 @@ impl ErrorCode {
             Self::Forbidden => "You are not allowed to do this.",
             Self::NotFound => "The requested resource does not exist.",
             Self::MethodNotAllowed => "The resource does not support this method.",
+            Self::HttpsRequired => "This API is served over HTTPS only.",
             Self::Conflict => "The request conflicts with the current state.",
             Self::PayloadTooLarge => "The request body is too large.",
             Self::UnsupportedMediaType => "The request body must be JSON.",

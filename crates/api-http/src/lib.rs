@@ -30,6 +30,7 @@ pub use error::{ApiError, ErrorCode};
 pub use extract::MAX_JSON_BODY_BYTES;
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
 pub use request_context::REQUEST_ID_HEADER;
+pub use transport::{ProxySettings, Transport};
 
 /// What the handlers need from the world.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct AppState {
     /// Origins (`scheme://host[:port]`) allowed to call the API from a browser, with
     /// credentials. Empty: no cross-origin access at all.
     pub cors_allowed_origins: Arc<[String]>,
+    /// Trusted proxies and whether plain HTTP is refused.
+    pub proxies: Arc<ProxySettings>,
 }
 
 /// The CORS layer: the configured origins only, with credentials; the methods and headers the
@@ -137,10 +140,12 @@ pub fn app(
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::not_found))
-        // Inner to outer: CORS (which answers preflights itself), the request context (id
-        // header, task-local id, access log), error bodies made problem+json, the security
-        // headers, all inside the root span that TracingLogger opens for every request.
+        // Inner to outer: CORS (which answers preflights itself), the transport (client
+        // address, HTTPS enforcement), the request context (id header, task-local id, access
+        // log), error bodies made problem+json, the security headers, all inside the root
+        // span that TracingLogger opens for every request.
         .wrap(cors)
+        .wrap(from_fn(transport::transport))
         .wrap(from_fn(request_context::request_context))
         .wrap(from_fn(error::problem_json))
         .wrap(from_fn(headers::security_headers))

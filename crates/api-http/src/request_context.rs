@@ -48,6 +48,7 @@ impl RootSpanBuilder for SafeRootSpan {
             peer = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
             status = tracing::field::Empty,
             principal = tracing::field::Empty,
+            client_ip = tracing::field::Empty,
         )
     }
 

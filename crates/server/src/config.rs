@@ -199,6 +199,18 @@ pub struct BrowserArgs {
     /// (`https://app.example.com`). `*` is refused.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-*` headers are believed: addresses or
+    /// CIDRs, comma-separated. Nobody's by default.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| "an IP address or CIDR network, e.g. 10.0.0.0/8".to_owned())
 }
 
 /// An origin (`scheme://host[:port]`) from configuration: http or https, nothing after the
@@ -490,6 +502,7 @@ mod tests {
         let browser = BrowserArgs {
             frontend_url: Some("https://app.example.com/login".to_owned()),
             cors_allowed_origins: vec![],
+            trusted_proxies: vec![],
         };
         assert!(
             browser.cors_origins(prod).is_err(),
@@ -498,6 +511,7 @@ mod tests {
         let browser = BrowserArgs {
             frontend_url: Some("https://app.example.com".to_owned()),
             cors_allowed_origins: vec![],
+            trusted_proxies: vec![],
         };
         assert_eq!(
             browser.cors_origins(prod).unwrap(),
@@ -509,6 +523,7 @@ mod tests {
                 "https://a.example".to_owned(),
                 " https://b.example ".to_owned(),
             ],
+            trusted_proxies: vec![],
         };
         assert_eq!(
             browser.cors_origins(prod).unwrap(),

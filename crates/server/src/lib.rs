@@ -175,6 +175,12 @@ impl Application {
             clock: Arc::new(SystemClock),
             auth,
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
+            proxies: Arc::new(api_http::ProxySettings {
+                trusted_proxies: args.browser.trusted_proxies.clone(),
+                // In production every request but the health probes must have come over
+                // HTTPS: here (TLS) or through a trusted proxy that says so.
+                require_https: args.profile == Profile::Production,
+            }),
         };
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {

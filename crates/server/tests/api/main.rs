@@ -13,6 +13,7 @@ mod reencrypt;
 mod resources;
 mod startup;
 mod tokens;
+mod transport;
 
 use std::sync::{Arc, Mutex};
 
@@ -147,6 +148,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
         browser: BrowserArgs {
             frontend_url: Some(FRONTEND.to_owned()),
             cors_allowed_origins: vec![],
+            trusted_proxies: vec![],
         },
         log_format: LogFormat::Json,
     }
@@ -158,12 +160,21 @@ pub(crate) async fn spawn_app() -> TestApp {
 }
 
 pub(crate) async fn spawn_app_with(profile: Profile) -> TestApp {
+    spawn_app_configured(profile, |_| {}).await
+}
+
+/// A server whose arguments `configure` may change first.
+pub(crate) async fn spawn_app_configured(
+    profile: Profile,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         server::telemetry::init(LogFormat::Pretty);
     }
     let db = TestDatabase::new().await;
     let jwt_key = test_support::random_fernet_key();
-    let args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
+    let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
+    configure(&mut args);
     let app = Application::build(&args).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
