@@ -66,6 +66,8 @@ pub struct ServeArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub browser: BrowserArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -186,6 +188,20 @@ impl AuthArgs {
     pub fn fresh_auth_max_age(&self) -> chrono::Duration {
         chrono::Duration::seconds(i64::from(self.fresh_auth_max_age))
     }
+}
+
+/// TLS terminated by the server itself.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain; with TLS_KEY_FILE, BIND_ADDR serves HTTPS only.
+    #[arg(long = "tls-cert-file", env = "TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long = "tls-key-file", env = "TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// With TLS: a plain-HTTP address that redirects browsers to HTTPS and refuses API calls.
+    #[arg(long = "http-bind-addr", env = "HTTP_BIND_ADDR")]
+    pub http_bind: Option<SocketAddr>,
 }
 
 /// Where browsers come from.
@@ -335,6 +351,15 @@ pub enum ConfigError {
     Origin { var: &'static str },
     #[error("{0} may not be `*`: credentials are allowed for the listed origins only")]
     WildcardOrigin(&'static str),
+    #[error("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither")]
+    TlsIncomplete,
+    #[error("{var} {problem}")]
+    Tls {
+        var: &'static str,
+        problem: &'static str,
+    },
+    #[error("HTTP_BIND_ADDR needs TLS_CERT_FILE and TLS_KEY_FILE")]
+    PlainListenerWithoutTls,
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.

@@ -7,6 +7,7 @@ mod migrate;
 mod reencrypt;
 mod seed;
 pub mod telemetry;
+mod tls;
 
 use std::sync::Arc;
 
@@ -146,9 +147,19 @@ pub fn auth_settings(args: &ServeArgs) -> Result<AuthSettings, StartupError> {
     })
 }
 
+/// Checks the TLS settings (both files or neither, readable, the key matching the
+/// certificate) without binding.
+pub fn check_tls(args: &ServeArgs) -> Result<(), StartupError> {
+    if tls::server_config(&args.tls)?.is_none() && args.tls.http_bind.is_some() {
+        return Err(ConfigError::PlainListenerWithoutTls.into());
+    }
+    Ok(())
+}
+
 /// A server bound to its address, ready to run.
 pub struct Application {
     port: u16,
+    http_port: Option<u16>,
     server: actix_web::dev::Server,
 }
 
@@ -164,6 +175,8 @@ impl Application {
     /// Connects, checks, wires and binds (port 0 picks a free port).
     pub async fn build(args: &ServeArgs) -> Result<Self, StartupError> {
         let auth = Arc::new(auth_settings(args)?);
+        check_tls(args)?;
+        let tls = tls::server_config(&args.tls)?;
         let (store, report) = connect_checked(args).await?;
         check_secrets(&store, args.profile).await?;
         let store = Arc::new(store);
@@ -177,26 +190,46 @@ impl Application {
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
             proxies: Arc::new(api_http::ProxySettings {
                 trusted_proxies: args.browser.trusted_proxies.clone(),
-                // In production every request but the health probes must have come over
-                // HTTPS: here (TLS) or through a trusted proxy that says so.
-                require_https: args.profile == Profile::Production,
+                // In production, and whenever TLS is served here, every request but the health
+                // probes must have come over HTTPS: here or through a trusted proxy.
+                require_https: args.profile == Profile::Production || tls.is_some(),
             }),
         };
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {
             server = server.workers(workers);
         }
-        let server = server.bind(args.bind).map_err(StartupError::Bind)?;
+        let server = match tls {
+            Some(config) => server.bind_rustls_0_23(args.bind, config),
+            None => server.bind(args.bind),
+        }
+        .map_err(StartupError::Bind)?;
         let port = server.addrs().first().map_or(0, |a| a.port());
-        tracing::info!(profile = ?args.profile, port, role = %report.role, "listening");
+        let (server, http_port) = match args.tls.http_bind {
+            Some(addr) => {
+                let server = server.bind(addr).map_err(StartupError::Bind)?;
+                let http_port = server.addrs().get(1).map(|a| a.port());
+                (server, http_port)
+            }
+            None => (server, None),
+        };
+        tracing::info!(profile = ?args.profile, port, ?http_port, role = %report.role,
+            "listening");
         Ok(Self {
             port,
+            http_port,
             server: server.run(),
         })
     }
 
+    /// The port of `BIND_ADDR` (HTTPS when TLS is configured).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the plain-HTTP listener next to a TLS one, if any.
+    pub fn http_port(&self) -> Option<u16> {
+        self.http_port
     }
 
     /// Serves until the process is asked to stop (SIGINT or SIGTERM).

@@ -20,6 +20,7 @@ fn report(err: &StartupError) -> String {
 async fn check_config(args: &server::config::ServeArgs) -> Result<String, StartupError> {
     server::auth_settings(args)?;
     args.browser.cors_origins(args.profile)?;
+    server::check_tls(args)?;
     let (store, role) = server::connect_checked(args).await?;
     server::check_secrets(&store, args.profile).await?;
     Ok(format!(

@@ -28,7 +28,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::Application;
 use server::config::{
-    AuthArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs,
+    AuthArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs, TlsArgs,
 };
 use test_support::TestDatabase;
 use uuid::Uuid;
@@ -150,6 +150,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             cors_allowed_origins: vec![],
             trusted_proxies: vec![],
         },
+        tls: TlsArgs::default(),
         log_format: LogFormat::Json,
     }
 }

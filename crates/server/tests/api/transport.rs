@@ -149,3 +149,97 @@ async fn forwarded_headers_from_anyone_else_are_ignored() {
         "127.0.0.1"
     );
 }
+
+/// A self-signed certificate for localhost, written to two PEM files.
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let pem = cert.cert.pem();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, &pem).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    (cert_file, key_file, pem)
+}
+
+#[tokio::test]
+async fn tls_is_served_here_and_plain_http_is_redirected_or_refused() {
+    let dir = std::env::temp_dir().join(format!("rh-tls-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file, pem) = certificate(&dir);
+
+    let db = test_support::TestDatabase::new().await;
+    let mut args = crate::serve_args(Profile::Test, db.app_url());
+    args.tls.tls_cert_file = Some(cert_file.clone());
+    args.tls.tls_key_file = Some(key_file.clone());
+    args.tls.http_bind = Some("127.0.0.1:0".parse().unwrap());
+    let app = server::Application::build(&args).await.unwrap();
+    let (https_port, http_port) = (app.port(), app.http_port().unwrap());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let secure = client
+        .get(format!("https://localhost:{https_port}/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(secure.status(), 401, "served over TLS");
+    assert_eq!(
+        secure.headers()["strict-transport-security"],
+        api_http::HSTS
+    );
+    let ready = client
+        .get(format!("https://localhost:{https_port}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The plain port: API calls refused, browsers sent to HTTPS, no HSTS over plain HTTP.
+    let api = client
+        .get(format!("http://127.0.0.1:{http_port}/api/v1/projects"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 403);
+    assert!(api.headers().get("strict-transport-security").is_none());
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(body["code"], "https_required");
+    let browser = client
+        .get(format!("http://127.0.0.1:{http_port}/docs/"))
+        .header("accept", "text/html")
+        .header("host", "localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), 308);
+    assert_eq!(browser.headers()["location"], "https://localhost/docs/");
+    // Plain HTTP on the TLS port gets nowhere.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{https_port}/health/live"))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+    );
+
+    // Half a configuration, or a key that is not the certificate's, is refused at startup.
+    let mut half = crate::serve_args(Profile::Test, db.app_url());
+    half.tls.tls_cert_file = Some(cert_file.clone());
+    let err = server::Application::build(&half)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("configuration"), "{err}");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (_, other_key, _) = certificate(&other);
+    let mut mismatched = crate::serve_args(Profile::Test, db.app_url());
+    mismatched.tls.tls_cert_file = Some(cert_file);
+    mismatched.tls.tls_key_file = Some(other_key);
+    assert!(server::Application::build(&mismatched).await.is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
