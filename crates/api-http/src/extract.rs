@@ -6,17 +6,17 @@ use actix_web::{HttpRequest, web};
 
 use crate::{ApiError, ErrorCode};
 
-/// The largest JSON body accepted, in bytes.
-pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+/// The largest JSON body accepted by default, in bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Why an extractor refused the request, for the log only.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Rejected(String);
 
-pub(crate) fn json_config() -> web::JsonConfig {
+pub(crate) fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(MAX_JSON_BODY_BYTES)
+        .limit(max_body_bytes)
         .content_type_required(true)
         .error_handler(|err: JsonPayloadError, _req: &HttpRequest| {
             let code = match &err {

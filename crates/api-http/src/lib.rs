@@ -27,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{AuthSettings, Caller, Credential};
 pub use error::{ApiError, ErrorCode};
-pub use extract::MAX_JSON_BODY_BYTES;
+pub use extract::DEFAULT_MAX_BODY_BYTES;
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
 pub use request_context::REQUEST_ID_HEADER;
 pub use transport::{ProxySettings, Transport};
@@ -46,6 +46,8 @@ pub struct AppState {
     pub cors_allowed_origins: Arc<[String]>,
     /// Trusted proxies and whether plain HTTP is refused.
     pub proxies: Arc<ProxySettings>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// The CORS layer: the configured origins only, with credentials; the methods and headers the
@@ -120,11 +122,12 @@ pub fn app(
 > {
     let development = state.auth.dev_login_subject.is_some();
     let cors = cors(&state.cors_allowed_origins);
+    let json = extract::json_config(state.max_body_bytes);
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .app_data(web::Data::new(state))
-        .app_data(extract::json_config())
+        .app_data(json)
         .app_data(extract::path_config())
         .app_data(extract::query_config())
         .configure(health::routes)

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Worker threads of the HTTP server (default: one per core).
     #[arg(long, env = "HTTP_WORKERS")]
     pub workers: Option<usize>,
+    /// The largest request body accepted, in bytes (1 KiB to 10 MiB).
+    #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(1024..=10_485_760))]
+    pub max_body_bytes: u32,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]

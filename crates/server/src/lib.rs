@@ -188,6 +188,8 @@ impl Application {
             clock: Arc::new(SystemClock),
             auth,
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
+            max_body_bytes: usize::try_from(args.max_body_bytes)
+                .unwrap_or(api_http::DEFAULT_MAX_BODY_BYTES),
             proxies: Arc::new(api_http::ProxySettings {
                 trusted_proxies: args.browser.trusted_proxies.clone(),
                 // In production, and whenever TLS is served here, every request but the health

@@ -118,7 +118,7 @@ async fn every_response_carries_the_security_headers() {
             "POST",
             "/api/v1/projects",
             "application/json",
-            vec![b' '; api_http::MAX_JSON_BODY_BYTES + 10],
+            vec![b' '; api_http::DEFAULT_MAX_BODY_BYTES + 10],
         ),
         (
             "GET",
@@ -239,4 +239,43 @@ async fn cors_grants_the_frontend_alone_and_never_a_wildcard() {
         error.header("access-control-allow-origin"),
         Some(crate::FRONTEND)
     );
+}
+
+#[tokio::test]
+async fn the_body_limit_is_configurable() {
+    let app = crate::spawn_app_configured(server::config::Profile::Test, |args| {
+        args.max_body_bytes = 2048;
+    })
+    .await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    let body = |len: usize| {
+        format!(
+            "{{\"name\": \"p\", \"description\": \"{}\"}}",
+            "d".repeat(len)
+        )
+    };
+    let big = raw(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&jwt),
+        "application/json",
+        body(3000).into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (big.status, big.problem_code().as_str()),
+        (413, "payload_too_large")
+    );
+    let small = raw(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&jwt),
+        "application/json",
+        body(1500).into_bytes(),
+    )
+    .await;
+    assert_eq!(small.status, 201, "{small:?}");
 }

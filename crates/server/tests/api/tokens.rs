@@ -300,7 +300,7 @@ async fn bad_input_is_a_clear_4xx_never_a_500() {
     );
     let big = format!(
         "{{\"name\": \"{}\"}}",
-        "a".repeat(api_http::MAX_JSON_BODY_BYTES)
+        "a".repeat(api_http::DEFAULT_MAX_BODY_BYTES)
     );
     let reply = app.send(raw("application/json", big.into_bytes())).await;
     assert_eq!(
