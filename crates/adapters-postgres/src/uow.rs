@@ -281,15 +281,7 @@ impl OrganizationStore for PgUnitOfWork {
             .filter(organizations::Column::DeletedAt.is_null());
         self.update_existing(update).await?;
         // Every member leaves with it: their access tokens and API tokens stop working.
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::OrganizationId,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(users::Column::Role, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::LeftOrganizationId, Expr::value(self.org()))
-            .col_expr(users::Column::UpdatedAt, Expr::value(self.now()))
-            .filter(users::Column::OrganizationId.eq(self.org()))
+        self.detach_members()
             .exec(&self.txn)
             .await
             .map_err(|e| self.abort(e))?;
@@ -302,6 +294,20 @@ impl OrganizationStore for PgUnitOfWork {
 impl PgUnitOfWork {
     fn members(&self) -> Select<users::Entity> {
         users::Entity::find().filter(users::Column::OrganizationId.eq(self.org()))
+    }
+
+    /// Takes the organization's members (narrowed further by the caller) out of it,
+    /// remembering where they came from.
+    fn detach_members(&self) -> sea_orm::UpdateMany<users::Entity> {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::OrganizationId,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(users::Column::Role, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::LeftOrganizationId, Expr::value(self.org()))
+            .col_expr(users::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(users::Column::OrganizationId.eq(self.org()))
     }
 
     async fn member_row(&self, id: UserId) -> Result<users::Model, StoreError> {
@@ -378,16 +384,9 @@ impl UserStore for PgUnitOfWork {
     }
 
     async fn remove(&self, id: UserId) -> Result<(), StoreError> {
-        let update = users::Entity::update_many()
-            .col_expr(
-                users::Column::OrganizationId,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(users::Column::Role, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::LeftOrganizationId, Expr::value(self.org()))
-            .col_expr(users::Column::UpdatedAt, Expr::value(self.now()))
-            .filter(users::Column::Id.eq(*id.as_uuid()))
-            .filter(users::Column::OrganizationId.eq(self.org()));
+        let update = self
+            .detach_members()
+            .filter(users::Column::Id.eq(*id.as_uuid()));
         self.update_existing(update).await
     }
 }

@@ -91,8 +91,31 @@ pub(crate) struct RoleChange {
     role: String,
 }
 
-fn actor(caller: &Caller) -> Option<Actor> {
-    caller.principal().actor()
+/// What a decision about a member needs, read in the unit of work that will write: the
+/// acting user, the target's current role, and the owners (held until the end).
+struct MemberChange {
+    uow: Box<dyn ports::UnitOfWork>,
+    actor: Actor,
+    current: Role,
+    owners: u64,
+}
+
+/// Opens the unit of work for a change to `target`, after a fresh-login check (the step-up
+/// answer is the same whether or not the target exists).
+async fn member_change(caller: &Caller, target: UserId) -> Result<MemberChange, ApiError> {
+    caller.require_fresh().await?;
+    let uow = caller.begin(Action::ReadContent).await?;
+    let user = uow.users().get(target).await?;
+    let (Some(actor), Some(membership)) = (caller.principal().actor(), user.membership) else {
+        return Err(ApiError::new(ErrorCode::NotFound));
+    };
+    let owners = uow.users().count_owners().await?;
+    Ok(MemberChange {
+        uow,
+        actor,
+        current: membership.role,
+        owners,
+    })
 }
 
 /// The organization's members. Sort by `created_at` (default), `email` or `name`.
@@ -202,22 +225,19 @@ pub(crate) async fn change_role(
 ) -> Result<web::Json<UserView>, ApiError> {
     let new = required("role", body.role.as_str(), str::parse::<Role>)?;
     let target = UserId::from_uuid(user_id.into_inner());
-    // The step-up answer is the same whether or not the target exists.
-    caller.require_fresh().await?;
-    let uow = caller.begin(Action::ReadContent).await?;
-    let current = uow.users().get(target).await?;
-    let (Some(actor), Some(membership)) = (actor(&caller), current.membership) else {
-        return Err(ApiError::new(ErrorCode::NotFound));
-    };
-    let owners = uow.users().count_owners().await?;
-    if let Err(denied) = domain::authorize_role_change(actor, target, membership.role, new, owners)
-    {
+    let MemberChange {
+        uow,
+        actor,
+        current,
+        owners,
+    } = member_change(&caller, target).await?;
+    if let Err(denied) = domain::authorize_role_change(actor, target, current, new, owners) {
         drop(uow);
         return Err(caller.forbidden(denied).await);
     }
     let user = uow.users().set_role(target, new).await?;
     let mut event = caller.event_on(AuditAction::UserRoleChanged, "user", target);
-    event.reason = Some(format!("{}->{}", membership.role.as_str(), new.as_str()));
+    event.reason = Some(format!("{}->{}", current.as_str(), new.as_str()));
     uow.audit().record(event).await?;
     uow.commit().await?;
     Ok(web::Json(user.into()))
@@ -241,14 +261,13 @@ pub(crate) async fn remove_user(
     user_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let target = UserId::from_uuid(user_id.into_inner());
-    caller.require_fresh().await?;
-    let uow = caller.begin(Action::ReadContent).await?;
-    let current = uow.users().get(target).await?;
-    let (Some(actor), Some(membership)) = (actor(&caller), current.membership) else {
-        return Err(ApiError::new(ErrorCode::NotFound));
-    };
-    let owners = uow.users().count_owners().await?;
-    if let Err(denied) = domain::authorize_remove_user(actor, target, membership.role, owners) {
+    let MemberChange {
+        uow,
+        actor,
+        current,
+        owners,
+    } = member_change(&caller, target).await?;
+    if let Err(denied) = domain::authorize_remove_user(actor, target, current, owners) {
         drop(uow);
         return Err(caller.forbidden(denied).await);
     }

@@ -334,25 +334,20 @@ async fn api_tokens_authenticate_and_their_first_use_is_recorded_once() {
         assert_eq!(body["authenticated_by"], "api_token");
         assert_eq!(body["auth_time"], Value::Null);
     }
-    let admin = app.db.admin_pool().await;
-    let used = test_support_count(
-        &admin,
-        &format!(
+    let used = app
+        .count(&format!(
             "SELECT count(*) FROM audit_events WHERE organization_id = '{org}' \
              AND action = 'token.used' AND target_id = '{}'",
             token.id
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(used, 1, "first use recorded once");
-    let last_used = test_support_count(
-        &admin,
-        &format!(
+    let last_used = app
+        .count(&format!(
             "SELECT count(*) FROM api_tokens WHERE id = '{}' AND last_used_at IS NOT NULL",
             token.id
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(last_used, 1);
 
     assert_refused(
@@ -419,24 +414,11 @@ async fn the_development_login_exists_in_development_only() {
     dev.secret(token);
     let me: Value = me_with(&dev, token).await.json();
     assert_eq!(me["role"], "owner");
-    let admin = dev.db.admin_pool().await;
-    let logins = test_support_count(
-        &admin,
-        "SELECT count(*) FROM audit_events WHERE action = 'authentication.succeeded' \
+    let logins = dev
+        .count(
+            "SELECT count(*) FROM audit_events WHERE action = 'authentication.succeeded' \
          AND reason = 'local_login' AND organization_id IS NOT NULL",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(logins, 1);
-}
-
-async fn test_support_count(conn: &impl ConnectionTrait, sql: &str) -> i64 {
-    conn.query_one_raw(sea_orm::Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get_by_index::<i64>(0)
-    .unwrap()
 }

@@ -221,6 +221,24 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The single number an SQL query returns, run as the database superuser (to look at
+    /// what the application role cannot).
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
+        use sea_orm::ConnectionTrait;
+        self.db
+            .admin_pool()
+            .await
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+    }
+
     /// Registers a secret: no response from now on may contain it.
     pub(crate) fn secret(&self, value: &str) {
         let since = self.journal.lock().unwrap().len();

@@ -11,21 +11,12 @@ use serde_json::{Value, json};
 use crate::{TestApp, TestUser, spawn_app};
 
 async fn denied_count(app: &TestApp, user: &TestUser) -> i64 {
-    let admin = app.db.admin_pool().await;
-    admin
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            format!(
-                "SELECT count(*) FROM audit_events WHERE action = 'access.denied' \
-                 AND actor_user_id = '{}' AND outcome = 'denied'",
-                user.id.as_uuid()
-            ),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
+    app.count(&format!(
+        "SELECT count(*) FROM audit_events WHERE action = 'access.denied' \
+         AND actor_user_id = '{}' AND outcome = 'denied'",
+        user.id.as_uuid()
+    ))
+    .await
 }
 
 async fn assert_forbidden(

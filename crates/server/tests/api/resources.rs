@@ -6,21 +6,7 @@ use ports::{Clock, SystemClock};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::{TestApp, TestUser, spawn_app};
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let admin = app.db.admin_pool().await;
-    admin
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
-}
+use crate::{TestUser, spawn_app};
 
 fn org(user: &TestUser) -> String {
     user.membership.organization_id.as_uuid().to_string()
@@ -49,7 +35,7 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
         .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.problem_code(), "insufficient_user_authentication");
-    assert_eq!(count(&app, "SELECT count(*) FROM endpoints").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM endpoints").await, 0);
 
     let created = app
         .call("POST", "/api/v1/endpoints", Some(&jwt), Some(&body))
@@ -111,14 +97,11 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
         org(&owner)
     );
     // auth_token at creation; auth_token cleared and client_secret set by the change.
-    assert_eq!(count(&app, &audit).await, 3);
+    assert_eq!(app.count(&audit).await, 3);
     // The secrets are in the database, sealed (the adapters' tests open them).
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM endpoints WHERE client_secret LIKE 'gAAAAA%'"
-        )
-        .await,
+        app.count("SELECT count(*) FROM endpoints WHERE client_secret LIKE 'gAAAAA%'")
+            .await,
         1
     );
 
@@ -160,7 +143,7 @@ async fn endpoint_credentials_are_write_only_and_need_a_fresh_login() {
         assert_eq!(reply.status, 400, "{body}: {reply:?}");
         assert_eq!(reply.json()["field"], field, "{body}");
     }
-    assert_eq!(count(&app, "SELECT count(*) FROM endpoints").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM endpoints").await, 1);
 
     let deleted = app.call("DELETE", &path, Some(&jwt), None).await;
     assert_eq!(deleted.status, 204);
@@ -323,13 +306,13 @@ async fn projects_are_listed_sorted_and_paged_and_every_change_is_audited() {
             owner.id.as_uuid()
         )
     };
-    assert_eq!(count(&app, &actions("project.created")).await, 4);
+    assert_eq!(app.count(&actions("project.created")).await, 4);
     assert_eq!(
-        count(&app, &actions("project.updated")).await,
+        app.count(&actions("project.updated")).await,
         2,
         "the refused change is not"
     );
-    assert_eq!(count(&app, &actions("project.deleted")).await, 1);
+    assert_eq!(app.count(&actions("project.deleted")).await, 1);
 }
 
 #[tokio::test]
@@ -369,7 +352,7 @@ async fn an_action_whose_audit_event_cannot_be_written_is_not_kept() {
         reply.text
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM projects").await,
+        app.count("SELECT count(*) FROM projects").await,
         0,
         "both or neither"
     );

@@ -26,21 +26,11 @@ async fn create(app: &TestApp, jwt: &str, name: &str) -> (String, String) {
 }
 
 async fn audit_count(app: &TestApp, user: &TestUser, action: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let admin = app.db.admin_pool().await;
-    admin
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            format!(
-                "SELECT count(*) FROM audit_events WHERE organization_id = '{}' AND action = '{action}'",
-                user.membership.organization_id.as_uuid()
-            ),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
+    app.count(&format!(
+        "SELECT count(*) FROM audit_events WHERE organization_id = '{}' AND action = '{action}'",
+        user.membership.organization_id.as_uuid()
+    ))
+    .await
 }
 
 #[tokio::test]
