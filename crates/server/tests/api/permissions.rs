@@ -59,49 +59,27 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
             .status,
         200
     );
-    assert_forbidden(
-        &app,
-        &member,
-        "POST",
-        "/api/v1/users",
-        Some(json!({"email": "x@example.org"})),
-    )
-    .await;
-    assert_forbidden(
-        &app,
-        &member,
-        "PATCH",
-        "/api/v1/organizations/current",
-        Some(json!({"name": "Mine"})),
-    )
-    .await;
-    assert_forbidden(
-        &app,
-        &member,
-        "DELETE",
-        "/api/v1/organizations/current",
-        None,
-    )
-    .await;
-    assert_forbidden(&app, &member, "GET", "/api/v1/audit-events", None).await;
-    assert_forbidden(&app, &member, "GET", "/api/v1/audit-events/verify", None).await;
-    assert_forbidden(
-        &app,
-        &member,
-        "PATCH",
-        &user(&other),
-        Some(json!({"role": "member"})),
-    )
-    .await;
-    assert_forbidden(
-        &app,
-        &member,
-        "PATCH",
-        &user(&member),
-        Some(json!({"role": "admin"})),
-    )
-    .await;
-    assert_forbidden(&app, &member, "DELETE", &user(&other), None).await;
+    let member_refusals = [
+        (
+            "POST",
+            "/api/v1/users".to_owned(),
+            Some(json!({"email": "x@example.org"})),
+        ),
+        (
+            "PATCH",
+            "/api/v1/organizations/current".to_owned(),
+            Some(json!({"name": "Mine"})),
+        ),
+        ("DELETE", "/api/v1/organizations/current".to_owned(), None),
+        ("GET", "/api/v1/audit-events".to_owned(), None),
+        ("GET", "/api/v1/audit-events/verify".to_owned(), None),
+        ("PATCH", user(&other), Some(json!({"role": "member"}))),
+        ("PATCH", user(&member), Some(json!({"role": "admin"}))),
+        ("DELETE", user(&other), None),
+    ];
+    for (method, path, body) in member_refusals {
+        assert_forbidden(&app, &member, method, &path, body).await;
+    }
 
     // Admins: invite and manage members and admins, never owners, never themselves upward.
     let invited = app
@@ -129,47 +107,21 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
         (again.status, again.json()["field"].clone()),
         (409, json!("email"))
     );
-    assert_forbidden(
-        &app,
-        &admin,
-        "POST",
-        "/api/v1/users",
-        Some(json!({"email": "boss@example.org", "role": "owner"})),
-    )
-    .await;
-    assert_forbidden(
-        &app,
-        &admin,
-        "PATCH",
-        &user(&admin),
-        Some(json!({"role": "owner"})),
-    )
-    .await;
-    assert_forbidden(
-        &app,
-        &admin,
-        "PATCH",
-        &user(&member),
-        Some(json!({"role": "owner"})),
-    )
-    .await;
-    assert_forbidden(
-        &app,
-        &admin,
-        "PATCH",
-        &user(&owner),
-        Some(json!({"role": "member"})),
-    )
-    .await;
-    assert_forbidden(&app, &admin, "DELETE", &user(&owner), None).await;
-    assert_forbidden(
-        &app,
-        &admin,
-        "DELETE",
-        "/api/v1/organizations/current",
-        None,
-    )
-    .await;
+    let admin_refusals = [
+        (
+            "POST",
+            "/api/v1/users".to_owned(),
+            Some(json!({"email": "boss@example.org", "role": "owner"})),
+        ),
+        ("PATCH", user(&admin), Some(json!({"role": "owner"}))),
+        ("PATCH", user(&member), Some(json!({"role": "owner"}))),
+        ("PATCH", user(&owner), Some(json!({"role": "member"}))),
+        ("DELETE", user(&owner), None),
+        ("DELETE", "/api/v1/organizations/current".to_owned(), None),
+    ];
+    for (method, path, body) in admin_refusals {
+        assert_forbidden(&app, &admin, method, &path, body).await;
+    }
     let promoted = app
         .call(
             "PATCH",
