@@ -58,13 +58,7 @@ async fn events_carry_actor_target_address_and_request_id_and_filter() {
             None,
         )
         .await;
-    let actions: Vec<_> = by_member
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].clone())
-        .collect();
+    let actions: Vec<_> = by_member.pluck("action");
     assert_eq!(actions, [json!("project.created")]);
     let future = app
         .call(

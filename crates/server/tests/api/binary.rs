@@ -10,6 +10,18 @@ use test_support::TestDatabase;
 const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
 const JWT_KEY: &str = "a-signing-key-for-the-binary-tests-0123456789";
 
+/// Stops a server started with its standard error piped, and returns what it logged.
+fn stop_and_read_log(mut child: std::process::Child) -> Vec<String> {
+    child.kill().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    child.wait().unwrap();
+    lines
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -22,7 +34,7 @@ fn free_port() -> u16 {
 async fn the_binary_logs_json_lines_carrying_the_request_id() {
     let db = TestDatabase::new().await;
     let port = free_port();
-    let mut child = Command::new(BINARY)
+    let child = Command::new(BINARY)
         .arg("serve")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
@@ -54,13 +66,7 @@ async fn the_binary_logs_json_lines_carrying_the_request_id() {
         .unwrap()
         .to_owned();
     // Stop the server and read everything it logged.
-    child.kill().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines: Vec<String> = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .collect();
-    child.wait().unwrap();
+    let lines = stop_and_read_log(child);
     let events: Vec<Value> = lines
         .iter()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
@@ -232,7 +238,7 @@ async fn no_log_line_holds_a_secret() {
     let mut serve = Command::new(BINARY);
     serve.arg("serve");
     env(&mut serve);
-    let mut child = serve.spawn().unwrap();
+    let child = serve.spawn().unwrap();
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -313,13 +319,7 @@ async fn no_log_line_holds_a_secret() {
         assert_eq!(refused.status(), 401);
     }
 
-    child.kill().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines: Vec<String> = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .collect();
-    child.wait().unwrap();
+    let lines = stop_and_read_log(child);
     assert!(
         lines.iter().any(|l| l.contains("credential refused")),
         "the refusals are logged: {lines:#?}"

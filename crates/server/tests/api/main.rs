@@ -65,6 +65,14 @@ impl Reply {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 
+    /// The values of `field` in each element of a JSON array body.
+    pub(crate) fn pluck(&self, field: &str) -> Vec<Value> {
+        self.json()
+            .as_array()
+            .map(|items| items.iter().map(|item| item[field].clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

@@ -231,13 +231,7 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
             None,
         )
         .await;
-    let reasons: Vec<_> = events
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["reason"].clone())
-        .collect();
+    let reasons: Vec<_> = events.pluck("reason");
     assert_eq!(
         reasons,
         [

@@ -211,13 +211,7 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
             None,
         )
         .await;
-    let names: Vec<_> = list
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].clone())
-        .collect();
+    let names: Vec<_> = list.pluck("name");
     assert_eq!(names, [json!("Local"), json!("GPT")]);
 }
 
@@ -247,13 +241,7 @@ async fn projects_are_listed_sorted_and_paged_and_every_change_is_audited() {
         )
         .await;
     assert_eq!(page.header("x-total-count"), Some("4"));
-    let names: Vec<_> = page
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].clone())
-        .collect();
+    let names: Vec<_> = page.pluck("name");
     assert_eq!(names, [json!("bravo"), json!("charlie")]);
 
     let id = page.json()[0]["id"].as_str().unwrap().to_owned();
