@@ -32,6 +32,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request came over plain HTTP where HTTPS is required.
     HttpsRequired,
+    /// The client is over its request budget; `Retry-After` says when to come back.
+    RateLimited,
     /// The request conflicts with the current state (a duplicate, a member of an
     /// organization founding another).
     Conflict,
@@ -53,6 +55,7 @@ impl ErrorCode {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
             s if s.is_server_error() => Self::Internal,
             _ => Self::InvalidRequest,
         }
@@ -67,6 +70,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::HttpsRequired => "https_required",
+            Self::RateLimited => "rate_limited",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -83,6 +87,7 @@ impl ErrorCode {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::HttpsRequired => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -100,6 +105,7 @@ impl ErrorCode {
             Self::NotFound => "The requested resource does not exist.",
             Self::MethodNotAllowed => "The resource does not support this method.",
             Self::HttpsRequired => "This API is served over HTTPS only.",
+            Self::RateLimited => "Too many requests; retry later.",
             Self::Conflict => "The request conflicts with the current state.",
             Self::PayloadTooLarge => "The request body is too large.",
             Self::UnsupportedMediaType => "The request body must be JSON.",

@@ -9,12 +9,14 @@ mod error;
 mod extract;
 mod headers;
 mod health;
+mod limits;
 mod request_context;
 mod routes;
 mod transport;
 
 use std::sync::Arc;
 
+use actix_governor::Governor;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
@@ -29,6 +31,7 @@ pub use auth::{AuthSettings, Caller, Credential};
 pub use error::{ApiError, ErrorCode};
 pub use extract::DEFAULT_MAX_BODY_BYTES;
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
+pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
 pub use request_context::REQUEST_ID_HEADER;
 pub use transport::{ProxySettings, Transport};
 
@@ -48,6 +51,8 @@ pub struct AppState {
     pub proxies: Arc<ProxySettings>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Request budgets per client address.
+    pub limiters: Limiters,
 }
 
 /// The CORS layer: the configured origins only, with credentials; the methods and headers the
@@ -123,6 +128,7 @@ pub fn app(
     let development = state.auth.dev_login_subject.is_some();
     let cors = cors(&state.cors_allowed_origins);
     let json = extract::json_config(state.max_body_bytes);
+    let limiters = state.limiters.clone();
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -144,11 +150,15 @@ pub fn app(
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::not_found))
         // Inner to outer: CORS (which answers preflights itself), the transport (client
-        // address, HTTPS enforcement), the request context (id header, task-local id, access
+        // address, HTTPS enforcement), the rate limits per client address (login routes,
+        // requests without credentials, all), the request context (id header, task-local id, access
         // log), error bodies made problem+json, the security headers, all inside the root
         // span that TracingLogger opens for every request.
         .wrap(cors)
         .wrap(from_fn(transport::transport))
+        .wrap(Governor::new(&limiters.auth_routes))
+        .wrap(Governor::new(&limiters.anonymous))
+        .wrap(Governor::new(&limiters.per_ip))
         .wrap(from_fn(request_context::request_context))
         .wrap(from_fn(error::problem_json))
         .wrap(from_fn(headers::security_headers))

@@ -72,6 +72,8 @@ pub struct ServeArgs {
     pub browser: BrowserArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: RateLimitArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -191,6 +193,33 @@ impl AuthArgs {
 
     pub fn fresh_auth_max_age(&self) -> chrono::Duration {
         chrono::Duration::seconds(i64::from(self.fresh_auth_max_age))
+    }
+}
+
+/// Request budgets per client address, in requests per minute; 0 switches a tier off.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RateLimitArgs {
+    /// Every request of one address.
+    #[arg(long, env = "RATE_LIMIT_PER_IP_PER_MINUTE", default_value_t = 1200,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub per_ip_per_minute: u32,
+    /// Requests of one address without credentials.
+    #[arg(long, env = "RATE_LIMIT_ANONYMOUS_PER_MINUTE", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub anonymous_per_minute: u32,
+    /// Requests of one address to the login routes (`/auth/…`).
+    #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub auth_per_minute: u32,
+}
+
+impl RateLimitArgs {
+    pub fn limits(&self) -> api_http::RateLimits {
+        api_http::RateLimits {
+            per_ip: std::num::NonZeroU32::new(self.per_ip_per_minute),
+            anonymous: std::num::NonZeroU32::new(self.anonymous_per_minute),
+            auth_routes: std::num::NonZeroU32::new(self.auth_per_minute),
+        }
     }
 }
 
@@ -364,6 +393,8 @@ pub enum ConfigError {
     },
     #[error("HTTP_BIND_ADDR needs TLS_CERT_FILE and TLS_KEY_FILE")]
     PlainListenerWithoutTls,
+    #[error(transparent)]
+    RateLimit(#[from] api_http::InvalidRateLimit),
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.

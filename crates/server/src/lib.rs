@@ -147,6 +147,18 @@ pub fn auth_settings(args: &ServeArgs) -> Result<AuthSettings, StartupError> {
     })
 }
 
+/// Every minute, the rate limiters forget addresses whose budget is full again, so their
+/// memory follows the clients of the last minute, not of all time.
+fn forget_idle_clients(limiters: api_http::Limiters) {
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            limiters.forget_idle();
+        }
+    });
+}
+
 /// Checks the TLS settings (both files or neither, readable, the key matching the
 /// certificate) without binding.
 pub fn check_tls(args: &ServeArgs) -> Result<(), StartupError> {
@@ -177,6 +189,8 @@ impl Application {
         let auth = Arc::new(auth_settings(args)?);
         check_tls(args)?;
         let tls = tls::server_config(&args.tls)?;
+        let limiters = api_http::Limiters::new(args.limits.limits()).map_err(ConfigError::from)?;
+        forget_idle_clients(limiters.clone());
         let (store, report) = connect_checked(args).await?;
         check_secrets(&store, args.profile).await?;
         let store = Arc::new(store);
@@ -188,6 +202,7 @@ impl Application {
             clock: Arc::new(SystemClock),
             auth,
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
+            limiters,
             max_body_bytes: usize::try_from(args.max_body_bytes)
                 .unwrap_or(api_http::DEFAULT_MAX_BODY_BYTES),
             proxies: Arc::new(api_http::ProxySettings {

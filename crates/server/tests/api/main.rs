@@ -7,6 +7,7 @@ mod auth;
 mod binary;
 mod headers;
 mod health;
+mod limits;
 mod matrix;
 mod permissions;
 mod reencrypt;
@@ -28,7 +29,8 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::Application;
 use server::config::{
-    AuthArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, ServeArgs, TlsArgs,
+    AuthArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, RateLimitArgs,
+    ServeArgs, TlsArgs,
 };
 use test_support::TestDatabase;
 use uuid::Uuid;
@@ -160,6 +162,13 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             trusted_proxies: vec![],
         },
         tls: TlsArgs::default(),
+        // Generous: the suite's clients all come from 127.0.0.1. The limits have their own
+        // tests with small budgets.
+        limits: RateLimitArgs {
+            per_ip_per_minute: 60_000,
+            anonymous_per_minute: 60_000,
+            auth_per_minute: 60_000,
+        },
         log_format: LogFormat::Json,
     }
 }

@@ -1,0 +1,92 @@
+//! Rate limits per client address: each tier trips at its budget and not before, with a 429
+//! problem+json and `Retry-After`; the probes are never limited.
+
+use server::config::{Profile, RateLimitArgs};
+
+use crate::{Reply, TestApp, spawn_app_configured};
+
+async fn with_limits(per_ip: u32, anonymous: u32, auth: u32) -> TestApp {
+    spawn_app_configured(Profile::Test, |args| {
+        args.limits = RateLimitArgs {
+            per_ip_per_minute: per_ip,
+            anonymous_per_minute: anonymous,
+            auth_per_minute: auth,
+        };
+    })
+    .await
+}
+
+fn assert_limited(reply: &Reply, what: &str) {
+    assert_eq!(reply.status, 429, "{what}: {reply:?}");
+    assert_eq!(reply.problem_code(), "rate_limited", "{what}");
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry <= 60, "{what}: retry after {retry}");
+    assert_eq!(
+        reply.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn requests_without_credentials_have_the_smallest_general_budget() {
+    let app = with_limits(1000, 5, 1000).await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    for n in 1..=5 {
+        let reply = app.call("GET", "/api/v1/me", None, None).await;
+        assert_eq!(reply.status, 401, "request {n} is within the budget");
+    }
+    assert_limited(
+        &app.call("GET", "/api/v1/me", None, None).await,
+        "6th anonymous",
+    );
+    // The same address with a credential, and the probes, go on.
+    assert_eq!(
+        app.call("GET", "/api/v1/me", Some(&jwt), None).await.status,
+        200
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            app.call("GET", "/health/live", None, None).await.status,
+            200
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_login_routes_have_their_own_strict_budget() {
+    let app = with_limits(1000, 1000, 3).await;
+    for n in 1..=3 {
+        let reply = app.call("POST", "/auth/logout", None, None).await;
+        assert_eq!(reply.status, 401, "request {n} is within the budget");
+    }
+    assert_limited(
+        &app.call("POST", "/auth/logout", None, None).await,
+        "4th login-route request",
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/me", None, None).await.status,
+        401,
+        "other routes are not affected"
+    );
+}
+
+#[tokio::test]
+async fn every_request_of_an_address_counts_against_its_budget() {
+    let app = with_limits(10, 1000, 1000).await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    for n in 1..=10 {
+        let reply = app.call("GET", "/api/v1/projects", Some(&jwt), None).await;
+        assert_eq!(reply.status, 200, "request {n} is within the budget");
+    }
+    assert_limited(
+        &app.call("GET", "/api/v1/projects", Some(&jwt), None).await,
+        "11th request",
+    );
+    assert_eq!(
+        app.call("GET", "/health/ready", None, None).await.status,
+        200
+    );
+}
