@@ -311,6 +311,17 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
         by_jwt(&state, &meta, presented.expose_secret()).await?
     };
     tracing::Span::current().record("principal", tracing::field::display(principal.user_id()));
+    let budget_key = match credential {
+        Credential::ApiToken { id } => format!("token:{id}"),
+        Credential::Jwt { .. } => format!("user:{}", principal.user_id()),
+    };
+    if let Err(wait) = state.limiters.check_principal(&budget_key) {
+        tracing::info!(
+            security_event = "rate_limited",
+            "a principal is over its budget"
+        );
+        return Err(ApiError::new(ErrorCode::RateLimited).with_retry_after(wait));
+    }
     Ok(Caller {
         principal,
         credential,

@@ -125,6 +125,8 @@ pub struct ApiError {
     /// Which part of the request was wrong (a field or parameter name of the API, never a
     /// value), for 400s.
     field: Option<String>,
+    /// Seconds until a rate-limited client may come back, for 429s.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -134,7 +136,14 @@ impl ApiError {
             cause: None,
             challenge: None,
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds a `WWW-Authenticate` challenge.
@@ -252,6 +261,12 @@ impl ResponseError for ApiError {
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
             response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                HeaderValue::from(seconds),
+            );
         }
         response
     }

@@ -1,7 +1,9 @@
 //! Rate limits per client address, in front of authentication (actix-governor): one budget
 //! for every request of an address, a smaller one for requests without a credential, and the
 //! smallest for the login routes under `/auth/`. The limiters are built once and shared by
-//! every worker; a refusal is a 429 with `Retry-After`. The health probes are exempt.
+//! every worker; a refusal is a 429 with `Retry-After`. The health probes are exempt. After
+//! authentication each credential has a budget of its own (`Limiters::check_principal`), so
+//! two principals behind one address do not share one.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -22,7 +24,13 @@ pub struct RateLimits {
     pub anonymous: Option<NonZeroU32>,
     /// Requests of one address to `/auth/…`.
     pub auth_routes: Option<NonZeroU32>,
+    /// Requests of one credential (an API token, or a user's access tokens), after
+    /// authentication.
+    pub authenticated: Option<NonZeroU32>,
 }
+
+/// The budget of each authenticated principal, keyed by credential.
+pub(crate) type PrincipalLimiter = actix_governor::governor::DefaultKeyedRateLimiter<String>;
 
 /// Which requests a limiter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +82,7 @@ pub struct Limiters {
     pub(crate) per_ip: Arc<Limiter>,
     pub(crate) anonymous: Arc<Limiter>,
     pub(crate) auth_routes: Arc<Limiter>,
+    pub(crate) principal: Option<Arc<PrincipalLimiter>>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -111,11 +120,36 @@ fn limiter(tier: Tier, per_minute: Option<NonZeroU32>) -> Result<Arc<Limiter>, I
 
 impl Limiters {
     pub fn new(limits: RateLimits) -> Result<Self, InvalidRateLimit> {
+        let principal = match limits.authenticated {
+            Some(n) if n.get() > MAX_PER_MINUTE => return Err(InvalidRateLimit),
+            Some(n) => Some(Arc::new(PrincipalLimiter::keyed(
+                actix_governor::governor::Quota::per_minute(n),
+            ))),
+            None => None,
+        };
         Ok(Self {
             per_ip: limiter(Tier::PerIp, limits.per_ip)?,
             anonymous: limiter(Tier::Anonymous, limits.anonymous)?,
             auth_routes: limiter(Tier::AuthRoutes, limits.auth_routes)?,
+            principal,
         })
+    }
+
+    /// Counts a request of an authenticated credential; the seconds to wait when it is over
+    /// its budget.
+    pub(crate) fn check_principal(&self, credential: &str) -> Result<(), u64> {
+        use actix_governor::governor::clock::{Clock, DefaultClock};
+        let Some(limiter) = &self.principal else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&credential.to_owned())
+            .map_err(|not_until| {
+                not_until
+                    .wait_time_from(DefaultClock::default().now())
+                    .as_secs()
+                    .max(1)
+            })
     }
 
     /// Forgets addresses whose budget is full again, so a flood of distinct addresses does
@@ -124,6 +158,10 @@ impl Limiters {
         for tier in [&self.per_ip, &self.anonymous, &self.auth_routes] {
             tier.limiter().retain_recent();
             tier.limiter().shrink_to_fit();
+        }
+        if let Some(principal) = &self.principal {
+            principal.retain_recent();
+            principal.shrink_to_fit();
         }
     }
 }

@@ -207,6 +207,10 @@ pub struct RateLimitArgs {
     #[arg(long, env = "RATE_LIMIT_ANONYMOUS_PER_MINUTE", default_value_t = 120,
           value_parser = clap::value_parser!(u32).range(0..=60_000))]
     pub anonymous_per_minute: u32,
+    /// Requests of one credential (an API token, or a user's access tokens).
+    #[arg(long, env = "RATE_LIMIT_AUTHENTICATED_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub authenticated_per_minute: u32,
     /// Requests of one address to the login routes (`/auth/…`).
     #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(0..=60_000))]
@@ -219,6 +223,7 @@ impl RateLimitArgs {
             per_ip: std::num::NonZeroU32::new(self.per_ip_per_minute),
             anonymous: std::num::NonZeroU32::new(self.anonymous_per_minute),
             auth_routes: std::num::NonZeroU32::new(self.auth_per_minute),
+            authenticated: std::num::NonZeroU32::new(self.authenticated_per_minute),
         }
     }
 }

@@ -6,11 +6,16 @@ use server::config::{Profile, RateLimitArgs};
 use crate::{Reply, TestApp, spawn_app_configured};
 
 async fn with_limits(per_ip: u32, anonymous: u32, auth: u32) -> TestApp {
+    with_all_limits(per_ip, anonymous, auth, 60_000).await
+}
+
+async fn with_all_limits(per_ip: u32, anonymous: u32, auth: u32, principal: u32) -> TestApp {
     spawn_app_configured(Profile::Test, |args| {
         args.limits = RateLimitArgs {
             per_ip_per_minute: per_ip,
             anonymous_per_minute: anonymous,
             auth_per_minute: auth,
+            authenticated_per_minute: principal,
         };
     })
     .await
@@ -88,5 +93,42 @@ async fn every_request_of_an_address_counts_against_its_budget() {
     assert_eq!(
         app.call("GET", "/health/ready", None, None).await.status,
         200
+    );
+}
+
+#[tokio::test]
+async fn each_principal_has_its_own_budget_behind_one_address() {
+    let app = with_all_limits(1000, 1000, 1000, 4).await;
+    let owner = app.owner("acme").await;
+    let colleague = app.member(&owner, domain::Role::Member).await;
+    let (owner_jwt, colleague_jwt) = (app.jwt(&owner), app.jwt(&colleague));
+    for n in 1..=4 {
+        let reply = app
+            .call("GET", "/api/v1/projects", Some(&owner_jwt), None)
+            .await;
+        assert_eq!(reply.status, 200, "owner request {n}");
+    }
+    assert_limited(
+        &app.call("GET", "/api/v1/projects", Some(&owner_jwt), None)
+            .await,
+        "the owner's 5th",
+    );
+    // Another access token of the same user shares the user's budget.
+    let again = app.jwt(&owner);
+    assert_limited(
+        &app.call("GET", "/api/v1/me", Some(&again), None).await,
+        "same user",
+    );
+    // The colleague behind the same address has a budget of their own.
+    for n in 1..=4 {
+        let reply = app
+            .call("GET", "/api/v1/projects", Some(&colleague_jwt), None)
+            .await;
+        assert_eq!(reply.status, 200, "colleague request {n}");
+    }
+    assert_limited(
+        &app.call("GET", "/api/v1/projects", Some(&colleague_jwt), None)
+            .await,
+        "the colleague's 5th",
     );
 }

@@ -168,6 +168,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             per_ip_per_minute: 60_000,
             anonymous_per_minute: 60_000,
             auth_per_minute: 60_000,
+            authenticated_per_minute: 60_000,
         },
         log_format: LogFormat::Json,
     }
