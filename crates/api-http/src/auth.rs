@@ -240,23 +240,23 @@ async fn by_jwt(
         .identity
         .unscoped_access_token_subject(user, claims.jti)
         .await?;
-    let reason = match &subject {
-        None => Some(RefusalReason::UserInactive),
-        Some(s) if s.revoked => Some(RefusalReason::Revoked),
-        Some(s) if !s.user.is_active => Some(RefusalReason::UserInactive),
+    let subject = match subject {
+        None => Err(RefusalReason::UserInactive),
+        Some(s) if s.revoked => Err(RefusalReason::Revoked),
+        Some(s) if !s.user.is_active => Err(RefusalReason::UserInactive),
         // A token issued for an organization works in that organization only. A token issued
         // before the user had one (they founded or joined it since) follows the membership.
         Some(s)
             if issued_for.is_some()
                 && s.user.membership.map(|m| m.organization_id) != issued_for =>
         {
-            Some(RefusalReason::LeftOrganization)
+            Err(RefusalReason::LeftOrganization)
         }
-        Some(_) => None,
+        Some(s) => Ok(s),
     };
-    let (Some(subject), None) = (subject, reason) else {
-        let reason = reason.unwrap_or(RefusalReason::UserInactive);
-        return Err(refuse(state, meta, refusal(reason), KIND).await);
+    let subject = match subject {
+        Ok(subject) => subject,
+        Err(reason) => return Err(refuse(state, meta, refusal(reason), KIND).await),
     };
     let auth_time = DateTime::from_timestamp(claims.auth_time, 0);
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
@@ -315,7 +315,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
         Credential::ApiToken { id } => format!("token:{id}"),
         Credential::Jwt { .. } => format!("user:{}", principal.user_id()),
     };
-    if let Err(wait) = state.limiters.check_principal(&budget_key) {
+    if let Err(wait) = state.limiters.check_principal(budget_key) {
         tracing::info!(
             security_event = "rate_limited",
             "a principal is over its budget"
@@ -406,10 +406,12 @@ impl Caller {
 
     /// The caller's scope, if `action` is theirs to do (403 and an audit event otherwise).
     pub(crate) async fn scope_for(&self, action: Action) -> Result<TenantScope, ApiError> {
-        self.membership().await?;
+        // Both come from the membership: a caller without one has neither.
         let (Some(actor), Some(scope)) = (self.principal.actor(), self.principal.tenant_scope())
         else {
-            return Err(ApiError::new(ErrorCode::Forbidden));
+            return Err(self
+                .denied("no_organization", ApiError::new(ErrorCode::Forbidden))
+                .await);
         };
         if let Err(denied) = domain::authorize(actor, action) {
             return Err(self.forbidden(denied).await);

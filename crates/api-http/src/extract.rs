@@ -1,5 +1,7 @@
 //! How request bodies, paths and query strings that do not parse are answered: a 4xx
-//! problem+json with a stable code, never the parser's text (which goes to the log).
+//! problem+json with a stable code, never the parser's text. The log gets what went wrong,
+//! but never a parser message that quotes the request (a secret sent in the wrong field
+//! would be quoted back).
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
@@ -25,7 +27,16 @@ pub(crate) fn json_config(max_body_bytes: usize) -> web::JsonConfig {
                 JsonPayloadError::ContentType => ErrorCode::UnsupportedMediaType,
                 _ => ErrorCode::InvalidRequest,
             };
-            ApiError::with_cause(code, Rejected(err.to_string())).into()
+            let cause = match &err {
+                JsonPayloadError::Deserialize(e) => format!(
+                    "the JSON body does not match: {:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+                _ => err.to_string(),
+            };
+            ApiError::with_cause(code, Rejected(cause)).into()
         })
 }
 
@@ -37,7 +48,8 @@ pub(crate) fn path_config() -> web::PathConfig {
 }
 
 pub(crate) fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
-        ApiError::with_cause(ErrorCode::InvalidRequest, Rejected(err.to_string())).into()
+    web::QueryConfig::default().error_handler(|_err: QueryPayloadError, _req: &HttpRequest| {
+        let cause = Rejected("the query string does not match its parameters".to_owned());
+        ApiError::with_cause(ErrorCode::InvalidRequest, cause).into()
     })
 }

@@ -137,19 +137,17 @@ impl Limiters {
 
     /// Counts a request of an authenticated credential; the seconds to wait when it is over
     /// its budget.
-    pub(crate) fn check_principal(&self, credential: &str) -> Result<(), u64> {
+    pub(crate) fn check_principal(&self, credential: String) -> Result<(), u64> {
         use actix_governor::governor::clock::{Clock, DefaultClock};
         let Some(limiter) = &self.principal else {
             return Ok(());
         };
-        limiter
-            .check_key(&credential.to_owned())
-            .map_err(|not_until| {
-                not_until
-                    .wait_time_from(DefaultClock::default().now())
-                    .as_secs()
-                    .max(1)
-            })
+        limiter.check_key(&credential).map_err(|not_until| {
+            not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        })
     }
 
     /// Forgets addresses whose budget is full again, so a flood of distinct addresses does

@@ -6,6 +6,7 @@
 //! can prepend whatever it likes, but it cannot get past the proxies that appended after it.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
@@ -137,20 +138,29 @@ pub(crate) fn resolve(
     }
 }
 
-fn settings(req: &ServiceRequest) -> ProxySettings {
+/// The proxy settings of the application (none without an application state).
+fn settings(req: &ServiceRequest) -> Arc<ProxySettings> {
     req.app_data::<web::Data<AppState>>()
-        .map(|state| state.proxies.as_ref().clone())
+        .map(|state| Arc::clone(&state.proxies))
         .unwrap_or_default()
 }
 
-/// The transport of a request, as resolved from its peer, listener and headers.
-pub(crate) fn of(req: &ServiceRequest) -> Transport {
+fn resolve_with(settings: &ProxySettings, req: &ServiceRequest) -> Transport {
     resolve(
-        &settings(req),
+        settings,
         req.peer_addr().map(|a| a.ip()),
         req.app_config().secure(),
         req.headers(),
     )
+}
+
+/// The transport of a request: the one the transport middleware recorded, else resolved from
+/// its peer, listener and headers.
+pub(crate) fn of(req: &ServiceRequest) -> Transport {
+    if let Some(transport) = req.extensions().get::<Transport>() {
+        return *transport;
+    }
+    resolve_with(&settings(req), req)
 }
 
 /// Whether the request came over HTTPS (directly, or through a trusted proxy).
@@ -175,7 +185,7 @@ pub(crate) async fn transport(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let settings = settings(&req);
-    let transport = of(&req);
+    let transport = resolve_with(&settings, &req);
     if let Some(ip) = transport.client_ip {
         tracing::Span::current().record("client_ip", tracing::field::display(ip));
     }

@@ -8,17 +8,19 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use domain::{
     Action, AuditAction, AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod,
-    HttpUrl, Name, ProjectId, RequestHeaders, SecretSlot,
+    HttpUrl, Name, ProjectId, RequestHeaders,
 };
 use ports::{EndpointPatch, EndpointSort, NewEndpoint, Patch, SecretPatch};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::list::{ListQuery, SortKey, page_response};
-use super::{created, invalid, optional, patch_optional, patch_required, present, required};
+use super::{
+    created, invalid, optional, patch_optional, patch_required, present, required, secret_patch,
+    secret_value, slot,
+};
 use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -37,34 +39,6 @@ impl SortKey for EndpointSort {
         ("name", Self::Name),
         ("updated_at", Self::UpdatedAt),
     ];
-}
-
-/// Whether a secret is set, and its hint.
-pub(crate) fn slot(slot: &SecretSlot) -> (bool, Option<String>) {
-    match slot {
-        SecretSlot::Unset => (false, None),
-        SecretSlot::Set { hint } => (true, Some(hint.as_str().to_owned())),
-    }
-}
-
-/// A secret from a request body: never empty.
-pub(crate) fn secret_value(field: &'static str, value: String) -> Result<SecretString, ApiError> {
-    if value.trim().is_empty() {
-        return Err(invalid(field));
-    }
-    Ok(SecretString::from(value))
-}
-
-/// A write to a secret field of a PATCH body: absent keeps, `null` clears.
-pub(crate) fn secret_patch(
-    field: &'static str,
-    value: Option<Option<String>>,
-) -> Result<SecretPatch, ApiError> {
-    Ok(match value {
-        None => SecretPatch::Keep,
-        Some(None) => SecretPatch::Clear,
-        Some(Some(v)) => SecretPatch::Set(secret_value(field, v)?),
-    })
 }
 
 fn headers(field: &'static str, map: BTreeMap<String, String>) -> Result<RequestHeaders, ApiError> {

@@ -46,10 +46,15 @@ pub(crate) fn skip_and_limit(
     };
     PageRequest::new(skip, limit, sort)
         .map(|_| (skip, limit))
-        .map_err(|e| match e {
-            PageRequestError::Limit => invalid("limit"),
-            PageRequestError::Skip => invalid("skip"),
-        })
+        .map_err(page_error)
+}
+
+/// The 400 of a page request out of bounds, naming the parameter.
+fn page_error(err: PageRequestError) -> ApiError {
+    match err {
+        PageRequestError::Limit => invalid("limit"),
+        PageRequestError::Skip => invalid("skip"),
+    }
 }
 
 impl ListQuery {
@@ -65,7 +70,7 @@ impl ListQuery {
             Some("desc") => SortDirection::Descending,
             Some(_) => return Err(invalid("sort_order")),
         };
-        PageRequest::new(skip, limit, Sort { field, direction }).map_err(|_| invalid("limit"))
+        PageRequest::new(skip, limit, Sort { field, direction }).map_err(page_error)
     }
 }
 

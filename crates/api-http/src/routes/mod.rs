@@ -11,7 +11,9 @@ pub(crate) mod tokens;
 pub(crate) mod users;
 
 use actix_web::HttpResponse;
-use ports::Patch;
+use domain::SecretSlot;
+use ports::{Patch, SecretPatch};
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{ApiError, ErrorCode};
@@ -80,4 +82,32 @@ pub(crate) fn required<T, V, E>(
     parse: impl FnOnce(V) -> Result<T, E>,
 ) -> Result<T, ApiError> {
     parse(value).map_err(|_| invalid(field))
+}
+
+/// Whether a secret is set, and its hint.
+pub(crate) fn slot(slot: &SecretSlot) -> (bool, Option<String>) {
+    match slot {
+        SecretSlot::Unset => (false, None),
+        SecretSlot::Set { hint } => (true, Some(hint.as_str().to_owned())),
+    }
+}
+
+/// A secret from a request body: never empty.
+pub(crate) fn secret_value(field: &'static str, value: String) -> Result<SecretString, ApiError> {
+    if value.trim().is_empty() {
+        return Err(invalid(field));
+    }
+    Ok(SecretString::from(value))
+}
+
+/// A write to a secret field of a PATCH body: absent keeps, `null` clears.
+pub(crate) fn secret_patch(
+    field: &'static str,
+    value: Option<Option<String>>,
+) -> Result<SecretPatch, ApiError> {
+    Ok(match value {
+        None => SecretPatch::Keep,
+        Some(None) => SecretPatch::Clear,
+        Some(Some(v)) => SecretPatch::Set(secret_value(field, v)?),
+    })
 }

@@ -12,9 +12,11 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::endpoints::{secret_patch, secret_value, slot};
 use super::list::{ListQuery, SortKey, page_response};
-use super::{created, invalid, optional, patch_optional, patch_required, present, required};
+use super::{
+    created, invalid, optional, patch_optional, patch_required, present, required, secret_patch,
+    secret_value, slot,
+};
 use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
