@@ -6,6 +6,7 @@
 //! filter on the organization explicitly, as defence in depth; the policies are what
 //! isolates tenants even when a query forgets.
 
+mod blocks;
 mod entities;
 mod error;
 mod mapping;

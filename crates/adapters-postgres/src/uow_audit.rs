@@ -232,6 +232,15 @@ pub(crate) async fn append_in(
     append(conn, Chain::Organization(*organization.as_uuid()), new, now).await
 }
 
+/// Appends `new` to the system chain inside the caller's transaction.
+pub(crate) async fn append_system(
+    conn: &impl ConnectionTrait,
+    new: NewAuditEvent,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<AuditEvent, StoreError> {
+    append(conn, Chain::System, new, now).await
+}
+
 /// Walks `chain` from its first event and reports the first break.
 async fn verify(conn: &impl ConnectionTrait, chain: Chain) -> Result<ChainVerdict, StoreError> {
     let (mut expected_seq, mut prev) = (1_u64, AUDIT_GENESIS);

@@ -34,6 +34,7 @@ pub enum AuditAction {
     TokenRevoked,
     RateLimitWarning,
     ClientBlocked,
+    ClientBlockLifted,
 }
 
 impl AuditAction {
@@ -66,13 +67,14 @@ impl AuditAction {
             Self::TokenRevoked => "token.revoked",
             Self::RateLimitWarning => "rate_limit.warning",
             Self::ClientBlocked => "client.blocked",
+            Self::ClientBlockLifted => "client.block_lifted",
         }
     }
 }
 
 impl AuditAction {
     /// Every action, for parsing stored text back.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::AuthenticationSucceeded,
         Self::AuthenticationFailed,
         Self::LoggedOut,
@@ -100,6 +102,7 @@ impl AuditAction {
         Self::TokenRevoked,
         Self::RateLimitWarning,
         Self::ClientBlocked,
+        Self::ClientBlockLifted,
     ];
 }
 

@@ -8,6 +8,7 @@
 
 mod api_token;
 mod audit;
+mod blocks;
 mod endpoint;
 mod ids;
 mod model;
@@ -20,6 +21,7 @@ mod values;
 
 pub use api_token::ApiToken;
 pub use audit::{AuditAction, AuditEvent, AuditOutcome};
+pub use blocks::{BlockKey, BlockKeyError, BlockPolicy, BlockState, ClientRecord, StrikeVerdict};
 pub use endpoint::{AuthType, Endpoint, EndpointProtocol, HttpMethod};
 pub use ids::{
     ApiTokenId, AuditEventId, EndpointId, IdParseError, ModelId, OrganizationId, ProjectId, UserId,

@@ -6,6 +6,7 @@
 //! through the narrow [`IdentityDirectory`], whose methods are all named `unscoped_…`.
 
 mod audit;
+mod blocks;
 mod clock;
 mod error;
 mod identity;
@@ -15,6 +16,7 @@ mod secrets;
 mod stores;
 
 pub use audit::{AuditFilter, AuditLog, AuditStore, ChainVerdict, NewAuditEvent};
+pub use blocks::{BlockContext, BlockEntry, BlockList, describe as describe_block};
 pub use clock::{Clock, SystemClock};
 pub use error::{FoundingError, StoreError};
 pub use identity::{

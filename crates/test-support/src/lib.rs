@@ -158,3 +158,36 @@ pub fn random_fernet_key() -> String {
     bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
     base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
+
+/// A clock that stands still until a test moves it.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ManualClock {
+    /// A clock showing `now`.
+    pub fn at(now: chrono::DateTime<chrono::Utc>) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            now: std::sync::Mutex::new(now),
+        })
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl ports::Clock for ManualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests stop at the first surprise
 
 mod audit;
+mod blocks;
 mod identity;
 mod isolation;
 mod pool;
@@ -60,6 +61,24 @@ pub(crate) async fn store_with(
     keys: &str,
     plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> PgStore {
+    store_clocked(
+        db,
+        max_connections,
+        keys,
+        plaintext_until,
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+/// As [`store_with`], reading time from `clock`.
+pub(crate) async fn store_clocked(
+    db: &TestDatabase,
+    max_connections: u32,
+    keys: &str,
+    plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
+    clock: Arc<dyn ports::Clock>,
+) -> PgStore {
     let options = PoolOptions {
         max_connections,
         ..PoolOptions::default()
@@ -69,7 +88,6 @@ pub(crate) async fn store_with(
         .unwrap();
     let ring =
         crypto::KeyRing::parse("DB_ENCRYPTION_KEY", &SecretString::from(keys.to_owned())).unwrap();
-    let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
     let cipher = crypto::FieldCipher::new(ring, plaintext_until);
     let secrets = SecretColumns::new(cipher, Arc::clone(&clock));
     PgStore::new(conn, clock, Arc::new(secrets))
