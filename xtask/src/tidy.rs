@@ -87,7 +87,7 @@ fn dependencies_point_inward() {
         ("adapters-auth0", &["domain", "ports", "crypto"][..]),
         ("api-http", &["domain", "ports", "crypto"][..]),
         ("migration", &[][..]),
-        ("test-support", &["migration"][..]),
+        ("test-support", &["migration", "ports"][..]),
         ("xtask", &[][..]),
         (
             "server",

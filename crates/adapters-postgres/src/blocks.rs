@@ -29,9 +29,6 @@ const LIFT: &str = "DELETE FROM client_blocks WHERE key = $1";
 const PURGE: &str = "DELETE FROM client_blocks WHERE NOT permanent AND window_started_at <= $1 \
                      AND (blocked_until IS NULL OR blocked_until <= $2)";
 
-/// The longest operator reason kept.
-const REASON_MAX_CHARS: usize = 200;
-
 #[derive(Debug, FromQueryResult)]
 struct Row {
     key: String,
@@ -168,7 +165,6 @@ impl BlockList for PgStore {
         context: &BlockContext,
     ) -> Result<(), StoreError> {
         let now = self.clock().now();
-        let reason: String = reason.chars().take(REASON_MAX_CHARS).collect();
         let txn = self.connection().begin().await.map_err(map_db_err)?;
         let mut record = lock(&txn, key, now).await?;
         record.block_count = record.block_count.saturating_add(1);
@@ -179,8 +175,9 @@ impl BlockList for PgStore {
             }
             BlockState::Permanent => record.permanent = true,
         }
-        store(&txn, key, &record, Some(format!("operator: {reason}")), now).await?;
-        append_system(&txn, context.block_event(key, state, &reason), now).await?;
+        let stored = ports::operator_reason(reason);
+        store(&txn, key, &record, Some(stored), now).await?;
+        append_system(&txn, context.block_event(key, state, reason), now).await?;
         txn.commit().await.map_err(map_db_err)
     }
 
@@ -191,7 +188,6 @@ impl BlockList for PgStore {
         context: &BlockContext,
     ) -> Result<bool, StoreError> {
         let now = self.clock().now();
-        let reason: String = reason.chars().take(REASON_MAX_CHARS).collect();
         let txn = self.connection().begin().await.map_err(map_db_err)?;
         let lifted = txn
             .execute_raw(statement(LIFT, vec![key.to_string().into()]))
@@ -200,7 +196,7 @@ impl BlockList for PgStore {
             .rows_affected()
             > 0;
         if lifted {
-            append_system(&txn, context.lift_event(key, &reason), now).await?;
+            append_system(&txn, context.lift_event(key, reason), now).await?;
         }
         txn.commit().await.map_err(map_db_err)?;
         Ok(lifted)

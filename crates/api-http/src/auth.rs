@@ -16,8 +16,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 use crypto::{JwtAuthority, JwtError};
 use domain::{
-    Action, ApiTokenId, AuditAction, AuditOutcome, Membership, OrganizationId, PermissionDenied,
-    UserId,
+    Action, ApiTokenId, AuditAction, AuditOutcome, BlockKey, Membership, OrganizationId,
+    PermissionDenied, UserId,
 };
 use ports::{
     AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
@@ -25,7 +25,7 @@ use ports::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::{ApiError, AppState, ErrorCode, request_context};
+use crate::{ApiError, AppState, ErrorCode, admission, request_context};
 
 /// The realm of every challenge.
 const REALM: &str = "rhesis";
@@ -81,6 +81,15 @@ impl RequestMeta {
         Self {
             client_ip,
             request_id: request_context::current_request_id(),
+        }
+    }
+
+    /// Where a strike of this request came from.
+    pub(crate) fn block_context(&self, actor: Option<UserId>) -> ports::BlockContext {
+        ports::BlockContext {
+            actor,
+            client_ip: self.client_ip,
+            request_id: self.request_id.clone(),
         }
     }
 
@@ -141,7 +150,59 @@ fn jwt_refusal(err: &JwtError) -> RefusalReason {
     }
 }
 
-/// Logs and records a refused credential and answers 401.
+/// Admits an authenticated credential: refused while it is blocked; counted against its
+/// budget, and a request over the budget is a strike against it.
+async fn admit(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+    principal: &Principal,
+    credential: Credential,
+) -> Result<(), ApiError> {
+    let key = match credential {
+        Credential::ApiToken { id } => BlockKey::token(id),
+        Credential::Jwt { .. } => BlockKey::user(principal.user_id()),
+    };
+    let now = state.clock.now();
+    if let Some(block) = state.blocker.blocked(&key, now) {
+        return Err(admission::blocked(block, now));
+    }
+    match state.limiters.check_principal(&key.to_string()) {
+        Ok(Some(budget)) => {
+            req.extensions_mut()
+                .insert(admission::CredentialBudget(budget));
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(over) => {
+            let verdict = state
+                .blocker
+                .strike(&key, meta.block_context(Some(principal.user_id())))
+                .await;
+            Err(admission::after_strike(
+                verdict,
+                admission::over_budget(over),
+                now,
+            ))
+        }
+    }
+}
+
+/// Whether a refusal looks like guessing (a made-up, forged or malformed credential), which
+/// counts as a strike against the client address; an expired or revoked credential was
+/// genuine once and does not.
+const fn is_guess(reason: RefusalReason) -> bool {
+    matches!(
+        reason,
+        RefusalReason::Malformed
+            | RefusalReason::Unknown
+            | RefusalReason::BadSignature
+            | RefusalReason::Invalid
+    )
+}
+
+/// Logs and records a refused credential and answers 401 (or 403 when the refusal blocked
+/// the client).
 async fn refuse(state: &AppState, meta: &RequestMeta, refusal: Refusal, kind: &str) -> ApiError {
     tracing::info!(
         credential = kind,
@@ -163,7 +224,18 @@ async fn refuse(state: &AppState, meta: &RequestMeta, refusal: Refusal, kind: &s
     {
         tracing::error!(error = %err, "the refused credential could not be recorded");
     }
-    ApiError::new(ErrorCode::Unauthenticated).with_challenge(challenge(Some("invalid_token")))
+    let error =
+        ApiError::new(ErrorCode::Unauthenticated).with_challenge(challenge(Some("invalid_token")));
+    match meta.client_ip {
+        Some(ip) if is_guess(refusal.reason) => {
+            let verdict = state
+                .blocker
+                .strike(&BlockKey::address(ip), meta.block_context(None))
+                .await;
+            admission::after_strike(verdict, error, state.clock.now())
+        }
+        _ => error,
+    }
 }
 
 async fn by_api_token(
@@ -311,17 +383,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
         by_jwt(&state, &meta, presented.expose_secret()).await?
     };
     tracing::Span::current().record("principal", tracing::field::display(principal.user_id()));
-    let budget_key = match credential {
-        Credential::ApiToken { id } => format!("token:{id}"),
-        Credential::Jwt { .. } => format!("user:{}", principal.user_id()),
-    };
-    if let Err(wait) = state.limiters.check_principal(budget_key) {
-        tracing::info!(
-            security_event = "rate_limited",
-            "a principal is over its budget"
-        );
-        return Err(ApiError::new(ErrorCode::RateLimited).with_retry_after(wait));
-    }
+    admit(&req, &state, &meta, &principal, credential).await?;
     Ok(Caller {
         principal,
         credential,

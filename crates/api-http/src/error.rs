@@ -7,12 +7,13 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE,
 };
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::admission::WARNING_HEADER;
 use crate::request_context::{REQUEST_ID_HEADER, current_request_id};
 
 /// The stable codes of error responses. Clients may branch on these; they never change
@@ -34,6 +35,9 @@ pub enum ErrorCode {
     HttpsRequired,
     /// The client is over its request budget; `Retry-After` says when to come back.
     RateLimited,
+    /// The client is blocked by the graduated response, for a while (`Retry-After`) or for
+    /// good.
+    Blocked,
     /// The request conflicts with the current state (a duplicate, a member of an
     /// organization founding another).
     Conflict,
@@ -71,6 +75,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::HttpsRequired => "https_required",
             Self::RateLimited => "rate_limited",
+            Self::Blocked => "blocked",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -86,7 +91,7 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::HttpsRequired => StatusCode::FORBIDDEN,
+            Self::HttpsRequired | Self::Blocked => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,6 +111,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "The resource does not support this method.",
             Self::HttpsRequired => "This API is served over HTTPS only.",
             Self::RateLimited => "Too many requests; retry later.",
+            Self::Blocked => "This client is blocked.",
             Self::Conflict => "The request conflicts with the current state.",
             Self::PayloadTooLarge => "The request body is too large.",
             Self::UnsupportedMediaType => "The request body must be JSON.",
@@ -127,6 +133,8 @@ pub struct ApiError {
     field: Option<String>,
     /// Seconds until a rate-limited client may come back, for 429s.
     retry_after: Option<u64>,
+    /// A warning that the client is about to be blocked.
+    warning: Option<String>,
 }
 
 impl ApiError {
@@ -137,7 +145,14 @@ impl ApiError {
             challenge: None,
             field: None,
             retry_after: None,
+            warning: None,
         }
+    }
+
+    /// Adds the graduated response's warning header.
+    pub(crate) fn with_warning(mut self, warning: String) -> Self {
+        self.warning = Some(warning);
+        self
     }
 
     /// Adds `Retry-After`.
@@ -261,6 +276,15 @@ impl ResponseError for ApiError {
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
             response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(warning) = self
+            .warning
+            .as_deref()
+            .and_then(|w| HeaderValue::from_str(w).ok())
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(WARNING_HEADER), warning);
         }
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(

@@ -4,7 +4,9 @@
 //! route is registered through `utoipa-actix-web`, which refuses a handler without an
 //! OpenAPI description: the document at `/openapi.json` lists every route there is.
 
+mod admission;
 mod auth;
+mod blocks;
 mod error;
 mod extract;
 mod headers;
@@ -16,7 +18,6 @@ mod transport;
 
 use std::sync::Arc;
 
-use actix_governor::Governor;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
@@ -28,6 +29,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{AuthSettings, Caller, Credential};
+pub use blocks::{BlockSettings, Blocker};
 pub use error::{ApiError, ErrorCode};
 pub use extract::DEFAULT_MAX_BODY_BYTES;
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
@@ -51,8 +53,10 @@ pub struct AppState {
     pub proxies: Arc<ProxySettings>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Request budgets per client address.
+    /// Request budgets per client address and per credential.
     pub limiters: Limiters,
+    /// The graduated response: blocks in force, strikes.
+    pub blocker: Blocker,
 }
 
 /// The CORS layer: the configured origins only, with credentials; the methods and headers the
@@ -72,6 +76,9 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             HeaderName::from_static(REQUEST_ID_HEADER),
             actix_web::http::header::RETRY_AFTER,
             actix_web::http::header::WWW_AUTHENTICATE,
+            HeaderName::from_static(admission::LIMIT_HEADER),
+            HeaderName::from_static(admission::REMAINING_HEADER),
+            HeaderName::from_static(admission::WARNING_HEADER),
         ])
         .supports_credentials()
         .max_age(600);
@@ -128,7 +135,6 @@ pub fn app(
     let development = state.auth.dev_login_subject.is_some();
     let cors = cors(&state.cors_allowed_origins);
     let json = extract::json_config(state.max_body_bytes);
-    let limiters = state.limiters.clone();
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -149,16 +155,14 @@ pub fn app(
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::not_found))
-        // Inner to outer: CORS (which answers preflights itself), the transport (client
-        // address, HTTPS enforcement), the rate limits per client address (login routes,
-        // requests without credentials, all), the request context (id header, task-local id, access
-        // log), error bodies made problem+json, the security headers, all inside the root
-        // span that TracingLogger opens for every request.
+        // Inner to outer: CORS (which answers preflights itself), admission (blocks, the
+        // budgets of the client address, strikes), the transport (client address, HTTPS
+        // enforcement), the request context (id header, task-local id, access log), error
+        // bodies made problem+json, the security headers, all inside the root span that
+        // TracingLogger opens for every request.
         .wrap(cors)
+        .wrap(from_fn(admission::admission))
         .wrap(from_fn(transport::transport))
-        .wrap(Governor::new(&limiters.auth_routes))
-        .wrap(Governor::new(&limiters.anonymous))
-        .wrap(Governor::new(&limiters.per_ip))
         .wrap(from_fn(request_context::request_context))
         .wrap(from_fn(error::problem_json))
         .wrap(from_fn(headers::security_headers))

@@ -1,19 +1,22 @@
-//! Rate limits per client address, in front of authentication (actix-governor): one budget
-//! for every request of an address, a smaller one for requests without a credential, and the
-//! smallest for the login routes under `/auth/`. The limiters are built once and shared by
-//! every worker; a refusal is a 429 with `Retry-After`. The health probes are exempt. After
-//! authentication each credential has a budget of its own (`Limiters::check_principal`), so
-//! two principals behind one address do not share one.
+//! Request budgets (governor's GCRA limiters, as actix-governor ships them), built once and
+//! shared by every worker: per client address one budget for every request, a smaller one for
+//! requests without a credential and the smallest for the login routes under `/auth/`; after
+//! authentication a budget per credential, so two principals behind one address do not share
+//! one.
+//!
+//! The admission middleware (`admission.rs`) asks these limiters itself rather than stacking
+//! actix-governor's middleware: stacked under `App::wrap`, that middleware cannot report the
+//! remaining budget (its header variant needs an `Unpin` inner future, which `App::wrap`'s
+//! opaque types do not promise), and a refusal must also count as a strike of the graduated
+//! response.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_governor::governor::middleware::NoOpMiddleware;
-use actix_governor::{GovernorConfig, GovernorConfigBuilder, KeyExtractor};
-use actix_web::dev::ServiceRequest;
-use actix_web::http::header::AUTHORIZATION;
+use actix_governor::governor::clock::{Clock, DefaultClock};
+use actix_governor::governor::middleware::StateInformationMiddleware;
+use actix_governor::governor::{DefaultKeyedRateLimiter, Quota};
 
 /// Requests per minute of each tier; `None` switches a tier off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,60 +32,38 @@ pub struct RateLimits {
     pub authenticated: Option<NonZeroU32>,
 }
 
-/// The budget of each authenticated principal, keyed by credential.
-pub(crate) type PrincipalLimiter = actix_governor::governor::DefaultKeyedRateLimiter<String>;
+type Limiter<K> = DefaultKeyedRateLimiter<K, StateInformationMiddleware>;
 
-/// Which requests a limiter counts.
+/// What is left of the tightest budget that counted a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    PerIp,
-    Anonymous,
-    AuthRoutes,
-    /// A tier switched off: counts nothing.
-    Off,
+pub(crate) struct Budget {
+    pub(crate) limit: u32,
+    pub(crate) remaining: u32,
 }
 
-/// The client address for the tier's requests; `None`, which is exempt, for the others.
-#[derive(Debug, Clone)]
-pub(crate) struct ClientKey {
-    tier: Tier,
-}
-
-impl KeyExtractor for ClientKey {
-    type Key = Option<IpAddr>;
-    type KeyExtractionError = actix_governor::SimpleKeyExtractionError<&'static str>;
-
-    fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
-        let path = req.path();
-        if path.starts_with("/health/") {
-            return Ok(None);
+impl Budget {
+    /// The tighter of two budgets.
+    pub(crate) fn min(self, other: Option<Self>) -> Self {
+        match other {
+            Some(other) if other.remaining < self.remaining => other,
+            _ => self,
         }
-        let counted = match self.tier {
-            Tier::PerIp => true,
-            Tier::Anonymous => !req.headers().contains_key(AUTHORIZATION),
-            Tier::AuthRoutes => path.starts_with("/auth/"),
-            Tier::Off => false,
-        };
-        Ok(counted
-            .then(|| crate::transport::of(req).client_ip)
-            .flatten())
-    }
-
-    fn whitelisted_keys(&self) -> Vec<Self::Key> {
-        vec![None]
     }
 }
 
-/// A limiter's shared configuration.
-pub(crate) type Limiter = GovernorConfig<ClientKey, NoOpMiddleware>;
+/// A request over a budget: when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OverBudget {
+    pub(crate) retry_after_secs: u64,
+}
 
-/// The limiters of the three tiers, built once and shared by every worker.
+/// The limiters of every tier, built once and shared by every worker.
 #[derive(Clone)]
 pub struct Limiters {
-    pub(crate) per_ip: Arc<Limiter>,
-    pub(crate) anonymous: Arc<Limiter>,
-    pub(crate) auth_routes: Arc<Limiter>,
-    pub(crate) principal: Option<Arc<PrincipalLimiter>>,
+    per_ip: Option<Arc<Limiter<IpAddr>>>,
+    anonymous: Option<Arc<Limiter<IpAddr>>>,
+    auth_routes: Option<Arc<Limiter<IpAddr>>>,
+    principal: Option<Arc<Limiter<String>>>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -99,67 +80,172 @@ pub struct InvalidRateLimit;
 /// The highest rate a limiter takes, per minute.
 pub const MAX_PER_MINUTE: u32 = 60_000;
 
-/// A limiter of `tier` at `per_minute` (a full minute's budget may come at once), or one that
-/// counts nothing.
-fn limiter(tier: Tier, per_minute: Option<NonZeroU32>) -> Result<Arc<Limiter>, InvalidRateLimit> {
-    let (tier, per_minute) = match per_minute {
-        Some(n) if n.get() <= MAX_PER_MINUTE => (tier, n.get()),
-        Some(_) => return Err(InvalidRateLimit),
-        None => (Tier::Off, 1),
-    };
-    let mut builder = GovernorConfigBuilder::default();
-    builder
-        .period(Duration::from_secs(60) / per_minute)
-        .burst_size(per_minute);
-    builder
-        .key_extractor(ClientKey { tier })
-        .finish()
-        .map(Arc::new)
-        .ok_or(InvalidRateLimit)
+/// A limiter of `per_minute` (a full minute's budget may come at once), or none.
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    per_minute: Option<NonZeroU32>,
+) -> Result<Option<Arc<Limiter<K>>>, InvalidRateLimit> {
+    match per_minute {
+        Some(n) if n.get() > MAX_PER_MINUTE => Err(InvalidRateLimit),
+        Some(n) => Ok(Some(Arc::new(
+            DefaultKeyedRateLimiter::<K>::keyed(Quota::per_minute(n))
+                .with_middleware::<StateInformationMiddleware>(),
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Counts a request of `key` against `limiter`.
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: &Limiter<K>,
+    key: &K,
+) -> Result<Budget, OverBudget> {
+    match limiter.check_key(key) {
+        Ok(snapshot) => Ok(Budget {
+            limit: snapshot.quota().burst_size().get(),
+            remaining: snapshot.remaining_burst_capacity(),
+        }),
+        Err(not_until) => Err(OverBudget {
+            retry_after_secs: not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1),
+        }),
+    }
 }
 
 impl Limiters {
     pub fn new(limits: RateLimits) -> Result<Self, InvalidRateLimit> {
-        let principal = match limits.authenticated {
-            Some(n) if n.get() > MAX_PER_MINUTE => return Err(InvalidRateLimit),
-            Some(n) => Some(Arc::new(PrincipalLimiter::keyed(
-                actix_governor::governor::Quota::per_minute(n),
-            ))),
-            None => None,
-        };
         Ok(Self {
-            per_ip: limiter(Tier::PerIp, limits.per_ip)?,
-            anonymous: limiter(Tier::Anonymous, limits.anonymous)?,
-            auth_routes: limiter(Tier::AuthRoutes, limits.auth_routes)?,
-            principal,
+            per_ip: limiter(limits.per_ip)?,
+            anonymous: limiter(limits.anonymous)?,
+            auth_routes: limiter(limits.auth_routes)?,
+            principal: limiter(limits.authenticated)?,
         })
     }
 
-    /// Counts a request of an authenticated credential; the seconds to wait when it is over
-    /// its budget.
-    pub(crate) fn check_principal(&self, credential: String) -> Result<(), u64> {
-        use actix_governor::governor::clock::{Clock, DefaultClock};
-        let Some(limiter) = &self.principal else {
-            return Ok(());
-        };
-        limiter.check_key(&credential).map_err(|not_until| {
-            not_until
-                .wait_time_from(DefaultClock::default().now())
-                .as_secs()
-                .max(1)
-        })
+    /// Counts a request of the client at `address` (already reduced to its block key's
+    /// address) in every tier it belongs to; the tightest budget left, or when to come back.
+    pub(crate) fn check_address(
+        &self,
+        address: IpAddr,
+        anonymous: bool,
+        auth_route: bool,
+    ) -> Result<Option<Budget>, OverBudget> {
+        let tiers = [
+            (self.per_ip.as_ref(), true),
+            (self.anonymous.as_ref(), anonymous),
+            (self.auth_routes.as_ref(), auth_route),
+        ];
+        let mut tightest: Option<Budget> = None;
+        for (limiter, counted) in tiers {
+            if let (Some(limiter), true) = (limiter, counted) {
+                tightest = Some(check(limiter, &address)?.min(tightest));
+            }
+        }
+        Ok(tightest)
     }
 
-    /// Forgets addresses whose budget is full again, so a flood of distinct addresses does
-    /// not keep memory once it is over. Call it periodically.
+    /// Counts a request of an authenticated credential.
+    pub(crate) fn check_principal(&self, credential: &str) -> Result<Option<Budget>, OverBudget> {
+        self.principal
+            .as_ref()
+            .map(|limiter| check(limiter, &credential.to_owned()))
+            .transpose()
+    }
+
+    /// Forgets the keys whose budget is full again, so a flood of distinct addresses does not
+    /// keep memory once it is over. Call it periodically.
     pub fn forget_idle(&self) {
-        for tier in [&self.per_ip, &self.anonymous, &self.auth_routes] {
-            tier.limiter().retain_recent();
-            tier.limiter().shrink_to_fit();
+        for tier in [&self.per_ip, &self.anonymous, &self.auth_routes]
+            .into_iter()
+            .flatten()
+        {
+            tier.retain_recent();
+            tier.shrink_to_fit();
         }
         if let Some(principal) = &self.principal {
             principal.retain_recent();
             principal.shrink_to_fit();
         }
+    }
+
+    /// How many keys the limiters remember.
+    pub fn remembered(&self) -> usize {
+        [&self.per_ip, &self.anonymous, &self.auth_routes]
+            .into_iter()
+            .flatten()
+            .map(|tier| tier.len())
+            .sum::<usize>()
+            + self.principal.as_ref().map_or(0, |p| p.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_minute: u32) -> RateLimits {
+        let n = NonZeroU32::new(per_minute);
+        RateLimits {
+            per_ip: n,
+            anonymous: n,
+            auth_routes: n,
+            authenticated: n,
+        }
+    }
+
+    #[test]
+    fn the_tightest_budget_is_reported_and_a_spent_one_refuses() {
+        let limiters = Limiters::new(RateLimits {
+            per_ip: NonZeroU32::new(10),
+            anonymous: NonZeroU32::new(3),
+            auth_routes: None,
+            authenticated: None,
+        })
+        .unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            limiters.check_address(ip, false, false),
+            Ok(Some(Budget {
+                limit: 10,
+                remaining: 9
+            }))
+        );
+        for remaining in [2, 1, 0] {
+            assert_eq!(
+                limiters.check_address(ip, true, true),
+                Ok(Some(Budget {
+                    limit: 3,
+                    remaining
+                }))
+            );
+        }
+        let over = limiters.check_address(ip, true, false).unwrap_err();
+        assert!((1..=20).contains(&over.retry_after_secs), "{over:?}");
+        assert_eq!(limiters.check_principal("token:x"), Ok(None));
+    }
+
+    #[test]
+    fn rates_above_the_maximum_are_refused() {
+        assert!(Limiters::new(limits(MAX_PER_MINUTE)).is_ok());
+        assert_eq!(
+            Limiters::new(limits(MAX_PER_MINUTE + 1)).err(),
+            Some(InvalidRateLimit)
+        );
+    }
+
+    #[test]
+    fn a_flood_of_distinct_addresses_is_forgotten_once_over() {
+        // At the highest rate a key's budget is whole again a millisecond after its request.
+        let limiters = Limiters::new(limits(MAX_PER_MINUTE)).unwrap();
+        for n in 0..50_000_u32 {
+            let ip = IpAddr::from(n.to_be_bytes());
+            assert!(limiters.check_address(ip, true, true).is_ok());
+            assert!(limiters.check_principal(&format!("token:{n}")).is_ok());
+        }
+        assert_eq!(limiters.remembered(), 200_000);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        limiters.forget_idle();
+        assert_eq!(limiters.remembered(), 0);
     }
 }

@@ -69,7 +69,7 @@ impl BlockContext {
         self.event(
             AuditAction::ClientBlocked,
             key,
-            format!("operator: {reason}; {}", describe(state)),
+            format!("{}; {}", operator_reason(reason), describe(state)),
         )
     }
 
@@ -77,13 +77,19 @@ impl BlockContext {
     pub fn lift_event(&self, key: &BlockKey, reason: &str) -> NewAuditEvent {
         NewAuditEvent {
             outcome: AuditOutcome::Success,
-            ..self.event(
-                AuditAction::ClientBlockLifted,
-                key,
-                format!("operator: {reason}"),
-            )
+            ..self.event(AuditAction::ClientBlockLifted, key, operator_reason(reason))
         }
     }
+}
+
+/// The longest operator reason kept.
+const REASON_MAX_CHARS: usize = 200;
+
+/// The operator's reason for a block or a lift as stored and recorded: marked as theirs, and
+/// cut to a bounded length.
+pub fn operator_reason(reason: &str) -> String {
+    let reason: String = reason.chars().take(REASON_MAX_CHARS).collect();
+    format!("operator: {reason}")
 }
 
 /// A block in words, for the audit log and the operator.

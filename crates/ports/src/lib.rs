@@ -16,7 +16,9 @@ mod secrets;
 mod stores;
 
 pub use audit::{AuditFilter, AuditLog, AuditStore, ChainVerdict, NewAuditEvent};
-pub use blocks::{BlockContext, BlockEntry, BlockList, describe as describe_block};
+pub use blocks::{
+    BlockContext, BlockEntry, BlockList, describe as describe_block, operator_reason,
+};
 pub use clock::{Clock, SystemClock};
 pub use error::{FoundingError, StoreError};
 pub use identity::{

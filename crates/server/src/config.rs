@@ -40,6 +40,45 @@ pub enum Command {
     Reencrypt(ReencryptArgs),
     /// Verify the hash chain of every organization's audit log and of the system chain.
     AuditVerify(ServeArgs),
+    /// List, add or lift the graduated response's blocks of clients.
+    Blocks(BlocksArgs),
+}
+
+/// Settings of `blocks`.
+#[derive(Debug, Clone, Args)]
+pub struct BlocksArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub action: BlocksAction,
+}
+
+/// What `blocks` does. A key is `ip:<address>`, `token:<api token id>` or `user:<user id>`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BlocksAction {
+    /// List every client with strikes or blocks, the most recently changed first.
+    List,
+    /// Block a client for some minutes, or for good.
+    Add {
+        key: domain::BlockKey,
+        /// How long the block lasts.
+        #[arg(long, required_unless_present = "permanent",
+              value_parser = clap::value_parser!(u32).range(1..=525_600))]
+        minutes: Option<u32>,
+        /// Block for good, until lifted.
+        #[arg(long, conflicts_with = "minutes")]
+        permanent: bool,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a client's block and forget its strikes.
+    Lift {
+        key: domain::BlockKey,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -74,6 +113,8 @@ pub struct ServeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: RateLimitArgs,
+    #[command(flatten)]
+    pub blocks: BlockArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -225,6 +266,65 @@ impl RateLimitArgs {
             auth_routes: std::num::NonZeroU32::new(self.auth_per_minute),
             authenticated: std::num::NonZeroU32::new(self.authenticated_per_minute),
         }
+    }
+}
+
+/// The graduated response: requests over a budget and guessed credentials are strikes; enough
+/// strikes within a window block the client for a time that doubles with each block; enough
+/// blocks, and the next one is permanent.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BlockArgs {
+    /// Strikes within the window that block a client; 0 switches the graduated response off.
+    #[arg(long, env = "BLOCK_STRIKES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub block_strikes: u32,
+    /// The window strikes are counted in, in seconds.
+    #[arg(long, env = "BLOCK_STRIKE_WINDOW_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..=604_800))]
+    pub block_strike_window_seconds: u32,
+    /// How long the first block lasts, in seconds; each further one lasts twice as long.
+    #[arg(long, env = "BLOCK_FIRST_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=2_592_000))]
+    pub block_first_seconds: u32,
+    /// Temporary blocks after which the next block is permanent.
+    #[arg(long, env = "BLOCK_PERMANENT_AFTER", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub block_permanent_after: u32,
+    /// How long past blocks count towards a permanent one, in seconds after each ended.
+    #[arg(long, env = "BLOCK_MEMORY_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u32).range(1..=31_536_000))]
+    pub block_memory_seconds: u32,
+    /// Strikes against one client closer together than this count once, in milliseconds.
+    #[arg(long, env = "BLOCK_STRIKE_INTERVAL_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub block_strike_interval_ms: u32,
+    /// How often the blocks set by every replica and the operator are read, in milliseconds.
+    #[arg(long, env = "BLOCK_REFRESH_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(100..=300_000))]
+    pub block_refresh_ms: u32,
+}
+
+impl BlockArgs {
+    /// The settings of the graduated response; `None` when it is off.
+    pub fn settings(&self) -> Option<api_http::BlockSettings> {
+        let seconds = |n: u32| chrono::Duration::seconds(i64::from(n));
+        (self.block_strikes > 0).then(|| api_http::BlockSettings {
+            policy: domain::BlockPolicy {
+                strikes_to_block: self.block_strikes,
+                strike_window: seconds(self.block_strike_window_seconds),
+                first_block: seconds(self.block_first_seconds),
+                blocks_to_ban: self.block_permanent_after,
+                block_memory: seconds(self.block_memory_seconds),
+            },
+            strike_interval: std::time::Duration::from_millis(u64::from(
+                self.block_strike_interval_ms,
+            )),
+        })
+    }
+
+    /// How often the block cache is refreshed.
+    pub fn refresh(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.block_refresh_ms))
     }
 }
 

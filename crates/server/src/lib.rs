@@ -2,6 +2,7 @@
 //! the operator subcommands. The only crate that knows every other.
 
 mod audit_verify;
+mod blocks;
 pub mod config;
 mod migrate;
 mod reencrypt;
@@ -19,6 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::{ConfigError, Profile, ServeArgs};
 
 pub use audit_verify::audit_verify;
+pub use blocks::blocks;
 pub use migrate::migrate;
 pub use reencrypt::reencrypt;
 pub use seed::{DEV_ADMIN_EMAIL, DEV_ADMIN_SUBJECT, seed_dev};
@@ -58,17 +60,31 @@ pub enum StartupError {
 /// role that is superuser, bypasses RLS, may create databases or roles, or owns tables is
 /// refused; elsewhere it is a warning.
 pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError> {
+    refuse_plaintext_window(args)?;
+    connect(args).await
+}
+
+/// In production a plaintext window is refused: it is for migrating legacy data.
+fn refuse_plaintext_window(args: &ServeArgs) -> Result<(), StartupError> {
     if args.profile == Profile::Production && args.encryption.plaintext_until.is_some() {
         return Err(StartupError::NotInProduction(
             "DB_ENCRYPTION_PLAINTEXT_UNTIL",
         ));
     }
-    connect(args).await
+    Ok(())
 }
 
 /// As [`connect_checked`], but a plaintext window is allowed in every profile: the
 /// re-encryption command is how legacy plaintext gets encrypted.
 async fn connect(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError> {
+    connect_with_clock(args, Arc::new(SystemClock)).await
+}
+
+/// As [`connect`], reading time from `clock`.
+async fn connect_with_clock(
+    args: &ServeArgs,
+    clock: Arc<dyn ports::Clock>,
+) -> Result<(PgStore, RoleReport), StartupError> {
     let url = args.database.url()?;
     let cipher = args.encryption.cipher()?;
     let options = PoolOptions {
@@ -92,7 +108,6 @@ async fn connect(args: &ServeArgs) -> Result<(PgStore, RoleReport), StartupError
         tracing::warn!(role = %report.role, problems = %problems.join(", "),
             "the database role is not least-privilege; production would refuse it");
     }
-    let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
     let secrets = Arc::new(SecretColumns::new(cipher, Arc::clone(&clock)));
     Ok((PgStore::new(db, clock, secrets), report))
 }
@@ -147,14 +162,40 @@ pub fn auth_settings(args: &ServeArgs) -> Result<AuthSettings, StartupError> {
     })
 }
 
-/// Every minute, the rate limiters forget addresses whose budget is full again, so their
-/// memory follows the clients of the last minute, not of all time.
-fn forget_idle_clients(limiters: api_http::Limiters) {
+/// How often the limiters forget the clients whose budget is full again, so their memory
+/// follows the clients of the last seconds, not of all time.
+const FORGET_IDLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the records the graduated response no longer remembers are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The background upkeep of the limits: forgetting idle clients, reading the blocks every
+/// replica and the operator set, and purging stale records.
+fn upkeep(limiters: api_http::Limiters, blocker: api_http::Blocker, refresh: std::time::Duration) {
     tokio::spawn(async move {
-        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut forget = tokio::time::interval(FORGET_IDLE_EVERY);
         loop {
-            every_minute.tick().await;
+            forget.tick().await;
             limiters.forget_idle();
+        }
+    });
+    let purger = blocker.clone();
+    tokio::spawn(async move {
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        loop {
+            purge.tick().await;
+            if let Err(err) = purger.purge().await {
+                tracing::warn!(error = %err, "stale client records could not be purged");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(refresh);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(err) = blocker.refresh().await {
+                tracing::warn!(error = %err, "the block list could not be read; keeping the last");
+            }
         }
     });
 }
@@ -186,20 +227,33 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects, checks, wires and binds (port 0 picks a free port).
     pub async fn build(args: &ServeArgs) -> Result<Self, StartupError> {
+        Self::build_with_clock(args, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], reading time from `clock` (tests move it).
+    pub async fn build_with_clock(
+        args: &ServeArgs,
+        clock: Arc<dyn ports::Clock>,
+    ) -> Result<Self, StartupError> {
         let auth = Arc::new(auth_settings(args)?);
         check_tls(args)?;
         let tls = tls::server_config(&args.tls)?;
         let limiters = api_http::Limiters::new(args.limits.limits()).map_err(ConfigError::from)?;
-        forget_idle_clients(limiters.clone());
-        let (store, report) = connect_checked(args).await?;
+        refuse_plaintext_window(args)?;
+        let (store, report) = connect_with_clock(args, Arc::clone(&clock)).await?;
         check_secrets(&store, args.profile).await?;
         let store = Arc::new(store);
+        let blocker = api_http::Blocker::new(store.clone(), args.blocks.settings());
+        // The blocks in force before the first request: a permanent block outlives restarts.
+        let blocked = blocker.refresh().await.map_err(StartupError::Store)?;
+        upkeep(limiters.clone(), blocker.clone(), args.blocks.refresh());
         let state = AppState {
             health: store.clone(),
             units: store.clone(),
             identity: store.clone(),
             audit_log: store,
-            clock: Arc::new(SystemClock),
+            clock,
+            blocker,
             auth,
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
             limiters,
@@ -231,7 +285,7 @@ impl Application {
             None => (server, None),
         };
         tracing::info!(profile = ?args.profile, port, ?http_port, role = %report.role,
-            "listening");
+            blocked, "listening");
         Ok(Self {
             port,
             http_port,

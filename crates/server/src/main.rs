@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
         | Command::SeedDev(args)
         | Command::AuditVerify(args) => args.log_format,
         Command::Reencrypt(args) => args.serve.log_format,
+        Command::Blocks(args) => args.serve.log_format,
         Command::Migrate(_) => LogFormat::Pretty,
     };
     telemetry::init(format);
@@ -55,6 +56,7 @@ async fn main() -> ExitCode {
         Command::SeedDev(args) => server::seed_dev(&args).await.map(Some),
         Command::Reencrypt(args) => server::reencrypt(&args).await.map(Some),
         Command::AuditVerify(args) => server::audit_verify(&args).await.map(Some),
+        Command::Blocks(args) => server::blocks(&args).await.map(Some),
     };
     match outcome {
         Ok(message) => {

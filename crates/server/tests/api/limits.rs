@@ -132,3 +132,45 @@ async fn each_principal_has_its_own_budget_behind_one_address() {
         "the colleague's 5th",
     );
 }
+
+#[tokio::test]
+async fn responses_carry_the_tightest_budget_left_and_browsers_may_read_it() {
+    let app = with_all_limits(100, 10, 3, 5).await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    let budget = |reply: &Reply| {
+        (
+            reply.header("x-ratelimit-limit").map(str::to_owned),
+            reply.header("x-ratelimit-remaining").map(str::to_owned),
+        )
+    };
+    let pair = |limit: &str, remaining: &str| (Some(limit.to_owned()), Some(remaining.to_owned()));
+    // Without a credential the anonymous budget is the tightest; on a login route, that one.
+    let reply = app.call("GET", "/api/v1/me", None, None).await;
+    assert_eq!(budget(&reply), pair("10", "9"));
+    let reply = app.call("POST", "/auth/logout", None, None).await;
+    assert_eq!(budget(&reply), pair("3", "2"));
+    // With a credential, the credential's own budget.
+    let reply = app.call("GET", "/api/v1/me", Some(&jwt), None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(budget(&reply), pair("5", "4"));
+    // A refusal over the budget says when to come back, and the headers are exposed to the
+    // frontend's scripts.
+    let request = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("origin", crate::FRONTEND);
+    let reply = app.send(request).await;
+    let exposed = reply.header("access-control-expose-headers").unwrap();
+    for header in [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-warning",
+        "retry-after",
+    ] {
+        assert!(exposed.contains(header), "{header} in {exposed}");
+    }
+    // Probes carry no budget: they are not counted.
+    let reply = app.call("GET", "/health/live", None, None).await;
+    assert_eq!(budget(&reply), (None, None));
+}

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod binary;
+mod blocks;
 mod headers;
 mod health;
 mod limits;
@@ -29,8 +30,8 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::Application;
 use server::config::{
-    AuthArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile, RateLimitArgs,
-    ServeArgs, TlsArgs,
+    AuthArgs, BlockArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile,
+    RateLimitArgs, ServeArgs, TlsArgs,
 };
 use test_support::TestDatabase;
 use uuid::Uuid;
@@ -52,6 +53,8 @@ pub(crate) struct TestApp {
     journal: Mutex<Vec<String>>,
     /// Secrets that no response after their registration may contain.
     secrets: Mutex<Vec<(usize, String)>>,
+    /// What the server was started with, to start another on the same database.
+    pub(crate) args: ServeArgs,
 }
 
 /// A response, read whole.
@@ -170,6 +173,17 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             auth_per_minute: 60_000,
             authenticated_per_minute: 60_000,
         },
+        // Off: the suite's attacks all come from 127.0.0.1. The graduated response has its
+        // own tests.
+        blocks: BlockArgs {
+            block_strikes: 0,
+            block_strike_window_seconds: 600,
+            block_first_seconds: 60,
+            block_permanent_after: 5,
+            block_memory_seconds: 86_400,
+            block_strike_interval_ms: 1_000,
+            block_refresh_ms: 5_000,
+        },
         log_format: LogFormat::Json,
     }
 }
@@ -188,6 +202,15 @@ pub(crate) async fn spawn_app_configured(
     profile: Profile,
     configure: impl FnOnce(&mut ServeArgs),
 ) -> TestApp {
+    spawn_app_clocked(profile, configure, Arc::new(SystemClock)).await
+}
+
+/// A server whose arguments `configure` may change first, reading time from `clock`.
+pub(crate) async fn spawn_app_clocked(
+    profile: Profile,
+    configure: impl FnOnce(&mut ServeArgs),
+    server_clock: Arc<dyn Clock>,
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         server::telemetry::init(LogFormat::Pretty);
     }
@@ -195,9 +218,7 @@ pub(crate) async fn spawn_app_configured(
     let jwt_key = test_support::random_fernet_key();
     let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
     configure(&mut args);
-    let app = Application::build(&args).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let address = start_server(&args, server_clock).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -231,7 +252,16 @@ pub(crate) async fn spawn_app_configured(
         store,
         journal: Mutex::new(Vec::new()),
         secrets: Mutex::new(secrets),
+        args,
     }
+}
+
+/// Starts a server with `args` on a free port; its address.
+pub(crate) async fn start_server(args: &ServeArgs, clock: Arc<dyn Clock>) -> String {
+    let app = Application::build_with_clock(args, clock).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
 }
 
 impl TestApp {

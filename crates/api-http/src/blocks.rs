@@ -1,0 +1,141 @@
+//! The graduated response at the edge: the blocks in force, cached in memory and refreshed
+//! from the shared store every few seconds so every replica sees them, and the strikes that
+//! limit violations and guessed credentials count.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use actix_governor::governor::{DefaultKeyedRateLimiter, Quota};
+use chrono::{DateTime, Utc};
+use domain::{BlockKey, BlockPolicy, BlockState, StrikeVerdict};
+use ports::{BlockContext, BlockList, StoreError};
+
+/// How the graduated response is tuned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSettings {
+    pub policy: BlockPolicy,
+    /// Strikes against one key closer together than this count once, so a flood of
+    /// refused requests costs the store one write per key and interval.
+    pub strike_interval: Duration,
+}
+
+struct Inner {
+    list: Arc<dyn BlockList>,
+    settings: BlockSettings,
+    cache: RwLock<HashMap<BlockKey, BlockState>>,
+    /// One strike per key and interval; `None` counts every strike.
+    gate: Option<DefaultKeyedRateLimiter<BlockKey>>,
+}
+
+/// The blocks in force and the strikes against clients; cheap to clone.
+#[derive(Clone)]
+pub struct Blocker {
+    inner: Option<Arc<Inner>>,
+}
+
+impl std::fmt::Debug for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocker")
+            .field("on", &self.inner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Blocker {
+    /// The graduated response over `list`; `None` switches it off.
+    pub fn new(list: Arc<dyn BlockList>, settings: Option<BlockSettings>) -> Self {
+        let inner = settings.map(|settings| {
+            let gate =
+                Quota::with_period(settings.strike_interval).map(DefaultKeyedRateLimiter::keyed);
+            Arc::new(Inner {
+                list,
+                settings,
+                cache: RwLock::new(HashMap::new()),
+                gate,
+            })
+        });
+        Self { inner }
+    }
+
+    /// A blocker that blocks nothing and counts nothing.
+    pub fn off() -> Self {
+        Self { inner: None }
+    }
+
+    /// The block of `key` in force at `now`, as last seen in the store.
+    pub(crate) fn blocked(&self, key: &BlockKey, now: DateTime<Utc>) -> Option<BlockState> {
+        let inner = self.inner.as_ref()?;
+        let cache = inner.cache.read().unwrap_or_else(PoisonError::into_inner);
+        match cache.get(key)? {
+            BlockState::Until(until) if *until <= now => None,
+            state => Some(*state),
+        }
+    }
+
+    /// Counts a strike against `key`: `None` when the graduated response is off, when a
+    /// strike of the same key was counted within the interval, or when the store failed
+    /// (logged; the client is then only refused, not blocked).
+    pub(crate) async fn strike(
+        &self,
+        key: &BlockKey,
+        context: BlockContext,
+    ) -> Option<StrikeVerdict> {
+        let inner = self.inner.as_ref()?;
+        if let Some(gate) = &inner.gate
+            && gate.check_key(key).is_err()
+        {
+            return None;
+        }
+        let verdict = match inner
+            .list
+            .strike(key, &inner.settings.policy, &context)
+            .await
+        {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                tracing::error!(error = %err, "a strike could not be recorded");
+                return None;
+            }
+        };
+        match verdict {
+            StrikeVerdict::Warning { strike, .. } => {
+                tracing::warn!(security_event = "client_warned", key = %key, strike,
+                    "a client broke a limit");
+            }
+            StrikeVerdict::NewBlock(state) | StrikeVerdict::Blocked(state) => {
+                tracing::warn!(security_event = "client_blocked", key = %key,
+                    block = %ports::describe_block(state), "a client is blocked");
+                inner
+                    .cache
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(key.clone(), state);
+            }
+        }
+        Some(verdict)
+    }
+
+    /// Replaces the cache with the blocks in force in the store; how many there are.
+    pub async fn refresh(&self) -> Result<usize, StoreError> {
+        let Some(inner) = &self.inner else {
+            return Ok(0);
+        };
+        let active: HashMap<_, _> = inner.list.active().await?.into_iter().collect();
+        let count = active.len();
+        *inner.cache.write().unwrap_or_else(PoisonError::into_inner) = active;
+        Ok(count)
+    }
+
+    /// Forgets the records the policy no longer remembers, and the strike gate's idle keys.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let Some(inner) = &self.inner else {
+            return Ok(0);
+        };
+        if let Some(gate) = &inner.gate {
+            gate.retain_recent();
+            gate.shrink_to_fit();
+        }
+        inner.list.purge(&inner.settings.policy).await
+    }
+}
