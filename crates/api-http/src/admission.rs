@@ -53,9 +53,10 @@ pub(crate) fn after_strike(
         Some(StrikeVerdict::Warning {
             strike,
             strikes_to_block,
-        }) => otherwise.with_warning(format!(
-            "strike {strike} of {strikes_to_block}; further violations block this client"
-        )),
+        }) => otherwise.with_header(
+            HeaderName::from_static(WARNING_HEADER),
+            &format!("strike {strike} of {strikes_to_block}; further violations block this client"),
+        ),
         Some(StrikeVerdict::NewBlock(state) | StrikeVerdict::Blocked(state)) => blocked(state, now),
         None => otherwise,
     }

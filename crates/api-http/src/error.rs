@@ -4,16 +4,16 @@
 use std::fmt;
 
 use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::ResourceDef;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE,
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE,
 };
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use crate::admission::WARNING_HEADER;
 use crate::request_context::{REQUEST_ID_HEADER, current_request_id};
 
 /// The stable codes of error responses. Clients may branch on these; they never change
@@ -42,6 +42,8 @@ pub enum ErrorCode {
     /// organization founding another).
     Conflict,
     PayloadTooLarge,
+    /// The request target and headers are larger than configured.
+    HeadersTooLarge,
     UnsupportedMediaType,
     Unavailable,
     Internal,
@@ -57,6 +59,7 @@ impl ErrorCode {
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
             StatusCode::CONFLICT => Self::Conflict,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeadersTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
             StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
@@ -78,6 +81,7 @@ impl ErrorCode {
             Self::Blocked => "blocked",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "request_header_fields_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal_error",
@@ -95,6 +99,7 @@ impl ErrorCode {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,6 +119,7 @@ impl ErrorCode {
             Self::Blocked => "This client is blocked.",
             Self::Conflict => "The request conflicts with the current state.",
             Self::PayloadTooLarge => "The request body is too large.",
+            Self::HeadersTooLarge => "The request headers are too large.",
             Self::UnsupportedMediaType => "The request body must be JSON.",
             Self::Unavailable => "The service is temporarily unavailable.",
             Self::Internal => "An internal error occurred.",
@@ -133,8 +139,8 @@ pub struct ApiError {
     field: Option<String>,
     /// Seconds until a rate-limited client may come back, for 429s.
     retry_after: Option<u64>,
-    /// A warning that the client is about to be blocked.
-    warning: Option<String>,
+    /// Further headers: the graduated response's warning, a 405's `Allow`.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -145,13 +151,15 @@ impl ApiError {
             challenge: None,
             field: None,
             retry_after: None,
-            warning: None,
+            headers: Vec::new(),
         }
     }
 
-    /// Adds the graduated response's warning header.
-    pub(crate) fn with_warning(mut self, warning: String) -> Self {
-        self.warning = Some(warning);
+    /// Adds a header; a value that is not a valid header value is left out.
+    pub(crate) fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
         self
     }
 
@@ -277,14 +285,8 @@ impl ResponseError for ApiError {
         {
             response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         }
-        if let Some(warning) = self
-            .warning
-            .as_deref()
-            .and_then(|w| HeaderValue::from_str(w).ok())
-        {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(WARNING_HEADER), warning);
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
         }
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(
@@ -358,7 +360,52 @@ pub(crate) async fn problem_json(
     Ok(response.into_response(replacement).map_into_right_body())
 }
 
-/// The default service: any unknown route.
-pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::NotFound))
+/// The API's paths (from its OpenAPI document) and the methods each has, so a request that no
+/// route matched is told apart: a known path with another method is a 405 with `Allow`,
+/// anything else a 404.
+#[derive(Debug)]
+pub(crate) struct KnownRoutes(Vec<(ResourceDef, String)>);
+
+impl KnownRoutes {
+    pub(crate) fn of(api: &utoipa::openapi::OpenApi) -> Self {
+        let routes = api
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", &item.get),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("PATCH", &item.patch),
+                    ("DELETE", &item.delete),
+                ]
+                .into_iter()
+                .filter_map(|(name, operation)| operation.as_ref().map(|_| name))
+                .collect::<Vec<_>>()
+                .join(", ");
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The methods of the route whose path template matches `path`.
+    fn allowed(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+/// The default service: any request no route matched.
+pub(crate) async fn unmatched(
+    req: HttpRequest,
+    known: web::Data<KnownRoutes>,
+) -> Result<HttpResponse, ApiError> {
+    match known.allowed(req.path()) {
+        Some(allow) => Err(ApiError::new(ErrorCode::MethodNotAllowed).with_header(ALLOW, allow)),
+        None => Err(ApiError::new(ErrorCode::NotFound)),
+    }
 }

@@ -3,13 +3,40 @@
 //! but never a parser message that quotes the request (a secret sent in the wrong field
 //! would be quoted back).
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
 
 use crate::{ApiError, ErrorCode};
 
 /// The largest JSON body accepted by default, in bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest request head (target and headers) accepted by default, in bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses a request whose target and headers, counted as on the wire, exceed the configured
+/// size (431), before any other work. actix's own limits (128 KiB, 96 headers) stay behind it.
+pub(crate) async fn header_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<crate::AppState>>()
+        .map_or(DEFAULT_MAX_HEADER_BYTES, |s| s.max_header_bytes);
+    let head = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head > limit {
+        tracing::info!(head, limit, "request head too large");
+        return Ok(req.error_response(ApiError::new(ErrorCode::HeadersTooLarge)));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
 
 /// Why an extractor refused the request, for the log only.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use auth::{AuthSettings, Caller, Credential};
 pub use blocks::{BlockSettings, Blocker};
 pub use error::{ApiError, ErrorCode};
-pub use extract::DEFAULT_MAX_BODY_BYTES;
+pub use extract::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES};
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
 pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
 pub use request_context::REQUEST_ID_HEADER;
@@ -53,6 +53,8 @@ pub struct AppState {
     pub proxies: Arc<ProxySettings>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The largest request head (target and headers) accepted, in bytes.
+    pub max_header_bytes: usize,
     /// Request budgets per client address and per credential.
     pub limiters: Limiters,
     /// The graduated response: blocks in force, strikes.
@@ -152,17 +154,20 @@ pub fn app(
         .configure(routes::tokens::routes)
         .configure(routes::audit::routes)
         .split_for_parts();
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+    let known = web::Data::new(error::KnownRoutes::of(&api));
+    app.app_data(known)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
-        .default_service(web::to(error::not_found))
+        .default_service(web::to(error::unmatched))
         // Inner to outer: CORS (which answers preflights itself), admission (blocks, the
         // budgets of the client address, strikes), the transport (client address, HTTPS
-        // enforcement), the request context (id header, task-local id, access log), error
+        // enforcement), the size of the request head, the request context (id header, task-local id, access log), error
         // bodies made problem+json, the security headers, all inside the root span that
         // TracingLogger opens for every request.
         .wrap(cors)
         .wrap(from_fn(admission::admission))
         .wrap(from_fn(transport::transport))
+        .wrap(from_fn(extract::header_limit))
         .wrap(from_fn(request_context::request_context))
         .wrap(from_fn(error::problem_json))
         .wrap(from_fn(headers::security_headers))

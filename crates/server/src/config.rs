@@ -101,6 +101,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u32).range(1024..=10_485_760))]
     pub max_body_bytes: u32,
+    /// The largest request head accepted (target and headers), in bytes (1 KiB to 128 KiB);
+    /// larger ones get 431.
+    #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u32).range(1024..=131_072))]
+    pub max_header_bytes: u32,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]

@@ -257,6 +257,8 @@ impl Application {
             auth,
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
             limiters,
+            max_header_bytes: usize::try_from(args.max_header_bytes)
+                .unwrap_or(api_http::DEFAULT_MAX_HEADER_BYTES),
             max_body_bytes: usize::try_from(args.max_body_bytes)
                 .unwrap_or(api_http::DEFAULT_MAX_BODY_BYTES),
             proxies: Arc::new(api_http::ProxySettings {

@@ -135,7 +135,7 @@ async fn every_response_carries_the_security_headers() {
         assert_headers(&reply, &format!("{method} {path}"));
         seen_statuses.insert(reply.status);
     }
-    for status in [200, 307, 400, 401, 404, 413, 415] {
+    for status in [200, 307, 400, 401, 404, 405, 413, 415] {
         assert!(
             seen_statuses.contains(&status),
             "{status} in {seen_statuses:?}"
@@ -278,4 +278,60 @@ async fn the_body_limit_is_configurable() {
     )
     .await;
     assert_eq!(small.status, 201, "{small:?}");
+}
+
+#[tokio::test]
+async fn a_known_path_with_another_method_is_405_with_allow_and_an_unknown_one_404() {
+    let app = crate::spawn_app().await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/projects", "GET, POST"),
+        ("DELETE", "/api/v1/me", "GET"),
+        (
+            "POST",
+            "/api/v1/projects/0190c7a2-0000-7000-8000-000000000000",
+            "GET, PATCH, DELETE",
+        ),
+    ] {
+        for token in [None, Some(jwt.as_str())] {
+            let reply = app.call(method, path, token, None).await;
+            assert_eq!(reply.status, 405, "{method} {path}");
+            assert_eq!(reply.problem_code(), "method_not_allowed");
+            assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
+            assert_headers(&reply, &format!("{method} {path}"));
+        }
+    }
+    for path in ["/api/v1/nothing", "/api/v1/projects/a/b", "/api"] {
+        let reply = app.call("PUT", path, Some(&jwt), None).await;
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.problem_code(), "not_found");
+        assert_eq!(reply.header("allow"), None);
+    }
+}
+
+#[tokio::test]
+async fn the_request_head_limit_is_configurable() {
+    let app = crate::spawn_app_configured(server::config::Profile::Test, |args| {
+        args.max_header_bytes = 2048;
+    })
+    .await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    let with_header = |len: usize| {
+        app.client
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&jwt)
+            .header("x-padding", "p".repeat(len))
+    };
+    let reply = app.send(with_header(600)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = app.send(with_header(2100)).await;
+    assert_eq!(reply.status, 431, "{reply:?}");
+    assert_eq!(reply.problem_code(), "request_header_fields_too_large");
+    assert_headers(&reply, "431");
+    // A long target counts too.
+    let long = format!("/api/v1/projects?sort_by={}", "x".repeat(2100));
+    let reply = app.call("GET", &long, Some(&jwt), None).await;
+    assert_eq!(reply.status, 431);
 }

@@ -139,6 +139,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
         bind: "127.0.0.1:0".parse().unwrap(),
         workers: Some(1),
         max_body_bytes: 65_536,
+        max_header_bytes: 16_384,
         database: DatabaseArgs {
             url: Some(SecretString::from(database_url)),
             url_file: None,
