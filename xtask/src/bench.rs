@@ -79,3 +79,193 @@ pub(crate) fn crypto(root: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+/// Kills the benchmark server however the run ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// wrk, installed from Debian's packages when missing.
+fn wrk() -> Result<&'static str> {
+    let found = Command::new("wrk").arg("--version").output().is_ok();
+    if !found {
+        println!("wrk is missing; installing it from Debian's packages");
+        crate::run::run_cmd(Command::new("apt-get").args(["install", "-y", "-q", "wrk"]))?;
+    }
+    Ok("wrk")
+}
+
+/// One wrk run's figures.
+struct Load {
+    requests_per_sec: f64,
+    p99_ms: f64,
+    requests: u64,
+}
+
+/// A wrk latency figure (`950.00us`, `1.23ms`, `2.01s`) in milliseconds.
+fn millis(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    match unit {
+        "us" => Some(number / 1000.0),
+        "ms" => Some(number),
+        "s" => Some(number * 1000.0),
+        "m" => Some(number * 60_000.0),
+        _ => None,
+    }
+}
+
+/// Runs wrk against `url` for `seconds` with the bearer `token` (and `script`, if any); the
+/// run fails when any response was not 2xx.
+fn load(url: &str, token: &str, seconds: u32, script: Option<&Path>) -> Result<Load> {
+    let mut cmd = Command::new(wrk()?);
+    cmd.args(["-t2", "-c16", &format!("-d{seconds}s"), "--latency"])
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let text = output(cmd.arg(url))?;
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        anyhow::bail!("wrk saw failed requests against {url}:\n{text}");
+    }
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .with_context(|| format!("no {prefix} in wrk's output:\n{text}"))
+    };
+    Ok(Load {
+        requests_per_sec: field("Requests/sec:")?.parse()?,
+        p99_ms: millis(&field("99%")?).context("wrk's 99th percentile")?,
+        requests: text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .context("wrk's request count")?
+            .parse()?,
+    })
+}
+
+/// The resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+/// A request per random client address, through the trusted proxy's `X-Forwarded-For`.
+const FLOOD_SCRIPT: &str = r#"math.randomseed(os.time())
+request = function()
+  local ip = math.random(1, 223) .. "." .. math.random(0, 255) .. "." ..
+             math.random(0, 255) .. "." .. math.random(1, 254)
+  wrk.headers["X-Forwarded-For"] = ip
+  return wrk.format(nil)
+end
+"#;
+
+pub(crate) fn http(root: &Path) -> Result<()> {
+    wrk()?;
+    cargo(
+        root,
+        &[
+            "build",
+            "--release",
+            "--package",
+            "server",
+            "--example",
+            "http_bench",
+        ],
+    )?;
+    let examples = crate::target_dir(root).join("release").join("examples");
+    let db = Database::for_tests(root)?;
+    let budget = "6000000";
+    let mut cmd = Command::new(examples.join("http_bench"));
+    cmd.envs(db.test_env())
+        .envs(crate::gen_keys())
+        .env("APP_ENV", "test")
+        .env("RUST_LOG", "info")
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("RATE_LIMIT_PER_IP_PER_MINUTE", budget)
+        .env("RATE_LIMIT_ANONYMOUS_PER_MINUTE", budget)
+        .env("RATE_LIMIT_AUTHENTICATED_PER_MINUTE", budget)
+        .env("RATE_LIMIT_AUTH_PER_MINUTE", budget)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = Child(cmd.spawn().context("starting the benchmark servers")?);
+    let stdout = child.0.stdout.take().context("the servers' output")?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)?;
+    let servers: serde_json::Value =
+        serde_json::from_str(&first).context("the servers' addresses")?;
+    let text = |key: &str| {
+        servers[key]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{key} in {first}"))
+    };
+    let (full, bare, token) = (text("full")?, text("bare")?, text("token")?);
+
+    // Warm both up, then measure each in turn.
+    load(&bare, &token, 3, None)?;
+    load(&full, &token, 3, None)?;
+    let bare_load = load(&bare, &token, 15, None)?;
+    let full_load = load(&full, &token, 15, None)?;
+    println!(
+        "\nGET /api/v1/projects (20 projects, bearer JWT), wrk -t2 -c16 -d15s, server and \
+         PostgreSQL on this machine"
+    );
+    println!("{:<44} {:>12} {:>10}", "stack", "requests/s", "p99 ms");
+    for (name, l) in [
+        ("bare handler, same query, no security layer", &bare_load),
+        ("full middleware stack", &full_load),
+    ] {
+        println!("{name:<44} {:>12.0} {:>10.2}", l.requests_per_sec, l.p99_ms);
+    }
+    println!(
+        "full / bare: throughput {:.2}, p99 {:.2}",
+        full_load.requests_per_sec / bare_load.requests_per_sec,
+        full_load.p99_ms / bare_load.p99_ms
+    );
+
+    // A flood of distinct client addresses: the limiters' memory must come back once it is
+    // over, and a second flood must not add to the first.
+    let script = crate::target_dir(root).join("bench").join("flood.lua");
+    std::fs::create_dir_all(script.parent().context("bench folder")?)?;
+    std::fs::write(&script, FLOOD_SCRIPT)?;
+    let pid = child.0.id();
+    let before = rss_mib(pid)?;
+    let mut rows = Vec::new();
+    for round in 1..=2 {
+        let flood = load(&full, &token, 10, Some(&script))?;
+        let peak = rss_mib(pid)?;
+        // The limiters forget idle keys every 10 s.
+        std::thread::sleep(std::time::Duration::from_secs(25));
+        rows.push((round, flood.requests, peak, rss_mib(pid)?));
+    }
+    println!("\nFlood of distinct client addresses (random X-Forwarded-For via a trusted proxy)");
+    println!("resident memory before: {before:.1} MiB");
+    for (round, requests, peak, after) in rows {
+        println!(
+            "flood {round}: {requests} requests (about as many addresses), {peak:.1} MiB at its \
+             end, {after:.1} MiB 25 s later"
+        );
+    }
+    Ok(())
+}

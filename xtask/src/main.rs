@@ -8,6 +8,8 @@
 //! - `gen-keys`: fresh secrets in the formats the server expects.
 //! - `reencrypt [--dry-run]`: re-encryption of the development database.
 //! - `bench crypto`: throughput of the field cipher (against Python) and of re-encryption.
+//! - `bench http`: the authenticated list through the full stack against a bare handler,
+//!   and the limiters' memory under a flood of distinct client addresses.
 
 #![allow(clippy::print_stdout)] // a command-line tool talks on standard output
 
@@ -59,9 +61,11 @@ enum Task {
         dry_run: bool,
     },
     /// Benchmarks (never timed tests): `crypto` measures the field cipher against Python's
-    /// cryptography.fernet and re-encryption on a table of 100,000 rows.
+    /// cryptography.fernet and re-encryption on a table of 100,000 rows; `http` the
+    /// authenticated list through the full stack against a bare handler (wrk), and memory
+    /// under a flood of distinct client addresses.
     Bench {
-        #[arg(value_parser = ["crypto"])]
+        #[arg(value_parser = ["crypto", "http"])]
         suite: String,
     },
     /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
@@ -86,6 +90,7 @@ fn main() -> Result<()> {
         Task::Reencrypt { dry_run } => reencrypt(&root, dry_run),
         Task::Bench { suite } => match suite.as_str() {
             "crypto" => bench::crypto(&root),
+            "http" => bench::http(&root),
             other => bail!("unknown benchmark suite {other}"),
         },
         Task::Audit => audit::run(&root),

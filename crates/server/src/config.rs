@@ -247,19 +247,19 @@ impl AuthArgs {
 pub struct RateLimitArgs {
     /// Every request of one address.
     #[arg(long, env = "RATE_LIMIT_PER_IP_PER_MINUTE", default_value_t = 1200,
-          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+          value_parser = clap::value_parser!(u32).range(0..=6_000_000))]
     pub per_ip_per_minute: u32,
     /// Requests of one address without credentials.
     #[arg(long, env = "RATE_LIMIT_ANONYMOUS_PER_MINUTE", default_value_t = 120,
-          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+          value_parser = clap::value_parser!(u32).range(0..=6_000_000))]
     pub anonymous_per_minute: u32,
     /// Requests of one credential (an API token, or a user's access tokens).
     #[arg(long, env = "RATE_LIMIT_AUTHENTICATED_PER_MINUTE", default_value_t = 600,
-          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+          value_parser = clap::value_parser!(u32).range(0..=6_000_000))]
     pub authenticated_per_minute: u32,
     /// Requests of one address to the login routes (`/auth/…`).
     #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+          value_parser = clap::value_parser!(u32).range(0..=6_000_000))]
     pub auth_per_minute: u32,
 }
 
