@@ -9,6 +9,7 @@
 mod blocks;
 mod entities;
 mod error;
+mod login;
 mod mapping;
 mod reencrypt;
 mod secret_columns;
@@ -272,6 +273,29 @@ impl IdentityDirectory for PgStore {
             verified_email.as_str(),
         )
         .await
+    }
+
+    async fn unscoped_claim_invitation(
+        &self,
+        verified_email: &Email,
+        subject: &str,
+    ) -> Result<Option<ResolvedUser>, StoreError> {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT user_id, organization_id, role, is_active \
+             FROM app_claim_invitation($1, $2, $3)",
+            [
+                verified_email.as_str().into(),
+                subject.into(),
+                self.clock.now().into(),
+            ],
+        );
+        ResolvedRow::find_by_statement(stmt)
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?
+            .map(ResolvedUser::try_from)
+            .transpose()
     }
 
     async fn unscoped_api_token(

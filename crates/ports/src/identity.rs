@@ -120,6 +120,15 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         verified_email: &Email,
     ) -> Result<Option<ResolvedUser>, StoreError>;
 
+    /// Links the identity provider's `subject` to the pending invitation of `verified_email`
+    /// (once: a claimed invitation is no longer pending) and returns the invited user.
+    /// Callers MUST only use it with an e-mail the identity provider has verified.
+    async fn unscoped_claim_invitation(
+        &self,
+        verified_email: &Email,
+        subject: &str,
+    ) -> Result<Option<ResolvedUser>, StoreError>;
+
     /// Authenticates a presented API token: well-formed, found by digest, opened in its row,
     /// equal in constant time, not expired, its owner active and still in the token's
     /// organization. MUST return a [`Refusal`] for anything else.

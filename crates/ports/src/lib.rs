@@ -11,6 +11,7 @@ mod clock;
 mod error;
 mod identity;
 mod list;
+mod login;
 mod principal;
 mod secrets;
 mod stores;
@@ -26,6 +27,10 @@ pub use identity::{
     ResolvedUser,
 };
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
+pub use login::{
+    IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, LoginStart, PendingLogin,
+    SessionLifetime, SessionStore, StoredSession, VerifiedLogin,
+};
 pub use principal::{AuthMethod, Principal, TenantScope};
 pub use secrets::{
     ApiTokenSort, ApiTokenStore, EndpointCredentials, EndpointPatch, EndpointSort, EndpointStore,

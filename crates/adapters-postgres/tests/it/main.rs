@@ -6,6 +6,7 @@ mod audit;
 mod blocks;
 mod identity;
 mod isolation;
+mod login;
 mod pool;
 mod schema;
 mod secrets;

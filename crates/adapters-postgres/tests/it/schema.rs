@@ -9,7 +9,7 @@ use crate::{count, fails, seed_other_tables, texts, world};
 
 /// Tables without tenant data, which need no row-level security: rate-limit blocks (keyed by
 /// client address or principal) and the migration bookkeeping.
-const NOT_TENANT_DATA: [&str; 2] = ["client_blocks", "seaql_migrations"];
+const NOT_TENANT_DATA: [&str; 3] = ["client_blocks", "login_attempts", "seaql_migrations"];
 
 const ORG_SETTING: &str = "app.current_organization";
 

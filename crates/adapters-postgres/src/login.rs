@@ -1,0 +1,246 @@
+//! Browser login in PostgreSQL: the logins under way (`login_attempts`, the nonce and PKCE
+//! verifier sealed like every secret column, taken once by DELETE … RETURNING) and the
+//! server-side sessions, reached through the `app_session_*` functions by the SHA-256 of their
+//! cookie's id (the id itself is never stored).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use crypto::SealContext;
+use domain::UserId;
+use ports::{
+    LoginAttempts, PendingLogin, SessionLifetime, SessionStore, StoreError, StoredSession,
+};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::error::map_db_err;
+use crate::secret_columns::Sealed;
+
+const TABLE: &str = "login_attempts";
+const KEEP: &str = "INSERT INTO login_attempts (state_hash, nonce, pkce_verifier, return_to, \
+                    max_age_secs, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const TAKE: &str = "DELETE FROM login_attempts WHERE state_hash = $1 \
+                    RETURNING nonce, pkce_verifier, return_to, max_age_secs, expires_at";
+const PURGE_LOGINS: &str = "DELETE FROM login_attempts WHERE expires_at <= $1";
+const CREATE: &str = "SELECT app_session_create($1, $2, $3, CAST($4 AS jsonb), $5, $6)";
+const LOAD: &str = "SELECT user_id, auth_time, data, created_at, last_seen_at, expires_at \
+                    FROM app_session_load($1, $2, make_interval(secs => $3))";
+const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
+const TOUCH: &str = "SELECT app_session_touch($1, $2)";
+const DELETE: &str = "SELECT app_session_delete($1)";
+const PURGE_SESSIONS: &str = "SELECT app_sessions_purge($1, make_interval(secs => $2)) AS gone";
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Where a login's secrets are sealed: its row, named by the state's hash.
+fn context(column: &'static str, state_hash: &[u8; 32]) -> SealContext {
+    let mut id = [0_u8; 16];
+    id.copy_from_slice(&state_hash[..16]);
+    SealContext {
+        table: TABLE,
+        column,
+        row_id: Uuid::from_bytes(id),
+        organization_id: Uuid::nil(),
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    // Whole milliseconds are all a session's timing needs.
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+#[derive(Debug, FromQueryResult)]
+struct LoginRow {
+    nonce: String,
+    pkce_verifier: String,
+    return_to: Option<String>,
+    max_age_secs: Option<i32>,
+    expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+impl LoginAttempts for PgStore {
+    async fn keep(&self, state_hash: [u8; 32], login: PendingLogin) -> Result<(), StoreError> {
+        let secrets = self.secrets();
+        let nonce = secrets.seal(&context("nonce", &state_hash), &login.nonce);
+        let verifier = secrets.seal(&context("pkce_verifier", &state_hash), &login.pkce_verifier);
+        let max_age = login
+            .max_age
+            .map(|m| i32::try_from(m.num_seconds()).unwrap_or(i32::MAX));
+        self.connection()
+            .execute_raw(statement(
+                KEEP,
+                vec![
+                    state_hash.to_vec().into(),
+                    nonce.0.into(),
+                    verifier.0.into(),
+                    login.return_to.into(),
+                    max_age.into(),
+                    self.clock().now().into(),
+                    login.expires_at.into(),
+                ],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        Ok(())
+    }
+
+    async fn take(&self, state_hash: [u8; 32]) -> Result<Option<PendingLogin>, StoreError> {
+        let Some(row) =
+            LoginRow::find_by_statement(statement(TAKE, vec![state_hash.to_vec().into()]))
+                .one(self.connection())
+                .await
+                .map_err(map_db_err)?
+        else {
+            return Ok(None);
+        };
+        if row.expires_at <= self.clock().now() {
+            return Ok(None);
+        }
+        let secrets = self.secrets();
+        Ok(Some(PendingLogin {
+            nonce: secrets.open(&context("nonce", &state_hash), &Sealed(row.nonce))?,
+            pkce_verifier: secrets.open(
+                &context("pkce_verifier", &state_hash),
+                &Sealed(row.pkce_verifier),
+            )?,
+            return_to: row.return_to,
+            max_age: row.max_age_secs.map(|s| Duration::seconds(i64::from(s))),
+            expires_at: row.expires_at,
+        }))
+    }
+
+    async fn purge(&self) -> Result<u64, StoreError> {
+        let done = self
+            .connection()
+            .execute_raw(statement(PURGE_LOGINS, vec![self.clock().now().into()]))
+            .await
+            .map_err(map_db_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[derive(Debug, FromQueryResult)]
+struct SessionRow {
+    user_id: Uuid,
+    auth_time: Option<DateTime<Utc>>,
+    data: String,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn create(
+        &self,
+        id_hash: [u8; 32],
+        user: UserId,
+        auth_time: Option<DateTime<Utc>>,
+        data: String,
+        lifetime: SessionLifetime,
+    ) -> Result<(), StoreError> {
+        let now = self.clock().now();
+        self.connection()
+            .execute_raw(statement(
+                CREATE,
+                vec![
+                    id_hash.to_vec().into(),
+                    (*user.as_uuid()).into(),
+                    auth_time.into(),
+                    data.into(),
+                    now.into(),
+                    (now + lifetime.absolute).into(),
+                ],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        Ok(())
+    }
+
+    async fn load(
+        &self,
+        id_hash: [u8; 32],
+        lifetime: SessionLifetime,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        let row = SessionRow::find_by_statement(statement(
+            LOAD,
+            vec![
+                id_hash.to_vec().into(),
+                self.clock().now().into(),
+                seconds(lifetime.idle).into(),
+            ],
+        ))
+        .one(self.connection())
+        .await
+        .map_err(map_db_err)?;
+        Ok(row.map(|r| StoredSession {
+            user: UserId::from_uuid(r.user_id),
+            auth_time: r.auth_time,
+            data: r.data,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn update(
+        &self,
+        id_hash: [u8; 32],
+        auth_time: Option<DateTime<Utc>>,
+        data: String,
+    ) -> Result<bool, StoreError> {
+        let row = self
+            .connection()
+            .query_one_raw(statement(
+                UPDATE,
+                vec![id_hash.to_vec().into(), auth_time.into(), data.into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        Ok(row
+            .map(|r| r.try_get::<bool>("", "found"))
+            .transpose()
+            .map_err(map_db_err)?
+            .unwrap_or(false))
+    }
+
+    async fn touch(&self, id_hash: [u8; 32]) -> Result<(), StoreError> {
+        self.connection()
+            .execute_raw(statement(
+                TOUCH,
+                vec![id_hash.to_vec().into(), self.clock().now().into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        Ok(())
+    }
+
+    async fn delete(&self, id_hash: [u8; 32]) -> Result<(), StoreError> {
+        self.connection()
+            .execute_raw(statement(DELETE, vec![id_hash.to_vec().into()]))
+            .await
+            .map_err(map_db_err)?;
+        Ok(())
+    }
+
+    async fn purge(&self, lifetime: SessionLifetime) -> Result<u64, StoreError> {
+        let row = self
+            .connection()
+            .query_one_raw(statement(
+                PURGE_SESSIONS,
+                vec![self.clock().now().into(), seconds(lifetime.idle).into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        let gone: i64 = row
+            .map(|r| r.try_get::<i64>("", "gone"))
+            .transpose()
+            .map_err(map_db_err)?
+            .unwrap_or(0);
+        Ok(u64::try_from(gone).unwrap_or(0))
+    }
+}

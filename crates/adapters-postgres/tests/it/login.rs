@@ -1,0 +1,235 @@
+//! Browser login's storage: a login under way is taken once and its secrets are sealed;
+//! sessions end when unused, at their absolute end, when deleted, and when their user is
+//! disabled or removed from the organization; an invitation is claimed once.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{Email, Role};
+use ports::{
+    IdentityDirectory, LoginAttempts, PendingLogin, SessionLifetime, SessionStore,
+    UnitOfWorkFactory,
+};
+use secrecy::{ExposeSecret, SecretString};
+use test_support::ManualClock;
+
+use crate::{count, store_clocked, tenant, texts};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+const LIFETIME: SessionLifetime = SessionLifetime {
+    idle: Duration::minutes(30),
+    absolute: Duration::hours(8),
+};
+
+#[tokio::test]
+async fn a_login_under_way_is_taken_once_with_its_secrets_sealed() {
+    let db = test_support::TestDatabase::new().await;
+    let clock = ManualClock::at(t0());
+    let store = store_clocked(
+        &db,
+        2,
+        &test_support::random_fernet_key(),
+        None,
+        clock.clone(),
+    )
+    .await;
+    let pending = |expires_at| PendingLogin {
+        nonce: SecretString::from("the-nonce-0123456789abcdef".to_owned()),
+        pkce_verifier: SecretString::from("the-verifier-0123456789abcdefghijklmnop".to_owned()),
+        return_to: Some("https://app.example.com/projects".to_owned()),
+        max_age: Some(Duration::seconds(0)),
+        expires_at,
+    };
+    store
+        .keep([1; 32], pending(t0() + Duration::minutes(10)))
+        .await
+        .unwrap();
+    store
+        .keep([2; 32], pending(t0() + Duration::minutes(10)))
+        .await
+        .unwrap();
+    let admin = db.admin_pool().await;
+    let stored = texts(&admin, "SELECT nonce || pkce_verifier FROM login_attempts").await;
+    for text in stored.into_iter().flatten() {
+        assert!(
+            !text.contains("the-nonce") && !text.contains("the-verifier"),
+            "{text}"
+        );
+    }
+    let taken = store.take([1; 32]).await.unwrap().unwrap();
+    assert_eq!(taken.nonce.expose_secret(), "the-nonce-0123456789abcdef");
+    assert_eq!(
+        taken.pkce_verifier.expose_secret(),
+        "the-verifier-0123456789abcdefghijklmnop"
+    );
+    assert_eq!(
+        taken.return_to.as_deref(),
+        Some("https://app.example.com/projects")
+    );
+    assert_eq!(taken.max_age, Some(Duration::seconds(0)));
+    assert!(store.take([1; 32]).await.unwrap().is_none(), "taken twice");
+    assert!(store.take([3; 32]).await.unwrap().is_none(), "never kept");
+    // Past its end a login is not handed out, and purging forgets it.
+    clock.advance(Duration::minutes(11));
+    store
+        .keep([4; 32], pending(t0() + Duration::minutes(30)))
+        .await
+        .unwrap();
+    assert_eq!(LoginAttempts::purge(&store).await.unwrap(), 1);
+    assert!(store.take([2; 32]).await.unwrap().is_none());
+    assert!(store.take([4; 32]).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
+    let db = test_support::TestDatabase::new().await;
+    let clock = ManualClock::at(t0());
+    let store = store_clocked(
+        &db,
+        2,
+        &test_support::random_fernet_key(),
+        None,
+        clock.clone(),
+    )
+    .await;
+    let acme = tenant(&store, "acme").await;
+    let user = acme.principal.user_id();
+    let data = r#"{"user_id":"x"}"#.to_owned();
+    for id in 1..=3_u8 {
+        store
+            .create([id; 32], user, Some(t0()), data.clone(), LIFETIME)
+            .await
+            .unwrap();
+    }
+    let loaded = store.load([1; 32], LIFETIME).await.unwrap().unwrap();
+    assert_eq!((loaded.user, loaded.auth_time), (user, Some(t0())));
+    assert_eq!(loaded.expires_at, t0() + Duration::hours(8));
+
+    // Used every 20 minutes, session 1 lives on; session 2, left alone, ends after 30.
+    for _ in 0..3 {
+        clock.advance(Duration::minutes(20));
+        store.touch([1; 32]).await.unwrap();
+    }
+    assert!(store.load([1; 32], LIFETIME).await.unwrap().is_some());
+    assert!(
+        store.load([2; 32], LIFETIME).await.unwrap().is_none(),
+        "idle"
+    );
+    // However used, a session ends 8 hours after it began.
+    for _ in 0..24 {
+        clock.advance(Duration::minutes(20));
+        store.touch([1; 32]).await.unwrap();
+    }
+    assert!(
+        store.load([1; 32], LIFETIME).await.unwrap().is_none(),
+        "absolute"
+    );
+
+    // Update and delete.
+    clock.advance(Duration::days(1));
+    store
+        .create([5; 32], user, None, data.clone(), LIFETIME)
+        .await
+        .unwrap();
+    let later = Some(t0() + Duration::days(2));
+    assert!(store.update([5; 32], later, "{}".to_owned()).await.unwrap());
+    let loaded = store.load([5; 32], LIFETIME).await.unwrap().unwrap();
+    assert_eq!((loaded.auth_time, loaded.data.as_str()), (later, "{}"));
+    store.delete([5; 32]).await.unwrap();
+    assert!(store.load([5; 32], LIFETIME).await.unwrap().is_none());
+    assert!(!store.update([5; 32], later, "{}".to_owned()).await.unwrap());
+    // Session 3 (idle) is purged.
+    assert_eq!(SessionStore::purge(&store, LIFETIME).await.unwrap(), 1);
+    assert_eq!(
+        count(&db.admin_pool().await, "SELECT count(*) FROM sessions").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn disabling_or_removing_a_user_ends_their_sessions() {
+    let db = test_support::TestDatabase::new().await;
+    let store = crate::store_for(&db, 2).await;
+    let acme = tenant(&store, "acme").await;
+    let uow = store.begin(&acme.scope()).await.unwrap();
+    let member = uow
+        .users()
+        .invite(Email::new("member@acme.example").unwrap(), Role::Member)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let owner = acme.principal.user_id();
+    store
+        .create([1; 32], owner, None, "{}".to_owned(), LIFETIME)
+        .await
+        .unwrap();
+    store
+        .create([2; 32], member.id, None, "{}".to_owned(), LIFETIME)
+        .await
+        .unwrap();
+    store
+        .create([3; 32], owner, None, "{}".to_owned(), LIFETIME)
+        .await
+        .unwrap();
+
+    let uow = store.begin(&acme.scope()).await.unwrap();
+    uow.users().remove(member.id).await.unwrap();
+    uow.commit().await.unwrap();
+    assert!(
+        store.load([2; 32], LIFETIME).await.unwrap().is_none(),
+        "removed"
+    );
+    assert!(store.load([1; 32], LIFETIME).await.unwrap().is_some());
+
+    let admin = db.admin_pool().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &admin,
+        &format!("UPDATE users SET is_active = false WHERE id = '{owner}'"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        store.load([1; 32], LIFETIME).await.unwrap().is_none(),
+        "disabled"
+    );
+    assert_eq!(count(&admin, "SELECT count(*) FROM sessions").await, 0);
+}
+
+#[tokio::test]
+async fn an_invitation_is_claimed_once() {
+    let db = test_support::TestDatabase::new().await;
+    let store = crate::store_for(&db, 2).await;
+    let acme = tenant(&store, "acme").await;
+    let uow = store.begin(&acme.scope()).await.unwrap();
+    let invited = uow
+        .users()
+        .invite(Email::new("new@acme.example").unwrap(), Role::Admin)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let email = Email::new("new@acme.example").unwrap();
+    let claimed = store
+        .unscoped_claim_invitation(&email, "idp|new")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.user_id, invited.id);
+    assert_eq!(claimed.membership.unwrap().role, Role::Admin);
+    assert_eq!(
+        store
+            .unscoped_user_by_subject("idp|new")
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id,
+        invited.id
+    );
+    assert!(
+        store
+            .unscoped_claim_invitation(&email, "idp|someone-else")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
