@@ -129,7 +129,8 @@ BEGIN
 END
 $$;
 
--- Disabling a user, or their leaving or removal from the organization, ends their sessions.
+-- Disabling a user, or their leaving or removal from the organization, ends their sessions
+-- (founding or joining one does not).
 CREATE FUNCTION app_end_sessions_of_changed_user()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -137,7 +138,8 @@ SET search_path = public, pg_temp
 AS $$
 BEGIN
     IF (OLD.is_active AND NOT NEW.is_active)
-       OR OLD.organization_id IS DISTINCT FROM NEW.organization_id THEN
+       OR (OLD.organization_id IS NOT NULL
+           AND OLD.organization_id IS DISTINCT FROM NEW.organization_id) THEN
         PERFORM set_config('app.identity_resolution', 'on', true);
         DELETE FROM public.sessions WHERE user_id = NEW.id;
         PERFORM set_config('app.identity_resolution', '', true);

@@ -240,12 +240,35 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     }
     args.extend(extra.iter().map(String::as_str));
     let python = python_env(root)?;
+    oidc_provider(root)?;
     let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
     cmd.current_dir(root)
         .args(&args)
         .envs(db.test_env())
         .env("TEST_PYTHON", python);
     run_cmd(&mut cmd)
+}
+
+/// The test identity provider's packages (`crates/test-support/oidc`), installed from its
+/// lock file when missing or older than it.
+pub(crate) fn oidc_provider(root: &Path) -> Result<()> {
+    let dir = root.join("crates").join("test-support").join("oidc");
+    let installed = dir.join("node_modules").join(".package-lock.json");
+    let lock = dir.join("package-lock.json");
+    let fresh = match (installed.metadata(), lock.metadata()) {
+        (Ok(have), Ok(want)) => have.modified()? >= want.modified()?,
+        _ => false,
+    };
+    if !fresh {
+        println!("installing the test identity provider (npm ci)");
+        run_cmd(std::process::Command::new("npm").current_dir(&dir).args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]))?;
+    }
+    Ok(())
 }
 
 /// A Python virtual environment with the packages of `xtask/python-requirements.txt` (the

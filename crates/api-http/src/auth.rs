@@ -63,6 +63,8 @@ pub enum Credential {
     ApiToken {
         id: ApiTokenId,
     },
+    /// The browser session cookie.
+    Session,
 }
 
 /// Where a request came from, for the audit log.
@@ -161,7 +163,7 @@ async fn admit(
 ) -> Result<(), ApiError> {
     let key = match credential {
         Credential::ApiToken { id } => BlockKey::token(id),
-        Credential::Jwt { .. } => BlockKey::user(principal.user_id()),
+        Credential::Jwt { .. } | Credential::Session => BlockKey::user(principal.user_id()),
     };
     let now = state.clock.now();
     if let Some(block) = state.blocker.blocked(&key, now) {
@@ -344,6 +346,88 @@ async fn by_jwt(
     ))
 }
 
+/// Whether a method changes nothing (RFC 9110 safe methods).
+fn is_safe(method: &actix_web::http::Method) -> bool {
+    use actix_web::http::Method;
+    [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
+}
+
+/// The origin (`scheme://host[:port]`) a request says it comes from: its `Origin`, else its
+/// `Referer`'s origin.
+fn request_origin(req: &HttpRequest) -> Option<String> {
+    use actix_web::http::header::{ORIGIN, REFERER};
+    if let Some(origin) = req.headers().get(ORIGIN) {
+        return origin.to_str().ok().map(str::to_owned);
+    }
+    let referer = url::Url::parse(req.headers().get(REFERER)?.to_str().ok()?).ok()?;
+    Some(referer.origin().ascii_serialization())
+}
+
+/// The principal of a request that carries the session cookie: the session's user as they are
+/// now (a disabled user's session ends). A state-changing request must come from an allowed
+/// frontend origin (the cookie goes along with any site's forms; bearer requests are not
+/// cookie-bound and need no such check).
+async fn by_session(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<Principal, ApiError> {
+    use actix_session::SessionExt;
+    let session = req.get_session();
+    let user = session
+        .get::<Uuid>(crate::sessions::USER_KEY)
+        .ok()
+        .flatten()
+        .map(UserId::from_uuid);
+    let Some(user) = user else {
+        return Err(unauthenticated());
+    };
+    let auth_time = session
+        .get::<i64>(crate::sessions::AUTH_TIME_KEY)
+        .ok()
+        .flatten()
+        .and_then(|t| DateTime::from_timestamp(t, 0));
+    // No access token here: the nil id is never a revoked one.
+    let subject = state
+        .identity
+        .unscoped_access_token_subject(user, Uuid::nil())
+        .await?;
+    let Some(subject) = subject.filter(|s| s.user.is_active) else {
+        session.purge();
+        let refusal = Refusal {
+            user: Some(user),
+            ..Refusal::anonymous(RefusalReason::UserInactive)
+        };
+        return Err(refuse(state, meta, refusal, "session").await);
+    };
+    let principal = Principal::authenticated(
+        user,
+        subject.user.membership,
+        AuthMethod::Session,
+        auth_time,
+    );
+    if !is_safe(req.method()) {
+        let origin = request_origin(req);
+        let allowed = origin
+            .as_deref()
+            .is_some_and(|o| state.cors_allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            tracing::info!(
+                security_event = "csrf_refused",
+                "a cookie-authenticated change from a foreign origin"
+            );
+            let mut event = meta.event(Some(user), AuditAction::AccessDenied, AuditOutcome::Denied);
+            event.reason = Some("csrf_origin".to_owned());
+            let organization = principal.membership().map(|m| m.organization_id);
+            if let Err(err) = state.audit_log.unscoped_record(organization, event).await {
+                tracing::error!(error = %err, "the refusal could not be recorded");
+            }
+            return Err(ApiError::new(ErrorCode::Forbidden));
+        }
+    }
+    Ok(principal)
+}
+
 /// The bearer credential of a request, if the request has exactly one well-formed
 /// `Authorization: Bearer` header.
 fn bearer(req: &HttpRequest) -> Result<Option<SecretString>, ()> {
@@ -371,7 +455,18 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     let meta = RequestMeta::of(&req);
     let presented = match bearer(&req) {
         Ok(Some(presented)) => presented,
-        Ok(None) => return Err(unauthenticated()),
+        Ok(None) => {
+            let principal = by_session(&req, &state, &meta).await?;
+            admit(&req, &state, &meta, &principal, Credential::Session).await?;
+            tracing::Span::current()
+                .record("principal", tracing::field::display(principal.user_id()));
+            return Ok(Caller {
+                principal,
+                credential: Credential::Session,
+                meta,
+                state,
+            });
+        }
         Err(()) => {
             let refusal = Refusal::anonymous(RefusalReason::Malformed);
             return Err(refuse(&state, &meta, refusal, "authorization_header").await);

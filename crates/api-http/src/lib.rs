@@ -14,6 +14,7 @@ mod health;
 mod limits;
 mod request_context;
 mod routes;
+mod sessions;
 mod transport;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub use extract::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES};
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
 pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
 pub use request_context::REQUEST_ID_HEADER;
+pub use routes::login::{LOGIN_COOKIE, LoginSettings};
+pub use sessions::{SESSION_COOKIE, SessionSettings};
 pub use transport::{ProxySettings, Transport};
 
 /// What the handlers need from the world.
@@ -59,6 +62,11 @@ pub struct AppState {
     pub limiters: Limiters,
     /// The graduated response: blocks in force, strikes.
     pub blocker: Blocker,
+    /// Browser sessions.
+    pub sessions: SessionSettings,
+    /// Browser login through the identity provider; `None` when none is configured (the
+    /// login routes then answer 404).
+    pub login: Option<Arc<LoginSettings>>,
 }
 
 /// The CORS layer: the configured origins only, with credentials; the methods and headers the
@@ -137,6 +145,7 @@ pub fn app(
     let development = state.auth.dev_login_subject.is_some();
     let cors = cors(&state.cors_allowed_origins);
     let json = extract::json_config(state.max_body_bytes);
+    let sessions = sessions::middleware(&state.sessions, Arc::clone(&state.clock));
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -146,6 +155,7 @@ pub fn app(
         .app_data(extract::query_config())
         .configure(health::routes)
         .configure(|cfg| routes::session::routes(cfg, development))
+        .configure(routes::login::routes)
         .configure(routes::organizations::routes)
         .configure(routes::users::routes)
         .configure(routes::projects::routes)
@@ -159,11 +169,13 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::unmatched))
-        // Inner to outer: CORS (which answers preflights itself), admission (blocks, the
+        // Inner to outer: the browser session (loaded only for a request with its cookie),
+        // CORS (which answers preflights itself), admission (blocks, the
         // budgets of the client address, strikes), the transport (client address, HTTPS
         // enforcement), the size of the request head, the request context (id header, task-local id, access log), error
         // bodies made problem+json, the security headers, all inside the root span that
         // TracingLogger opens for every request.
+        .wrap(sessions)
         .wrap(cors)
         .wrap(from_fn(admission::admission))
         .wrap(from_fn(transport::transport))

@@ -25,3 +25,13 @@ pub use jwt::{
     ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES, Subject,
 };
 pub use keyring::{DecryptError, KeyRing, KeyRingError, looks_like_fernet_token};
+
+/// A 64-byte key for `purpose`, derived from `secret` with HKDF-SHA256: one configured secret
+/// serves several uses without one use's key being another's.
+pub fn derive_subkey(secret: &[u8], purpose: &str) -> Option<[u8; 64]> {
+    let mut key = [0_u8; 64];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, secret)
+        .expand(purpose.as_bytes(), &mut key)
+        .ok()?;
+    Some(key)
+}

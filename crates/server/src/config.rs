@@ -120,6 +120,8 @@ pub struct ServeArgs {
     pub limits: RateLimitArgs,
     #[command(flatten)]
     pub blocks: BlockArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -237,6 +239,19 @@ impl AuthArgs {
         )?)
     }
 
+    /// The key that encrypts the session cookie: derived from the signing key (HKDF), so
+    /// rotating `JWT_SECRET_KEY` also ends browser sessions.
+    pub fn session_cookie_key(&self) -> Result<actix_web::cookie::Key, ConfigError> {
+        const VAR: &str = "JWT_SECRET_KEY";
+        let secret = resolve_secret(VAR, self.jwt_key.as_ref(), self.jwt_key_file.as_ref())?
+            .ok_or(ConfigError::Missing(VAR))?;
+        crypto::derive_subkey(secret.expose_secret().as_bytes(), "rhesis session cookie")
+            .and_then(|bytes| actix_web::cookie::Key::try_from(&bytes[..]).ok())
+            .ok_or(ConfigError::Login(
+                "the session cookie key could not be derived",
+            ))
+    }
+
     pub fn fresh_auth_max_age(&self) -> chrono::Duration {
         chrono::Duration::seconds(i64::from(self.fresh_auth_max_age))
     }
@@ -330,6 +345,95 @@ impl BlockArgs {
     /// How often the block cache is refreshed.
     pub fn refresh(&self) -> std::time::Duration {
         std::time::Duration::from_millis(u64::from(self.block_refresh_ms))
+    }
+}
+
+/// Browser login through Auth0 or any OpenID Connect provider, and browser sessions.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// Auth0 tenant domain (`tenant.eu.auth0.com`); the issuer is then `https://<domain>/`.
+    #[arg(long, env = "AUTH0_DOMAIN")]
+    pub auth0_domain: Option<String>,
+    /// Any other OpenID Connect provider: its issuer URL, exactly as its tokens name it.
+    #[arg(long, env = "OIDC_ISSUER_URL", conflicts_with = "auth0_domain")]
+    pub oidc_issuer_url: Option<String>,
+    /// The client id registered at the provider.
+    #[arg(long, env = "AUTH0_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret registered at the provider.
+    #[arg(long, env = "AUTH0_CLIENT_SECRET", value_parser = secret, hide_env_values = true)]
+    pub oidc_client_secret: Option<SecretString>,
+    /// A file holding the client secret.
+    #[arg(long, env = "AUTH0_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// Auth0: the API the access tokens are for.
+    #[arg(long, env = "AUTH0_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Auth0 Organizations: the organization (`org_…`) to log in to; ID tokens must name it.
+    #[arg(long, env = "AUTH0_ORGANIZATION")]
+    pub oidc_organization: Option<String>,
+    /// This server's public URL (`https://api.example.com`); the provider sends browsers back
+    /// to `<PUBLIC_URL>/auth/callback`.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Minutes a browser session may go unused.
+    #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1_440))]
+    pub session_idle_minutes: u32,
+    /// Hours a browser session lasts at most, however used.
+    #[arg(long, env = "SESSION_ABSOLUTE_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_absolute_hours: u32,
+}
+
+/// Where the identity provider is, when one is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    pub url: String,
+    pub auth0: bool,
+}
+
+impl LoginArgs {
+    /// The provider's issuer: `https://<AUTH0_DOMAIN>/`, or `OIDC_ISSUER_URL` as given;
+    /// `None` when login is not configured.
+    pub fn issuer(&self) -> Result<Option<Issuer>, ConfigError> {
+        if let Some(domain) = &self.auth0_domain {
+            let domain = domain
+                .trim()
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
+            if domain.is_empty() || domain.contains(['/', '?', '#', '@', ' ']) {
+                return Err(ConfigError::Login(
+                    "AUTH0_DOMAIN is a host name, such as tenant.eu.auth0.com",
+                ));
+            }
+            return Ok(Some(Issuer {
+                url: format!("https://{domain}/"),
+                auth0: true,
+            }));
+        }
+        Ok(self.oidc_issuer_url.as_ref().map(|url| Issuer {
+            url: url.trim().to_owned(),
+            auth0: false,
+        }))
+    }
+
+    /// The client secret, from its variable or file.
+    pub fn client_secret(&self) -> Result<SecretString, ConfigError> {
+        const VAR: &str = "AUTH0_CLIENT_SECRET";
+        resolve_secret(
+            VAR,
+            self.oidc_client_secret.as_ref(),
+            self.oidc_client_secret_file.as_ref(),
+        )?
+        .ok_or(ConfigError::Missing(VAR))
+    }
+
+    pub fn session_lifetime(&self) -> ports::SessionLifetime {
+        ports::SessionLifetime {
+            idle: chrono::Duration::minutes(i64::from(self.session_idle_minutes)),
+            absolute: chrono::Duration::hours(i64::from(self.session_absolute_hours)),
+        }
     }
 }
 
@@ -505,6 +609,8 @@ pub enum ConfigError {
     PlainListenerWithoutTls,
     #[error(transparent)]
     RateLimit(#[from] api_http::InvalidRateLimit),
+    #[error("{0}")]
+    Login(&'static str),
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.

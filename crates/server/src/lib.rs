@@ -162,6 +162,66 @@ pub fn auth_settings(args: &ServeArgs) -> Result<AuthSettings, StartupError> {
     })
 }
 
+/// How often a session's last use is written at most.
+const SESSION_TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
+
+/// The browser login, when an identity provider is configured. Nothing is fetched here: the
+/// provider is discovered at the first login, so a provider that is down stops logins only.
+pub fn login_settings(
+    args: &ServeArgs,
+    attempts: Arc<dyn ports::LoginAttempts>,
+    clock: Arc<dyn ports::Clock>,
+) -> Result<Option<Arc<api_http::LoginSettings>>, StartupError> {
+    let login = &args.login;
+    let Some(issuer) = login.issuer()? else {
+        return Ok(None);
+    };
+    let client_id = login
+        .oidc_client_id
+        .clone()
+        .ok_or(ConfigError::Missing("AUTH0_CLIENT_ID"))?;
+    let client_secret = login.client_secret()?;
+    let public_url = login
+        .public_url
+        .as_deref()
+        .ok_or(ConfigError::Missing("PUBLIC_URL"))?
+        .trim_end_matches('/');
+    let frontend_url = args
+        .browser
+        .frontend_url
+        .clone()
+        .ok_or(ConfigError::Missing("FRONTEND_URL"))?;
+    if args.profile == Profile::Production
+        && !(issuer.url.starts_with("https://") && public_url.starts_with("https://"))
+    {
+        return Err(ConfigError::Login(
+            "the identity provider and PUBLIC_URL must be https in production",
+        )
+        .into());
+    }
+    let provider = adapters_auth0::OidcProvider::new(
+        adapters_auth0::OidcSettings {
+            issuer: issuer.url,
+            client_id,
+            client_secret,
+            redirect_uri: format!("{public_url}/auth/callback"),
+            audience: login.oidc_audience.clone(),
+            organization: login.oidc_organization.clone(),
+            auth0_logout: issuer.auth0,
+            refresh_every: std::time::Duration::from_secs(3600),
+            unknown_key_cooldown: std::time::Duration::from_secs(10),
+            timeout: std::time::Duration::from_secs(10),
+        },
+        clock,
+    )
+    .map_err(|_| ConfigError::Login("OIDC_ISSUER_URL or PUBLIC_URL is not a URL"))?;
+    Ok(Some(Arc::new(api_http::LoginSettings {
+        provider: Arc::new(provider),
+        attempts,
+        frontend_url,
+    })))
+}
+
 /// How often the limiters forget the clients whose budget is full again, so their memory
 /// follows the clients of the last seconds, not of all time.
 const FORGET_IDLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -170,7 +230,13 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The background upkeep of the limits: forgetting idle clients, reading the blocks every
 /// replica and the operator set, and purging stale records.
-fn upkeep(limiters: api_http::Limiters, blocker: api_http::Blocker, refresh: std::time::Duration) {
+fn upkeep(
+    limiters: api_http::Limiters,
+    blocker: api_http::Blocker,
+    refresh: std::time::Duration,
+    store: Arc<PgStore>,
+    sessions: ports::SessionLifetime,
+) {
     tokio::spawn(async move {
         let mut forget = tokio::time::interval(FORGET_IDLE_EVERY);
         loop {
@@ -185,6 +251,12 @@ fn upkeep(limiters: api_http::Limiters, blocker: api_http::Blocker, refresh: std
             purge.tick().await;
             if let Err(err) = purger.purge().await {
                 tracing::warn!(error = %err, "stale client records could not be purged");
+            }
+            if let Err(err) = ports::SessionStore::purge(store.as_ref(), sessions).await {
+                tracing::warn!(error = %err, "ended sessions could not be purged");
+            }
+            if let Err(err) = ports::LoginAttempts::purge(store.as_ref()).await {
+                tracing::warn!(error = %err, "expired logins could not be purged");
             }
         }
     });
@@ -246,7 +318,21 @@ impl Application {
         let blocker = api_http::Blocker::new(store.clone(), args.blocks.settings());
         // The blocks in force before the first request: a permanent block outlives restarts.
         let blocked = blocker.refresh().await.map_err(StartupError::Store)?;
-        upkeep(limiters.clone(), blocker.clone(), args.blocks.refresh());
+        let lifetime = args.login.session_lifetime();
+        upkeep(
+            limiters.clone(),
+            blocker.clone(),
+            args.blocks.refresh(),
+            Arc::clone(&store),
+            lifetime,
+        );
+        let login = login_settings(args, store.clone(), Arc::clone(&clock))?;
+        let sessions = api_http::SessionSettings {
+            store: store.clone(),
+            lifetime,
+            cookie_key: args.auth.session_cookie_key()?,
+            touch_every: SESSION_TOUCH_EVERY,
+        };
         let state = AppState {
             health: store.clone(),
             units: store.clone(),
@@ -254,6 +340,8 @@ impl Application {
             audit_log: store,
             clock,
             blocker,
+            sessions,
+            login,
             auth,
             cors_allowed_origins: args.browser.cors_origins(args.profile)?.into(),
             limiters,

@@ -47,7 +47,7 @@ const provider = new Provider(issuer, {
     rpInitiatedLogout: { enabled: true },
   },
   pkce: { required: () => true },
-  ttl: { IdToken: 3600, AccessToken: 3600, AuthorizationCode: 60, Session: 86400, Interaction: 600, Grant: 86400 },
+  ttl: { IdToken: 86400, AccessToken: 3600, AuthorizationCode: 60, Session: 86400, Interaction: 600, Grant: 86400 },
   async findAccount(ctx, sub) {
     const account = accounts.find((a) => a.sub === sub);
     if (!account) return undefined;

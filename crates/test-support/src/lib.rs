@@ -191,3 +191,85 @@ impl ports::Clock for ManualClock {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// A real OpenID Connect provider (the npm package `oidc-provider`, run by Node from
+/// `crates/test-support/oidc`, installed by `cargo xtask test`) on a free loopback port.
+/// Sign in with an account's `sub` as login and any password.
+#[derive(Debug)]
+pub struct OidcTestProvider {
+    port: u16,
+    clients: String,
+    accounts: String,
+    child: Option<std::process::Child>,
+}
+
+impl OidcTestProvider {
+    /// Starts the provider with `clients` and `accounts` (JSON arrays, see `provider.mjs`),
+    /// signing with a new key named `kid`.
+    pub fn start(clients: &str, accounts: &str, kid: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut provider = Self {
+            port,
+            clients: clients.to_owned(),
+            accounts: accounts.to_owned(),
+            child: None,
+        };
+        provider.spawn(kid);
+        provider
+    }
+
+    fn spawn(&mut self, kid: &str) {
+        use std::io::BufRead;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc");
+        let mut child = std::process::Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .current_dir(&dir)
+            .env("PORT", self.port.to_string())
+            .env("CLIENTS", &self.clients)
+            .env("ACCOUNTS", &self.accounts)
+            .env("KID", kid)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting node (run the tests with `cargo xtask test`, which installs the provider)");
+        let stdout = child.stdout.take().expect("the provider's output");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the provider's first line");
+        assert!(
+            line.contains("\"ready\":true"),
+            "the provider did not start: {line:?}"
+        );
+        self.child = Some(child);
+    }
+
+    /// The issuer URL, exactly as the provider's tokens name it.
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the provider (its port is then closed: the provider is down).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts the provider on the same port with a new signing key `kid` (a key rotation;
+    /// the provider's sessions and codes are forgotten).
+    pub fn restart(&mut self, kid: &str) {
+        self.stop();
+        self.spawn(kid);
+    }
+}
+
+impl Drop for OidcTestProvider {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

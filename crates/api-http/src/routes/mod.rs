@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod endpoints;
 pub(crate) mod list;
+pub(crate) mod login;
 pub(crate) mod models;
 pub(crate) mod organizations;
 pub(crate) mod projects;

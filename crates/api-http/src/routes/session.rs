@@ -43,6 +43,24 @@ pub(crate) struct AccessToken {
     expires_in: i64,
 }
 
+impl AccessToken {
+    pub(crate) fn bearer(access_token: String, lifetime: chrono::Duration) -> Self {
+        Self {
+            access_token,
+            token_type: "Bearer",
+            expires_in: lifetime.num_seconds(),
+        }
+    }
+}
+
+/// Where to end the session at the identity provider too.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LoggedOut {
+    /// Open this in the browser to log out at the identity provider as well; `null` when
+    /// the provider offers no logout.
+    logout_url: Option<String>,
+}
+
 /// The caller, as the presented credential proves them.
 #[utoipa::path(
     tag = "session",
@@ -54,6 +72,11 @@ pub(crate) struct AccessToken {
 )]
 #[get("/api/v1/me")]
 pub(crate) async fn me(caller: Caller) -> web::Json<Me> {
+    describe(&caller)
+}
+
+/// The caller as [`Me`] describes them.
+pub(crate) fn describe(caller: &Caller) -> web::Json<Me> {
     let principal = caller.principal();
     let membership = principal.membership();
     web::Json(Me {
@@ -70,19 +93,24 @@ pub(crate) async fn me(caller: Caller) -> web::Json<Me> {
     })
 }
 
-/// Revokes the presented access token: it is refused from now on. API tokens are revoked
-/// through their own route.
+/// Logs out: the presented access token is revoked (refused from now on), or the browser
+/// session is deleted server-side and its cookie cleared. API tokens are revoked through their
+/// own route.
 #[utoipa::path(
     tag = "session",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The access token is revoked"),
+        (status = 200, description = "The session is deleted", body = LoggedOut),
         (status = 400, description = "The credential is not an access token", body = crate::error::Problem),
         (status = 401, description = "No valid credential", body = crate::error::Problem)
     )
 )]
 #[post("/auth/logout")]
-pub(crate) async fn logout(caller: Caller) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
+    if caller.credential() == Credential::Session {
+        return end_session(&req, &caller).await;
+    }
     let Credential::Jwt { jti, expires_at } = caller.credential() else {
         return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
     };
@@ -97,6 +125,25 @@ pub(crate) async fn logout(caller: Caller) -> Result<HttpResponse, ApiError> {
     let organization = caller.principal().membership().map(|m| m.organization_id);
     state.audit_log.unscoped_record(organization, event).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes the caller's browser session and clears the browser's site data.
+async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse, ApiError> {
+    use actix_session::SessionExt;
+    req.get_session().purge();
+    let state = caller.state();
+    let mut event = caller.event(AuditAction::LoggedOut, AuditOutcome::Success);
+    event.target_type = Some("session".to_owned());
+    let organization = caller.principal().membership().map(|m| m.organization_id);
+    state.audit_log.unscoped_record(organization, event).await?;
+    let logout_url = match &state.login {
+        Some(login) => login.provider.logout_url(&login.frontend_url).await,
+        None => None,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("clear-site-data", "\"cookies\", \"storage\""))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(LoggedOut { logout_url }))
 }
 
 /// Development profile only: an access token for the seeded administrator, without an
@@ -152,9 +199,5 @@ pub(crate) async fn local_login(
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(AccessToken {
-            access_token: token,
-            token_type: "Bearer",
-            expires_in: state.auth.jwt.lifetime().num_seconds(),
-        }))
+        .json(AccessToken::bearer(token, state.auth.jwt.lifetime())))
 }

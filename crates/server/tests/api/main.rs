@@ -9,6 +9,7 @@ mod blocks;
 mod headers;
 mod health;
 mod limits;
+mod login;
 mod matrix;
 mod permissions;
 mod reencrypt;
@@ -30,7 +31,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::Application;
 use server::config::{
-    AuthArgs, BlockArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, Profile,
+    AuthArgs, BlockArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, LoginArgs, Profile,
     RateLimitArgs, ServeArgs, TlsArgs,
 };
 use test_support::TestDatabase;
@@ -184,6 +185,18 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             block_memory_seconds: 86_400,
             block_strike_interval_ms: 1_000,
             block_refresh_ms: 5_000,
+        },
+        login: LoginArgs {
+            auth0_domain: None,
+            oidc_issuer_url: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_client_secret_file: None,
+            oidc_audience: None,
+            oidc_organization: None,
+            public_url: None,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
         },
         log_format: LogFormat::Json,
     }

@@ -1,0 +1,380 @@
+//! Browser login through the OpenID Connect provider: `/auth/login` sends the browser to the
+//! provider (PKCE, `state`, `nonce`; the login kept server-side under the state's hash, the
+//! state itself in a short-lived `__Host-` cookie), `/auth/callback` takes the login once,
+//! exchanges the code, links the user and opens a session under a new id; `/auth/me` and
+//! `/auth/session-token` serve the single-page app.
+
+use std::sync::Arc;
+
+use actix_session::SessionExt;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::Duration;
+use domain::{AuditAction, AuditOutcome, Email, Name};
+use ports::{
+    AuthMethod, IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, NewIdentity,
+    PendingLogin, ResolvedUser, StoreError, VerifiedLogin,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{Caller, RequestMeta};
+use crate::routes::session::AccessToken;
+use crate::{ApiError, AppState, ErrorCode};
+
+/// The cookie that carries a login's `state` from `/auth/login` to `/auth/callback`.
+pub const LOGIN_COOKIE: &str = "__Host-rh-login";
+/// How long a login may take at the provider.
+const LOGIN_TTL: Duration = Duration::minutes(10);
+/// The largest `max_age` a login may ask for: a day.
+const MAX_AGE_LIMIT: u32 = 86_400;
+
+/// The browser login: the provider and the logins under way.
+#[derive(Clone)]
+pub struct LoginSettings {
+    pub provider: Arc<dyn IdentityProvider>,
+    pub attempts: Arc<dyn LoginAttempts>,
+    /// Where the browser goes after a login that named no `return_to`, and after logout.
+    pub frontend_url: String,
+}
+
+impl std::fmt::Debug for LoginSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginSettings")
+            .field("provider", &self.provider)
+            .field("frontend_url", &self.frontend_url)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(login)
+        .service(callback)
+        .service(auth_me)
+        .service(session_token);
+}
+
+fn settings(state: &AppState) -> Result<&LoginSettings, ApiError> {
+    state
+        .login
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound))
+}
+
+fn unavailable(err: IdentityProviderError) -> ApiError {
+    ApiError::with_cause(ErrorCode::Unavailable, err)
+}
+
+/// `return_to` if it is a URL on one of the allowed frontend origins, exactly.
+fn allowed_return_to(state: &AppState, return_to: &str) -> Option<String> {
+    let url = url::Url::parse(return_to).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
+        return None;
+    }
+    let origin = url.origin().ascii_serialization();
+    state
+        .cors_allowed_origins
+        .contains(&origin)
+        .then(|| url.to_string())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct LoginQuery {
+    /// Where to go after the login: a URL on an allowed frontend origin.
+    return_to: Option<String>,
+    /// Ask the provider for an authentication no older than this many seconds (step-up;
+    /// 0 forces a new one).
+    max_age: Option<u32>,
+}
+
+/// Sends the browser to the identity provider.
+#[utoipa::path(
+    tag = "session",
+    params(LoginQuery),
+    responses(
+        (status = 303, description = "To the identity provider"),
+        (status = 400, body = crate::error::Problem),
+        (status = 503, description = "The identity provider is unavailable", body = crate::error::Problem)
+    )
+)]
+#[get("/auth/login")]
+pub(crate) async fn login(
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = settings(&state)?;
+    let return_to = match &query.return_to {
+        Some(r) => Some(allowed_return_to(&state, r).ok_or_else(|| {
+            tracing::info!(
+                security_event = "return_to_refused",
+                "a login's return_to is not an allowed origin"
+            );
+            ApiError::new(ErrorCode::InvalidRequest).with_field("return_to")
+        })?),
+        None => None,
+    };
+    let max_age = match query.max_age {
+        Some(seconds) if seconds <= MAX_AGE_LIMIT => Some(Duration::seconds(i64::from(seconds))),
+        Some(_) => return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("max_age")),
+        None => None,
+    };
+    let start = settings
+        .provider
+        .begin(max_age)
+        .await
+        .map_err(unavailable)?;
+    let expires_at = state.clock.now() + LOGIN_TTL;
+    settings
+        .attempts
+        .keep(
+            crypto::token_digest(start.state.expose_secret()),
+            PendingLogin {
+                nonce: start.nonce,
+                pkce_verifier: start.pkce_verifier,
+                return_to,
+                max_age,
+                expires_at,
+            },
+        )
+        .await?;
+    let cookie = Cookie::build(LOGIN_COOKIE, start.state.expose_secret().to_owned())
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            LOGIN_TTL.num_seconds(),
+        ))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, start.authorize_url))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .cookie(cookie)
+        .finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    /// Set by the provider when the login failed there.
+    error: Option<String>,
+}
+
+/// Records a failed login and answers 401 (503 when the provider is down).
+async fn failed(state: &AppState, meta: &RequestMeta, reason: &str, error: ApiError) -> ApiError {
+    tracing::info!(reason, "a browser login failed");
+    let mut event = meta.event(
+        None,
+        AuditAction::AuthenticationFailed,
+        AuditOutcome::Failure,
+    );
+    event.target_type = Some("login".to_owned());
+    event.reason = Some(reason.to_owned());
+    if let Err(err) = state.audit_log.unscoped_record(None, event).await {
+        tracing::error!(error = %err, "the failed login could not be recorded");
+    }
+    error
+}
+
+fn refused() -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated)
+}
+
+/// The user the provider's person is: linked by subject; else the invitation of their e-mail,
+/// if the provider verified it; else a new user with no organization. `Err` names why not.
+async fn link(state: &AppState, who: &VerifiedLogin) -> Result<ResolvedUser, &'static str> {
+    let identity = &state.identity;
+    if let Some(user) = identity
+        .unscoped_user_by_subject(&who.subject)
+        .await
+        .map_err(|_| "store")?
+    {
+        return Ok(user);
+    }
+    let email = who
+        .email
+        .as_deref()
+        .and_then(|e| Email::new(e).ok())
+        .ok_or("no_email")?;
+    if who.email_verified
+        && let Some(user) = identity
+            .unscoped_claim_invitation(&email, &who.subject)
+            .await
+            .map_err(|_| "store")?
+    {
+        return Ok(user);
+    }
+    let name = who.name.as_deref().and_then(|n| Name::new(n).ok());
+    match identity
+        .unscoped_register(NewIdentity {
+            subject: who.subject.clone(),
+            email,
+            email_verified: who.email_verified,
+            name,
+        })
+        .await
+    {
+        Ok(user) => Ok(user),
+        // The e-mail belongs to someone already (an invitation the provider did not verify
+        // this person for, or another account): never linked without the provider's word.
+        Err(StoreError::Duplicate { .. }) => Err(if who.email_verified {
+            "email_taken"
+        } else {
+            "email_unverified"
+        }),
+        Err(_) => Err("store"),
+    }
+}
+
+/// The provider sends the browser back here.
+#[utoipa::path(
+    tag = "session",
+    params(CallbackQuery),
+    responses(
+        (status = 303, description = "Logged in: to the frontend, with the session cookie"),
+        (status = 401, description = "The login failed", body = crate::error::Problem),
+        (status = 503, description = "The identity provider is unavailable", body = crate::error::Problem)
+    )
+)]
+#[get("/auth/callback")]
+pub(crate) async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = settings(&state)?;
+    let meta = RequestMeta::of(&req);
+    if query.error.is_some() {
+        return Err(failed(&state, &meta, "provider_error", refused()).await);
+    }
+    let cookie = req.cookie(LOGIN_COOKIE);
+    let (Some(cookie), Some(presented), Some(code)) = (cookie, &query.state, &query.code) else {
+        return Err(failed(&state, &meta, "state_missing", refused()).await);
+    };
+    if !crypto::constant_time_eq(cookie.value(), presented) {
+        return Err(failed(&state, &meta, "state_mismatch", refused()).await);
+    }
+    let Some(pending) = settings
+        .attempts
+        .take(crypto::token_digest(presented))
+        .await?
+    else {
+        return Err(failed(&state, &meta, "state_unknown_or_used", refused()).await);
+    };
+    let step_up = pending.max_age.is_some();
+    let who = match settings
+        .provider
+        .finish(LoginFinish {
+            code: SecretString::from(code.clone()),
+            nonce: pending.nonce,
+            pkce_verifier: pending.pkce_verifier,
+            max_age: pending.max_age,
+        })
+        .await
+    {
+        Ok(who) => who,
+        Err(IdentityProviderError::Refused { reason }) => {
+            return Err(failed(&state, &meta, reason, refused()).await);
+        }
+        Err(err) => {
+            return Err(failed(&state, &meta, "provider_unavailable", unavailable(err)).await);
+        }
+    };
+    let user = match link(&state, &who).await {
+        Ok(user) if user.is_active => user,
+        Ok(_) => return Err(failed(&state, &meta, "user_inactive", refused()).await),
+        Err(reason) => return Err(failed(&state, &meta, reason, refused()).await),
+    };
+    // A new session id at every login: whatever id the browser had is not the one after.
+    let session = req.get_session();
+    session.renew();
+    session.clear();
+    let inserted = session
+        .insert(crate::sessions::USER_KEY, user.user_id.as_uuid())
+        .and_then(|()| session.insert(crate::sessions::AUTH_TIME_KEY, who.auth_time.timestamp()));
+    if let Err(err) = inserted {
+        return Err(ApiError::with_cause(ErrorCode::Internal, err));
+    }
+    let mut event = meta.event(
+        Some(user.user_id),
+        AuditAction::AuthenticationSucceeded,
+        AuditOutcome::Success,
+    );
+    event.target_type = Some("session".to_owned());
+    event.reason = Some(if step_up { "oidc_step_up" } else { "oidc" }.to_owned());
+    state
+        .audit_log
+        .unscoped_record(user.membership.map(|m| m.organization_id), event)
+        .await?;
+    let mut gone = Cookie::build(LOGIN_COOKIE, "")
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .finish();
+    gone.make_removal();
+    let target = pending
+        .return_to
+        .unwrap_or_else(|| settings.frontend_url.clone());
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, target))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .cookie(gone)
+        .finish())
+}
+
+/// The logged-in browser's user (any credential works).
+#[utoipa::path(
+    tag = "session",
+    responses(
+        (status = 200, body = crate::routes::session::Me),
+        (status = 401, description = "Not logged in", body = crate::error::Problem)
+    )
+)]
+#[get("/auth/me")]
+pub(crate) async fn auth_me(caller: Caller) -> web::Json<crate::routes::session::Me> {
+    crate::routes::session::describe(&caller)
+}
+
+/// A short-lived access token for the single-page app, carrying the session's `auth_time`.
+#[utoipa::path(
+    tag = "session",
+    responses(
+        (status = 200, body = AccessToken),
+        (status = 400, description = "Not a browser session", body = crate::error::Problem),
+        (status = 401, description = "Not logged in", body = crate::error::Problem),
+        (status = 403, description = "From a foreign origin", body = crate::error::Problem)
+    )
+)]
+#[post("/auth/session-token")]
+pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiError> {
+    let principal = caller.principal();
+    if principal.method() != AuthMethod::Session {
+        return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
+    }
+    let state = caller.state();
+    let now = state.clock.now();
+    let membership = principal.membership();
+    let token = state
+        .auth
+        .jwt
+        .issue(
+            &crypto::Subject {
+                user: *principal.user_id().as_uuid(),
+                organization: membership.map(|m| *m.organization_id.as_uuid()),
+                role: membership.map(|m| m.role.as_str().to_owned()),
+                auth_time: principal.auth_time().unwrap_or(now),
+            },
+            Uuid::now_v7(),
+            now,
+        )
+        .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(AccessToken::bearer(token, state.auth.jwt.lifetime())))
+}

@@ -1,0 +1,667 @@
+//! Browser login against a real OpenID Connect provider (oidc-provider, run by Node): the
+//! whole flow with the provider's login form, the session cookie's attributes, the attacks
+//! that must fail, key rotation at the provider, the provider being down, session fixation,
+//! expiry with the server's clock in the test's hand, logout, disabling, CSRF and step-up.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use ports::{Clock, SystemClock};
+use server::config::{Profile, ServeArgs};
+use test_support::{ManualClock, OidcTestProvider};
+
+use crate::{FRONTEND, Reply, TestApp, spawn_app_clocked};
+
+const CLIENT_ID: &str = "rhesis-backend";
+const CLIENT_SECRET: &str = "a-client-secret-for-the-login-tests-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An account at the provider.
+fn account(sub: &str, email: &str, verified: bool) -> serde_json::Value {
+    serde_json::json!({ "sub": sub, "email": email, "email_verified": verified, "name": sub })
+}
+
+/// A server wired to a provider, and a browser for the provider's pages.
+struct World {
+    app: TestApp,
+    provider: OidcTestProvider,
+    /// Keeps the provider's cookies (its login session), follows no redirects.
+    browser: reqwest::Client,
+    clock: Arc<ManualClock>,
+}
+
+async fn world_with(
+    accounts: &[serde_json::Value],
+    configure: impl FnOnce(&mut ServeArgs),
+) -> World {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let clients = serde_json::json!([{
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": [format!("{public}/auth/callback")],
+        "post_logout_redirect_uris": [FRONTEND],
+    }]);
+    let provider = OidcTestProvider::start(
+        &clients.to_string(),
+        &serde_json::Value::from(accounts.to_vec()).to_string(),
+        "key-1",
+    );
+    let issuer = provider.issuer();
+    let clock = ManualClock::at(SystemClock.now());
+    let app = spawn_app_clocked(
+        Profile::Test,
+        |args| {
+            args.bind = format!("127.0.0.1:{port}").parse().unwrap();
+            args.login.oidc_issuer_url = Some(issuer);
+            args.login.oidc_client_id = Some(CLIENT_ID.to_owned());
+            args.login.oidc_client_secret = Some(CLIENT_SECRET.to_owned().into());
+            args.login.public_url = Some(public);
+            configure(args);
+        },
+        clock.clone(),
+    )
+    .await;
+    app.secret(CLIENT_SECRET);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    World {
+        app,
+        provider,
+        browser,
+        clock,
+    }
+}
+
+async fn world(accounts: &[serde_json::Value]) -> World {
+    world_with(accounts, |_| {}).await
+}
+
+/// The value of the cookie `name` that a reply sets, and the whole `Set-Cookie` line.
+fn set_cookie(reply: &Reply, name: &str) -> Option<(String, String)> {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|line| line.starts_with(&format!("{name}=")))
+        .map(|line| {
+            let value = line[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (value, line.to_owned())
+        })
+}
+
+/// A login begun at the server: the provider's URL and the login cookie's value.
+async fn begin(w: &World, query: &str) -> (String, String) {
+    let reply = w
+        .app
+        .call("GET", &format!("/auth/login{query}"), None, None)
+        .await;
+    assert_eq!(reply.status, 303, "{reply:?}");
+    let location = reply.header("location").unwrap().to_owned();
+    let (state, line) = set_cookie(&reply, api_http::LOGIN_COOKIE).unwrap();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(line.contains(attribute), "{attribute} in {line}");
+    }
+    (location, state)
+}
+
+/// At the provider: follows its redirects and fills its login form as `sub` when it asks,
+/// until it sends the browser back to the server; that URL.
+async fn at_provider(w: &World, authorize_url: &str, sub: &str) -> String {
+    let issuer = w.provider.issuer();
+    let mut url = authorize_url.to_owned();
+    for _ in 0..10 {
+        if !url.starts_with(&issuer) {
+            return url;
+        }
+        let response = w.browser.get(&url).send().await.unwrap();
+        if response.status().is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            url = if location.starts_with('/') {
+                format!("{issuer}{location}")
+            } else {
+                location
+            };
+            continue;
+        }
+        let page = response.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no form at {url}: {page}"))
+            .to_owned();
+        let response = w
+            .browser
+            .post(&action)
+            .form(&[("prompt", "login"), ("login", sub), ("password", "any")])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_redirection(),
+            "{:?}",
+            response.status()
+        );
+        url = response.headers()["location"].to_str().unwrap().to_owned();
+    }
+    panic!("the provider never sent the browser back");
+}
+
+/// Back at the server with the provider's answer and the login cookie.
+async fn callback(w: &World, callback_url: &str, state_cookie: Option<&str>) -> Reply {
+    let mut request = w.app.client.get(callback_url);
+    if let Some(state) = state_cookie {
+        request = request.header("cookie", format!("{}={state}", api_http::LOGIN_COOKIE));
+    }
+    w.app.send(request).await
+}
+
+/// A whole login as `sub`; the callback's reply.
+async fn login(w: &World, query: &str, sub: &str) -> Reply {
+    let (authorize, state) = begin(w, query).await;
+    let back = at_provider(w, &authorize, sub).await;
+    callback(w, &back, Some(&state)).await
+}
+
+/// The session cookie a successful login set.
+fn session_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, 303, "{reply:?}");
+    set_cookie(reply, api_http::SESSION_COOKIE)
+        .unwrap_or_else(|| panic!("no session cookie: {reply:?}"))
+        .0
+}
+
+/// A request with the session cookie (and, for changes, the frontend's Origin).
+async fn with_session(
+    w: &World,
+    method: &str,
+    path: &str,
+    session: &str,
+    origin: Option<&str>,
+) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = w
+        .app
+        .client
+        .request(method, w.app.url(path))
+        .header("cookie", format!("{}={session}", api_http::SESSION_COOKIE));
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    w.app.send(request).await
+}
+
+/// `reason` of every failed login in the audit log, in order.
+async fn failures(app: &TestApp) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let rows = app
+        .db
+        .admin_pool()
+        .await
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT reason FROM audit_events WHERE action = 'authentication.failed' \
+             AND target_type = 'login' ORDER BY occurred_at, seq"
+                .to_owned(),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "reason").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_browser_logs_in_and_its_session_works_on_the_api() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    // A cookie planted before the login (session fixation) is not the one after.
+    let planted = "planted-session-id";
+    let return_to = format!("{FRONTEND}/projects?tab=1");
+    let (authorize, state) = begin(&w, &format!("?return_to={}", urlencode(&return_to))).await;
+    let back = at_provider(&w, &authorize, "alice").await;
+    let reply = w
+        .app
+        .send(w.app.client.get(&back).header(
+            "cookie",
+            format!(
+                "{}={state}; {}={planted}",
+                api_http::LOGIN_COOKIE,
+                api_http::SESSION_COOKIE
+            ),
+        ))
+        .await;
+    assert_eq!(reply.status, 303, "{reply:?}");
+    assert_eq!(reply.header("location"), Some(return_to.as_str()));
+    let (session, line) = set_cookie(&reply, api_http::SESSION_COOKIE).unwrap();
+    assert_ne!(session, planted);
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(line.contains(attribute), "{attribute} in {line}");
+    }
+    assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
+    // The login cookie is cleared.
+    let (_, cleared) = set_cookie(&reply, api_http::LOGIN_COOKIE).unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.json()["authenticated_by"], "session");
+    let user_id = me.json()["user_id"].as_str().unwrap().to_owned();
+    assert!(
+        me.json()["organization_id"].is_null(),
+        "a first login joins nothing"
+    );
+
+    // A session token for the single-page app works as a bearer token.
+    let token = with_session(&w, "POST", "/auth/session-token", &session, Some(FRONTEND)).await;
+    assert_eq!(token.status, 200, "{token:?}");
+    let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
+    w.app.secret(&jwt);
+    let me = w.app.call("GET", "/api/v1/me", Some(&jwt), None).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["user_id"], user_id.as_str());
+    assert!(!me.json()["auth_time"].is_null());
+
+    // The table holds the id's hash only: no stored value works as a cookie.
+    let admin = w.app.db.admin_pool().await;
+    let stored = {
+        use sea_orm::ConnectionTrait;
+        admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT encode(id_hash, 'hex') AS h, encode(id_hash, 'base64') AS b, data::text AS d \
+                 FROM sessions"
+                    .to_owned(),
+            ))
+            .await
+            .unwrap()
+    };
+    assert_eq!(stored.len(), 1);
+    for column in ["h", "b", "d"] {
+        let value: String = stored[0].try_get("", column).unwrap();
+        assert!(!value.contains(&session) && !session.contains(&value));
+        let reply = with_session(&w, "GET", "/auth/me", &value, None).await;
+        assert_eq!(reply.status, 401, "{column} used as a cookie");
+    }
+    assert_eq!(
+        w.app
+            .count(&format!(
+                "SELECT count(*) FROM audit_events WHERE action = 'authentication.succeeded' \
+                 AND reason = 'oidc' AND actor_user_id = '{user_id}'"
+            ))
+            .await,
+        1
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn forged_replayed_and_misdirected_logins_fail() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    // No login cookie, or one for another login.
+    let (authorize, state) = begin(&w, "").await;
+    let back = at_provider(&w, &authorize, "alice").await;
+    assert_eq!(callback(&w, &back, None).await.status, 401);
+    let (_, other_state) = begin(&w, "").await;
+    assert_eq!(callback(&w, &back, Some(&other_state)).await.status, 401);
+    // The right one works once; the same callback again is refused.
+    session_of(&callback(&w, &back, Some(&state)).await);
+    assert_eq!(callback(&w, &back, Some(&state)).await.status, 401);
+    // The used code under a new login's state: the provider refuses it.
+    let (_, fresh_state) = begin(&w, "").await;
+    let code = url::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let replayed = format!(
+        "{}/auth/callback?code={code}&state={fresh_state}",
+        w.app.address
+    );
+    assert_eq!(
+        callback(&w, &replayed, Some(&fresh_state)).await.status,
+        401
+    );
+    // A provider error comes back as a failure.
+    let error = format!(
+        "{}/auth/callback?error=access_denied&state={state}",
+        w.app.address
+    );
+    assert_eq!(callback(&w, &error, Some(&state)).await.status, 401);
+    assert_eq!(
+        failures(&w.app).await,
+        [
+            "state_missing",
+            "state_mismatch",
+            "state_unknown_or_used",
+            "code",
+            "provider_error"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn id_tokens_that_do_not_verify_are_refused() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    let provider_test = format!("{}/__test/next-id-token", w.provider.issuer());
+    for (mode, reason) in [
+        ("wrong_audience", "audience"),
+        ("expired", "expired"),
+        ("wrong_nonce", "nonce"),
+        ("tampered", "signature"),
+        ("unsigned", "signature"),
+    ] {
+        let (authorize, state) = begin(&w, "").await;
+        let back = at_provider(&w, &authorize, "alice").await;
+        let set = w
+            .browser
+            .post(&provider_test)
+            .body(serde_json::json!({ "mode": mode }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(set.status(), 204);
+        let reply = callback(&w, &back, Some(&state)).await;
+        assert_eq!(reply.status, 401, "{mode}: {reply:?}");
+        assert_eq!(reply.problem_code(), "unauthenticated");
+        assert!(
+            set_cookie(&reply, api_http::SESSION_COOKIE).is_none(),
+            "{mode}"
+        );
+        assert_eq!(
+            failures(&w.app).await.last().map(String::as_str),
+            Some(reason),
+            "{mode}"
+        );
+    }
+    assert_eq!(w.app.count("SELECT count(*) FROM sessions").await, 0);
+    // The same login without tampering works.
+    session_of(&login(&w, "", "alice").await);
+}
+
+#[tokio::test]
+async fn return_to_must_be_an_allowed_origin_exactly() {
+    let w = world(&[]).await;
+    for target in [
+        "https://evil.example/",
+        "https://app.example.com.evil.example/",
+        "https://app.example.com@evil.example/",
+        "http://app.example.com/",
+        "https://app.example.com:8443/",
+        "//evil.example/",
+        "/relative",
+        "javascript:alert(1)",
+        "https://evil.example/?https://app.example.com",
+    ] {
+        let reply = w
+            .app
+            .call(
+                "GET",
+                &format!("/auth/login?return_to={}", urlencode(target)),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{target}: {reply:?}");
+        assert_eq!(reply.json()["field"], "return_to", "{target}");
+    }
+    let ok = w
+        .app
+        .call(
+            "GET",
+            &format!("/auth/login?return_to={}", urlencode(FRONTEND)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 303);
+}
+
+#[tokio::test]
+async fn an_unverified_email_cannot_take_over_an_invitation() {
+    let w = world(&[
+        account("mallory", "bob@example.org", false),
+        account("bob", "bob@example.org", true),
+    ])
+    .await;
+    let owner = w.app.owner("acme").await;
+    let jwt = w.app.jwt(&owner);
+    let invited = w
+        .app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&jwt),
+            Some(&serde_json::json!({ "email": "bob@example.org", "role": "member" })),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "{invited:?}");
+    let reply = login(&w, "", "mallory").await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(failures(&w.app).await, ["email_unverified"]);
+    // The provider's browser session is mallory's; a fresh browser signs in as bob.
+    let w = World {
+        browser: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        ..w
+    };
+    let session = session_of(&login(&w, "", "bob").await);
+    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
+    assert_eq!(me.json()["user_id"], invited.json()["id"]);
+    assert_eq!(me.json()["role"], "member");
+}
+
+#[tokio::test]
+async fn a_key_rotation_at_the_provider_needs_no_restart() {
+    let mut w = world(&[account("alice", "alice@example.org", true)]).await;
+    session_of(&login(&w, "", "alice").await);
+    w.provider.restart("key-2");
+    let fresh = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    w.browser = fresh;
+    session_of(&login(&w, "", "alice").await);
+}
+
+#[tokio::test]
+async fn the_provider_down_stops_logins_only() {
+    let mut w = world(&[account("alice", "alice@example.org", true)]).await;
+    w.provider.stop();
+    let reply = w.app.call("GET", "/auth/login", None, None).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.problem_code(), "unavailable");
+    let owner = w.app.owner("acme").await;
+    let jwt = w.app.jwt(&owner);
+    assert_eq!(
+        w.app
+            .call("GET", "/api/v1/me", Some(&jwt), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_at_their_end_at_logout_and_when_the_user_is_disabled() {
+    let w = world_with(&[account("alice", "alice@example.org", true)], |args| {
+        args.login.session_idle_minutes = 30;
+        args.login.session_absolute_hours = 2;
+    })
+    .await;
+    let me = |session: String| {
+        let w = &w;
+        async move {
+            with_session(w, "GET", "/auth/me", &session, None)
+                .await
+                .status
+        }
+    };
+    // Idle: used every 20 minutes it lives; left alone for 31 it ends.
+    let first = session_of(&login(&w, "", "alice").await);
+    for _ in 0..3 {
+        w.clock.advance(Duration::minutes(20));
+        assert_eq!(me(first.clone()).await, 200);
+    }
+    // Absolute: 2 hours after the login, however used.
+    for _ in 0..2 {
+        w.clock.advance(Duration::minutes(20));
+        assert_eq!(me(first.clone()).await, 200);
+    }
+    w.clock.advance(Duration::minutes(19));
+    assert_eq!(me(first.clone()).await, 200, "1 h 59 min after the login");
+    w.clock.advance(Duration::minutes(1));
+    assert_eq!(me(first.clone()).await, 401, "past its absolute end");
+
+    let second = session_of(&login(&w, "", "alice").await);
+    w.clock.advance(Duration::minutes(31));
+    assert_eq!(me(second).await, 401, "idle");
+
+    // Logout deletes the session: the old cookie is useless.
+    let third = session_of(&login(&w, "", "alice").await);
+    let out = with_session(&w, "POST", "/auth/logout", &third, Some(FRONTEND)).await;
+    assert_eq!(out.status, 200, "{out:?}");
+    assert!(out.header("clear-site-data").unwrap().contains("cookies"));
+    let logout_url = out.json()["logout_url"].as_str().unwrap().to_owned();
+    assert!(
+        logout_url.starts_with(&format!("{}/session/end", w.provider.issuer())),
+        "{logout_url}"
+    );
+    assert_eq!(me(third).await, 401, "after logout");
+
+    // Disabling the user ends their live session.
+    let fourth = session_of(&login(&w, "", "alice").await);
+    assert_eq!(me(fourth.clone()).await, 200);
+    {
+        use sea_orm::ConnectionTrait;
+        w.app
+            .db
+            .admin_pool()
+            .await
+            .execute_unprepared("UPDATE users SET is_active = false WHERE idp_subject = 'alice'")
+            .await
+            .unwrap();
+    }
+    assert_eq!(me(fourth).await, 401, "disabled");
+    let logged_out = w
+        .app
+        .count("SELECT count(*) FROM audit_events WHERE action = 'authentication.logged_out'")
+        .await;
+    assert_eq!(logged_out, 1);
+}
+
+#[tokio::test]
+async fn cookie_authenticated_changes_need_the_frontend_origin() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    let session = session_of(&login(&w, "", "alice").await);
+    let found = |origin: Option<&'static str>, referer: Option<&'static str>| {
+        let w = &w;
+        let session = session.clone();
+        async move {
+            let mut request = w
+                .app
+                .client
+                .post(w.app.url("/api/v1/organizations"))
+                .header("cookie", format!("{}={session}", api_http::SESSION_COOKIE))
+                .json(&serde_json::json!({ "name": "Acme" }));
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            if let Some(referer) = referer {
+                request = request.header("referer", referer);
+            }
+            w.app.send(request).await
+        }
+    };
+    for (origin, referer) in [
+        (Some("https://evil.example"), None),
+        (Some("null"), None),
+        (None, None),
+        (None, Some("https://evil.example/app.example.com")),
+        (Some("https://app.example.com.evil.example"), None),
+    ] {
+        let reply = found(origin, referer).await;
+        assert_eq!(reply.status, 403, "{origin:?} {referer:?}: {reply:?}");
+        assert_eq!(reply.problem_code(), "forbidden");
+    }
+    assert_eq!(w.app.count("SELECT count(*) FROM organizations").await, 0);
+    let reply = found(None, Some("https://app.example.com/settings")).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    // Reads need no origin.
+    assert_eq!(
+        with_session(&w, "GET", "/auth/me", &session, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        w.app
+            .count("SELECT count(*) FROM audit_events WHERE reason = 'csrf_origin'")
+            .await,
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_step_up_login_refreshes_the_sessions_auth_time() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    let session = session_of(&login(&w, "", "alice").await);
+    let before = with_session(&w, "GET", "/auth/me", &session, None)
+        .await
+        .json()["auth_time"]
+        .clone();
+    // Later, a sensitive operation wants a fresh login: max_age=0 makes the provider ask
+    // again even though its own session lives.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (authorize, state) = begin(&w, "?max_age=0").await;
+    assert!(authorize.contains("max_age=0"), "{authorize}");
+    let back = at_provider(&w, &authorize, "alice").await;
+    let reply = w
+        .app
+        .send(w.app.client.get(&back).header(
+            "cookie",
+            format!(
+                "{}={state}; {}={session}",
+                api_http::LOGIN_COOKIE,
+                api_http::SESSION_COOKIE
+            ),
+        ))
+        .await;
+    let stepped = session_of(&reply);
+    assert_ne!(stepped, session, "a new id at every login");
+    let after = with_session(&w, "GET", "/auth/me", &stepped, None)
+        .await
+        .json()["auth_time"]
+        .clone();
+    assert_ne!(before, after);
+    assert_eq!(
+        w.app
+            .count("SELECT count(*) FROM audit_events WHERE reason = 'oidc_step_up'")
+            .await,
+        1
+    );
+}
