@@ -45,27 +45,33 @@ BEGIN
 END
 $$;
 
--- The live session under p_id_hash; a session past its end, unused for longer than p_idle or
--- of a disabled user is deleted instead.
+-- The session under p_id_hash, with why it ended if it did (`absolute`, `idle`,
+-- `user_inactive`; NULL while it lives); an ended session is deleted as it is reported.
 CREATE FUNCTION app_session_load(p_id_hash bytea, p_now timestamptz, p_idle interval)
 RETURNS TABLE (user_id uuid, auth_time timestamptz, data text, created_at timestamptz,
-               last_seen_at timestamptz, expires_at timestamptz)
+               last_seen_at timestamptz, expires_at timestamptz, ended text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 BEGIN
     PERFORM set_config('app.identity_resolution', 'on', true);
+    RETURN QUERY
+        SELECT s.user_id, s.auth_time, s.data::text, s.created_at, s.last_seen_at,
+               s.expires_at,
+               CASE WHEN s.expires_at <= p_now THEN 'absolute'
+                    WHEN s.last_seen_at + p_idle <= p_now THEN 'idle'
+                    WHEN NOT EXISTS (SELECT 1 FROM public.users AS u
+                                     WHERE u.id = s.user_id AND u.is_active)
+                         THEN 'user_inactive'
+               END
+        FROM public.sessions AS s
+        WHERE s.id_hash = p_id_hash;
     DELETE FROM public.sessions AS s
     WHERE s.id_hash = p_id_hash
       AND (s.expires_at <= p_now
            OR s.last_seen_at + p_idle <= p_now
            OR NOT EXISTS (SELECT 1 FROM public.users AS u
                           WHERE u.id = s.user_id AND u.is_active));
-    RETURN QUERY
-        SELECT s.user_id, s.auth_time, s.data::text, s.created_at, s.last_seen_at,
-               s.expires_at
-        FROM public.sessions AS s
-        WHERE s.id_hash = p_id_hash;
     PERFORM set_config('app.identity_resolution', '', true);
 END
 $$;

@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use crypto::SealContext;
 use domain::UserId;
 use ports::{
-    LoginAttempts, PendingLogin, SessionLifetime, SessionStore, StoreError, StoredSession,
+    LoginAttempts, PendingLogin, SessionEnd, SessionLifetime, SessionLookup, SessionStore,
+    StoreError, StoredSession,
 };
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
@@ -24,8 +25,8 @@ const TAKE: &str = "DELETE FROM login_attempts WHERE state_hash = $1 \
                     RETURNING nonce, pkce_verifier, return_to, max_age_secs, expires_at";
 const PURGE_LOGINS: &str = "DELETE FROM login_attempts WHERE expires_at <= $1";
 const CREATE: &str = "SELECT app_session_create($1, $2, $3, CAST($4 AS jsonb), $5, $6)";
-const LOAD: &str = "SELECT user_id, auth_time, data, created_at, last_seen_at, expires_at \
-                    FROM app_session_load($1, $2, make_interval(secs => $3))";
+const LOAD: &str = "SELECT user_id, auth_time, data, created_at, last_seen_at, expires_at, \
+                    ended FROM app_session_load($1, $2, make_interval(secs => $3))";
 const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
 const TOUCH: &str = "SELECT app_session_touch($1, $2)";
 const DELETE: &str = "SELECT app_session_delete($1)";
@@ -131,6 +132,7 @@ struct SessionRow {
     created_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    ended: Option<String>,
 }
 
 #[async_trait]
@@ -165,7 +167,7 @@ impl SessionStore for PgStore {
         &self,
         id_hash: [u8; 32],
         lifetime: SessionLifetime,
-    ) -> Result<Option<StoredSession>, StoreError> {
+    ) -> Result<SessionLookup, StoreError> {
         let row = SessionRow::find_by_statement(statement(
             LOAD,
             vec![
@@ -177,14 +179,26 @@ impl SessionStore for PgStore {
         .one(self.connection())
         .await
         .map_err(map_db_err)?;
-        Ok(row.map(|r| StoredSession {
-            user: UserId::from_uuid(r.user_id),
-            auth_time: r.auth_time,
-            data: r.data,
-            created_at: r.created_at,
-            last_seen_at: r.last_seen_at,
-            expires_at: r.expires_at,
-        }))
+        let Some(r) = row else {
+            return Ok(SessionLookup::Unknown);
+        };
+        let user = UserId::from_uuid(r.user_id);
+        let why = match r.ended.as_deref() {
+            None => {
+                return Ok(SessionLookup::Live(StoredSession {
+                    user,
+                    auth_time: r.auth_time,
+                    data: r.data,
+                    created_at: r.created_at,
+                    last_seen_at: r.last_seen_at,
+                    expires_at: r.expires_at,
+                }));
+            }
+            Some("idle") => SessionEnd::Idle,
+            Some("absolute") => SessionEnd::Absolute,
+            Some(_) => SessionEnd::UserInactive,
+        };
+        Ok(SessionLookup::Ended { user, why })
     }
 
     async fn update(

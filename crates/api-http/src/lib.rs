@@ -145,7 +145,11 @@ pub fn app(
     let development = state.auth.dev_login_subject.is_some();
     let cors = cors(&state.cors_allowed_origins);
     let json = extract::json_config(state.max_body_bytes);
-    let sessions = sessions::middleware(&state.sessions, Arc::clone(&state.clock));
+    let sessions = sessions::middleware(
+        &state.sessions,
+        Arc::clone(&state.clock),
+        Arc::clone(&state.audit_log),
+    );
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())

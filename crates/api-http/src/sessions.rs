@@ -12,7 +12,8 @@ use actix_session::{SessionMiddleware, config::BrowserSession};
 use actix_web::cookie::{Key, SameSite};
 use chrono::Duration;
 use domain::UserId;
-use ports::{Clock, SessionLifetime};
+use domain::{AuditAction, AuditOutcome};
+use ports::{AuditLog, Clock, NewAuditEvent, SessionLifetime, SessionLookup};
 
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-rh-session";
@@ -43,6 +44,7 @@ impl std::fmt::Debug for SessionSettings {
 #[derive(Clone)]
 pub(crate) struct PgSessions {
     store: Arc<dyn ports::SessionStore>,
+    audit_log: Arc<dyn AuditLog>,
     lifetime: SessionLifetime,
     touch_every: Duration,
     clock: Arc<dyn Clock>,
@@ -80,9 +82,14 @@ fn parse_state(
 }
 
 impl PgSessions {
-    pub(crate) fn new(settings: &SessionSettings, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        settings: &SessionSettings,
+        clock: Arc<dyn Clock>,
+        audit_log: Arc<dyn AuditLog>,
+    ) -> Self {
         Self {
             store: Arc::clone(&settings.store),
+            audit_log,
             lifetime: settings.lifetime,
             touch_every: settings.touch_every,
             clock,
@@ -110,13 +117,28 @@ impl SessionStore for PgSessions {
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         let hash = id_hash(session_key);
-        let Some(session) = self
+        let session = match self
             .store
             .load(hash, self.lifetime)
             .await
             .map_err(|e| LoadError::Other(StorageError::Store(e).into()))?
-        else {
-            return Ok(None);
+        {
+            SessionLookup::Live(session) => session,
+            SessionLookup::Unknown => return Ok(None),
+            SessionLookup::Ended { user, why } => {
+                tracing::info!(reason = why.as_str(), "a session ended");
+                let event = NewAuditEvent {
+                    target_type: Some("session".to_owned()),
+                    outcome: AuditOutcome::Failure,
+                    reason: Some(why.as_str().to_owned()),
+                    request_id: crate::request_context::current_request_id(),
+                    ..NewAuditEvent::by(Some(user), AuditAction::SessionExpired)
+                };
+                if let Err(err) = self.audit_log.unscoped_record(None, event).await {
+                    tracing::error!(error = %err, "the session's end could not be recorded");
+                }
+                return Ok(None);
+            }
         };
         if self.clock.now() - session.last_seen_at >= self.touch_every {
             self.store
@@ -182,11 +204,12 @@ impl SessionStore for PgSessions {
 pub(crate) fn middleware(
     settings: &SessionSettings,
     clock: Arc<dyn Clock>,
+    audit_log: Arc<dyn AuditLog>,
 ) -> SessionMiddleware<PgSessions> {
     let absolute =
         actix_web::cookie::time::Duration::seconds(settings.lifetime.absolute.num_seconds());
     SessionMiddleware::builder(
-        PgSessions::new(settings, clock),
+        PgSessions::new(settings, clock, audit_log),
         settings.cookie_key.clone(),
     )
     .cookie_name(SESSION_COOKIE.to_owned())

@@ -35,6 +35,7 @@ pub enum AuditAction {
     RateLimitWarning,
     ClientBlocked,
     ClientBlockLifted,
+    SessionExpired,
 }
 
 impl AuditAction {
@@ -68,13 +69,14 @@ impl AuditAction {
             Self::RateLimitWarning => "rate_limit.warning",
             Self::ClientBlocked => "client.blocked",
             Self::ClientBlockLifted => "client.block_lifted",
+            Self::SessionExpired => "session.expired",
         }
     }
 }
 
 impl AuditAction {
     /// Every action, for parsing stored text back.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 29] = [
         Self::AuthenticationSucceeded,
         Self::AuthenticationFailed,
         Self::LoggedOut,
@@ -103,6 +105,7 @@ impl AuditAction {
         Self::RateLimitWarning,
         Self::ClientBlocked,
         Self::ClientBlockLifted,
+        Self::SessionExpired,
     ];
 }
 

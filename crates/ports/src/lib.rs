@@ -29,7 +29,7 @@ pub use identity::{
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
 pub use login::{
     IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, LoginStart, PendingLogin,
-    SessionLifetime, SessionStore, StoredSession, VerifiedLogin,
+    SessionEnd, SessionLifetime, SessionLookup, SessionStore, StoredSession, VerifiedLogin,
 };
 pub use principal::{AuthMethod, Principal, TenantScope};
 pub use secrets::{

@@ -105,6 +105,41 @@ pub struct StoredSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Unused for longer than the idle timeout.
+    Idle,
+    /// Past its absolute end.
+    Absolute,
+    /// Its user was disabled.
+    UserInactive,
+}
+
+impl SessionEnd {
+    /// The stable text recorded in the audit log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Absolute => "absolute",
+            Self::UserInactive => "user_inactive",
+        }
+    }
+}
+
+/// What a session id stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionLookup {
+    Live(StoredSession),
+    /// The session ended (and is now forgotten).
+    Ended {
+        user: UserId,
+        why: SessionEnd,
+    },
+    /// No such session (never created, logged out, or forgotten already).
+    Unknown,
+}
+
 /// How long sessions live: unused, and at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLifetime {
@@ -125,13 +160,13 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         lifetime: SessionLifetime,
     ) -> Result<(), StoreError>;
 
-    /// The live session under `id_hash`: MUST return `None` (and forget it) when it is past
+    /// The session under `id_hash`: MUST report it `Ended` (and forget it) when it is past
     /// its absolute end or unused for longer than `lifetime.idle`, or its user is disabled.
     async fn load(
         &self,
         id_hash: [u8; 32],
         lifetime: SessionLifetime,
-    ) -> Result<Option<StoredSession>, StoreError>;
+    ) -> Result<SessionLookup, StoreError>;
 
     /// Replaces the state of a live session; `false` when there is none.
     async fn update(

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use domain::{Email, Role};
 use ports::{
-    IdentityDirectory, LoginAttempts, PendingLogin, SessionLifetime, SessionStore,
-    UnitOfWorkFactory,
+    IdentityDirectory, LoginAttempts, PendingLogin, SessionEnd, SessionLifetime, SessionLookup,
+    SessionStore, UnitOfWorkFactory,
 };
 use secrecy::{ExposeSecret, SecretString};
 use test_support::ManualClock;
@@ -15,6 +15,18 @@ use crate::{count, store_clocked, tenant, texts};
 
 fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+/// The session under `id` if it lives; how it ended otherwise (`None` if unknown).
+async fn lookup(
+    store: &adapters_postgres::PgStore,
+    id: u8,
+) -> Result<ports::StoredSession, Option<SessionEnd>> {
+    match store.load([id; 32], LIFETIME).await.unwrap() {
+        SessionLookup::Live(session) => Ok(session),
+        SessionLookup::Ended { why, .. } => Err(Some(why)),
+        SessionLookup::Unknown => Err(None),
+    }
 }
 
 const LIFETIME: SessionLifetime = SessionLifetime {
@@ -102,7 +114,7 @@ async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
             .await
             .unwrap();
     }
-    let loaded = store.load([1; 32], LIFETIME).await.unwrap().unwrap();
+    let loaded = lookup(&store, 1).await.unwrap();
     assert_eq!((loaded.user, loaded.auth_time), (user, Some(t0())));
     assert_eq!(loaded.expires_at, t0() + Duration::hours(8));
 
@@ -111,19 +123,21 @@ async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
         clock.advance(Duration::minutes(20));
         store.touch([1; 32]).await.unwrap();
     }
-    assert!(store.load([1; 32], LIFETIME).await.unwrap().is_some());
-    assert!(
-        store.load([2; 32], LIFETIME).await.unwrap().is_none(),
-        "idle"
+    assert!(lookup(&store, 1).await.is_ok());
+    assert_eq!(lookup(&store, 2).await.err(), Some(Some(SessionEnd::Idle)));
+    assert_eq!(
+        lookup(&store, 2).await.err(),
+        Some(None),
+        "forgotten once reported"
     );
     // However used, a session ends 8 hours after it began.
     for _ in 0..24 {
         clock.advance(Duration::minutes(20));
         store.touch([1; 32]).await.unwrap();
     }
-    assert!(
-        store.load([1; 32], LIFETIME).await.unwrap().is_none(),
-        "absolute"
+    assert_eq!(
+        lookup(&store, 1).await.err(),
+        Some(Some(SessionEnd::Absolute))
     );
 
     // Update and delete.
@@ -134,10 +148,10 @@ async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
         .unwrap();
     let later = Some(t0() + Duration::days(2));
     assert!(store.update([5; 32], later, "{}".to_owned()).await.unwrap());
-    let loaded = store.load([5; 32], LIFETIME).await.unwrap().unwrap();
+    let loaded = lookup(&store, 5).await.unwrap();
     assert_eq!((loaded.auth_time, loaded.data.as_str()), (later, "{}"));
     store.delete([5; 32]).await.unwrap();
-    assert!(store.load([5; 32], LIFETIME).await.unwrap().is_none());
+    assert_eq!(lookup(&store, 5).await.err(), Some(None));
     assert!(!store.update([5; 32], later, "{}".to_owned()).await.unwrap());
     // Session 3 (idle) is purged.
     assert_eq!(SessionStore::purge(&store, LIFETIME).await.unwrap(), 1);
@@ -176,11 +190,12 @@ async fn disabling_or_removing_a_user_ends_their_sessions() {
     let uow = store.begin(&acme.scope()).await.unwrap();
     uow.users().remove(member.id).await.unwrap();
     uow.commit().await.unwrap();
-    assert!(
-        store.load([2; 32], LIFETIME).await.unwrap().is_none(),
-        "removed"
+    assert_eq!(
+        lookup(&store, 2).await.err(),
+        Some(None),
+        "removed: deleted at once"
     );
-    assert!(store.load([1; 32], LIFETIME).await.unwrap().is_some());
+    assert!(lookup(&store, 1).await.is_ok());
 
     let admin = db.admin_pool().await;
     sea_orm::ConnectionTrait::execute_unprepared(
@@ -189,9 +204,10 @@ async fn disabling_or_removing_a_user_ends_their_sessions() {
     )
     .await
     .unwrap();
-    assert!(
-        store.load([1; 32], LIFETIME).await.unwrap().is_none(),
-        "disabled"
+    assert_eq!(
+        lookup(&store, 1).await.err(),
+        Some(None),
+        "disabled: deleted at once"
     );
     assert_eq!(count(&admin, "SELECT count(*) FROM sessions").await, 0);
 }

@@ -572,6 +572,16 @@ async fn sessions_end_when_idle_at_their_end_at_logout_and_when_the_user_is_disa
         .count("SELECT count(*) FROM audit_events WHERE action = 'authentication.logged_out'")
         .await;
     assert_eq!(logged_out, 1);
+    for (reason, n) in [("absolute", 1), ("idle", 1)] {
+        let ended = w
+            .app
+            .count(&format!(
+                "SELECT count(*) FROM audit_events WHERE action = 'session.expired' \
+                 AND reason = '{reason}'"
+            ))
+            .await;
+        assert_eq!(ended, n, "{reason}");
+    }
 }
 
 #[tokio::test]
