@@ -42,6 +42,10 @@ enum Task {
         /// Port to listen on (127.0.0.1).
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Also start a local OpenID Connect provider (oidc-provider, on port 4400) and log in
+        /// through it: open /auth/login in a browser, sign in as `local|dev-admin`.
+        #[arg(long)]
+        idp: bool,
     },
     /// Run every test of the workspace against real PostgreSQL.
     Test {
@@ -84,7 +88,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root();
     match cli.task {
-        Task::Dev { port } => dev(&root, port),
+        Task::Dev { port, idp } => dev(&root, port, idp),
         Task::Test { args } => test(&root, &args),
         Task::Migrate { action } => migrate(&root, &action),
         Task::Reencrypt { dry_run } => reencrypt(&root, dry_run),
@@ -166,7 +170,7 @@ fn server_binary(root: &Path) -> PathBuf {
     target_dir(root).join("debug").join("rhesis-server")
 }
 
-fn dev(root: &Path, port: u16) -> Result<()> {
+fn dev(root: &Path, port: u16, idp: bool) -> Result<()> {
     let db = Database::for_dev(root)?;
     cargo(root, &["build", "--package", "server"])?;
     let server = server_binary(root);
@@ -187,6 +191,14 @@ fn dev(root: &Path, port: u16) -> Result<()> {
             .envs(env.clone()),
     )?;
     let base = format!("http://127.0.0.1:{port}");
+    // Killed when dev ends (the guard's drop).
+    let _provider = if idp {
+        let (provider, provider_env) = dev_provider(root, port)?;
+        env.extend(provider_env);
+        Some(provider)
+    } else {
+        None
+    };
     println!(
         "\nrhesis backend (development profile) on {base}\n\
          try first:\n  curl {base}/health/live\n  curl {base}/health/ready\n\
@@ -204,6 +216,78 @@ fn dev(root: &Path, port: u16) -> Result<()> {
         bail!("the server exited with {status}");
     }
     Ok(())
+}
+
+/// The port of the development identity provider.
+const DEV_IDP_PORT: u16 = 4400;
+
+/// Stops a child process when dropped.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the local identity provider for `cargo xtask dev --idp`: a client for the server on
+/// `port`, the seeded administrator's account and a newcomer's. Returns it and the server's
+/// login settings.
+fn dev_provider(root: &Path, port: u16) -> Result<(Stopped, Vec<(String, String)>)> {
+    use std::io::BufRead;
+    oidc_provider(root)?;
+    let secret: [u8; 24] = rand::random();
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let public = format!("http://localhost:{port}");
+    let clients = serde_json::json!([{
+        "client_id": "rhesis-dev",
+        "client_secret": secret,
+        "redirect_uris": [format!("{public}/auth/callback")],
+        "post_logout_redirect_uris": [format!("{public}/auth/me"), "http://localhost:3000"],
+    }]);
+    let accounts = serde_json::json!([
+        { "sub": "local|dev-admin", "email": "admin@example.org", "email_verified": true,
+          "name": "Development Admin" },
+        { "sub": "local|newcomer", "email": "newcomer@example.org", "email_verified": true,
+          "name": "Newcomer" },
+    ]);
+    let dir = root.join("crates").join("test-support").join("oidc");
+    let mut child = std::process::Command::new("node")
+        .arg(dir.join("provider.mjs"))
+        .current_dir(&dir)
+        .env("PORT", DEV_IDP_PORT.to_string())
+        .env("CLIENTS", clients.to_string())
+        .env("ACCOUNTS", accounts.to_string())
+        .env("KID", "dev-key")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the identity provider (node)")?;
+    let stdout = child.stdout.take().context("the provider's output")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    if !line.contains("\"ready\":true") {
+        bail!("the identity provider did not start: {line}");
+    }
+    let issuer = format!("http://127.0.0.1:{DEV_IDP_PORT}");
+    println!(
+        "\nidentity provider on {issuer} (sign in as local|dev-admin or local|newcomer, any \
+         password)\nlog in: {public}/auth/login?return_to={public}/auth/me"
+    );
+    let env = [
+        ("OIDC_ISSUER_URL", issuer),
+        ("AUTH0_CLIENT_ID", "rhesis-dev".to_owned()),
+        ("AUTH0_CLIENT_SECRET", secret),
+        ("PUBLIC_URL", public.clone()),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            format!("http://localhost:3000,{public}"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Ok((Stopped(child), env))
 }
 
 fn reencrypt(root: &Path, dry_run: bool) -> Result<()> {

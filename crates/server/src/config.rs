@@ -662,6 +662,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_auth0_issuer_is_its_domain_with_the_trailing_slash() {
+        let login = |domain: Option<&str>, issuer: Option<&str>| {
+            Cli::try_parse_from(
+                ["rhesis-server", "check-config"]
+                    .into_iter()
+                    .chain(domain.map(|d| ["--auth0-domain", d]).into_iter().flatten())
+                    .chain(
+                        issuer
+                            .map(|i| ["--oidc-issuer-url", i])
+                            .into_iter()
+                            .flatten(),
+                    ),
+            )
+            .map(|cli| match cli.command {
+                Command::CheckConfig(args) => args.login.issuer(),
+                _ => unreachable!(),
+            })
+        };
+        for domain in [
+            "tenant.eu.auth0.com",
+            "https://tenant.eu.auth0.com/",
+            " tenant.eu.auth0.com",
+        ] {
+            assert_eq!(
+                login(Some(domain), None).unwrap().unwrap(),
+                Some(Issuer {
+                    url: "https://tenant.eu.auth0.com/".to_owned(),
+                    auth0: true
+                }),
+                "{domain}"
+            );
+        }
+        for bad in [
+            "",
+            "tenant.auth0.com/x",
+            "evil.example@tenant.auth0.com",
+            "a b",
+        ] {
+            assert!(login(Some(bad), None).unwrap().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            login(None, Some("https://login.example.com/realms/x"))
+                .unwrap()
+                .unwrap(),
+            Some(Issuer {
+                url: "https://login.example.com/realms/x".to_owned(),
+                auth0: false
+            })
+        );
+        assert_eq!(login(None, None).unwrap().unwrap(), None);
+        assert!(
+            login(Some("t.auth0.com"), Some("https://x.example")).is_err(),
+            "not both"
+        );
+    }
+
+    #[test]
     fn secrets_come_from_one_place_and_are_never_empty() {
         let value = SecretString::from("postgres://a:b@h/d".to_owned());
         let dir = std::env::temp_dir().join(format!("rh-config-{}", std::process::id()));

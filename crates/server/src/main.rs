@@ -23,9 +23,20 @@ async fn check_config(args: &server::config::ServeArgs) -> Result<String, Startu
     server::check_tls(args)?;
     let (store, role) = server::connect_checked(args).await?;
     server::check_secrets(&store, args.profile).await?;
+    args.auth.session_cookie_key()?;
+    let login = server::login_settings(
+        args,
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(ports::SystemClock),
+    )?;
     Ok(format!(
-        "configuration valid; database role {:?} is fit",
-        role.role
+        "configuration valid; database role {:?} is fit; browser login {}",
+        role.role,
+        if login.is_some() {
+            "configured"
+        } else {
+            "off (no identity provider)"
+        }
     ))
 }
 

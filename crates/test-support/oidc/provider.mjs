@@ -2,7 +2,8 @@
 // `cargo xtask dev --idp`. Configured from the environment:
 //   PORT        port on 127.0.0.1 (the issuer is http://127.0.0.1:PORT)
 //   CLIENTS     JSON array of { client_id, client_secret, redirect_uris, post_logout_redirect_uris }
-//   ACCOUNTS    JSON array of { sub, email, email_verified, name }; sign in with the sub as login
+//   ACCOUNTS    JSON array of { sub, email, email_verified, name, org_id? }; sign in with the sub
+//               as login
 //   KID         the id of the signing key generated at start (a restart with another KID is a
 //               key rotation)
 // The login form is oidc-provider's development interaction: any password, the sub as login;
@@ -38,7 +39,8 @@ const provider = new Provider(issuer, {
   // Claims in the ID token itself, as Auth0 sends them; auth_time always.
   conformIdTokenClaims: false,
   claims: {
-    openid: ['sub'],
+    // org_id: Auth0 Organizations' claim, for accounts that name one.
+    openid: ['sub', 'org_id'],
     email: ['email', 'email_verified'],
     profile: ['name', 'updated_at'],
   },

@@ -675,3 +675,49 @@ async fn a_step_up_login_refreshes_the_sessions_auth_time() {
         1
     );
 }
+
+#[tokio::test]
+async fn auth0_organizations_and_audience_are_asked_for_and_checked() {
+    let w = world_with(
+        &[
+            serde_json::json!({ "sub": "alice", "email": "alice@example.org",
+                                "email_verified": true, "org_id": "org_acme" }),
+            serde_json::json!({ "sub": "eve", "email": "eve@example.org",
+                                "email_verified": true, "org_id": "org_other" }),
+        ],
+        |args| {
+            args.login.oidc_organization = Some("org_acme".to_owned());
+            args.login.oidc_audience = Some("https://api.example.com".to_owned());
+        },
+    )
+    .await;
+    let (authorize, _) = begin(&w, "").await;
+    let query: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for (key, value) in [
+        ("organization", "org_acme"),
+        ("audience", "https://api.example.com"),
+        ("code_challenge_method", "S256"),
+        ("response_type", "code"),
+    ] {
+        assert!(
+            query.iter().any(|(k, v)| k == key && v == value),
+            "{key}={value} in {authorize}"
+        );
+    }
+    session_of(&login(&w, "", "alice").await);
+    let w = World {
+        browser: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        ..w
+    };
+    let reply = login(&w, "", "eve").await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(failures(&w.app).await, ["organization"]);
+}
