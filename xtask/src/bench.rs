@@ -22,31 +22,30 @@ fn parse(text: &str) -> Result<BTreeMap<String, f64>> {
     Ok(figures)
 }
 
+/// Builds each `(package, example)` with optimizations; the folder of the programs.
+fn release_examples(root: &Path, examples: &[(&str, &str)]) -> Result<std::path::PathBuf> {
+    for (package, example) in examples {
+        cargo(
+            root,
+            &[
+                "build",
+                "--release",
+                "--package",
+                package,
+                "--example",
+                example,
+            ],
+        )?;
+    }
+    Ok(crate::target_dir(root).join("release").join("examples"))
+}
+
 pub(crate) fn crypto(root: &Path) -> Result<()> {
     const N: &str = "100000";
-    cargo(
+    let examples = release_examples(
         root,
-        &[
-            "build",
-            "--release",
-            "--package",
-            "crypto",
-            "--example",
-            "fernet_bench",
-        ],
+        &[("crypto", "fernet_bench"), ("server", "reencrypt_bench")],
     )?;
-    cargo(
-        root,
-        &[
-            "build",
-            "--release",
-            "--package",
-            "server",
-            "--example",
-            "reencrypt_bench",
-        ],
-    )?;
-    let examples = crate::target_dir(root).join("release").join("examples");
 
     let rust = parse(&output(Command::new(examples.join("fernet_bench")).arg(N))?)?;
     let python_bin = crate::python_env(root)?;
@@ -182,18 +181,7 @@ end
 
 pub(crate) fn http(root: &Path) -> Result<()> {
     wrk()?;
-    cargo(
-        root,
-        &[
-            "build",
-            "--release",
-            "--package",
-            "server",
-            "--example",
-            "http_bench",
-        ],
-    )?;
-    let examples = crate::target_dir(root).join("release").join("examples");
+    let examples = release_examples(root, &[("server", "http_bench")])?;
     let db = Database::for_tests(root)?;
     let budget = "6000000";
     let mut cmd = Command::new(examples.join("http_bench"));

@@ -240,8 +240,12 @@ impl TryFrom<ResolvedRow> for ResolvedUser {
 }
 
 impl PgStore {
-    async fn resolve(&self, sql: &str, arg: &str) -> Result<Option<ResolvedUser>, StoreError> {
-        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, [arg.into()]);
+    async fn resolve(
+        &self,
+        sql: &str,
+        args: Vec<sea_orm::Value>,
+    ) -> Result<Option<ResolvedUser>, StoreError> {
+        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, args);
         ResolvedRow::find_by_statement(stmt)
             .one(&self.db)
             .await
@@ -259,7 +263,7 @@ impl IdentityDirectory for PgStore {
     ) -> Result<Option<ResolvedUser>, StoreError> {
         self.resolve(
             "SELECT user_id, organization_id, role, is_active FROM app_user_by_subject($1)",
-            subject,
+            vec![subject.into()],
         )
         .await
     }
@@ -270,7 +274,7 @@ impl IdentityDirectory for PgStore {
     ) -> Result<Option<ResolvedUser>, StoreError> {
         self.resolve(
             "SELECT user_id, organization_id, role, is_active FROM app_pending_invitation($1)",
-            verified_email.as_str(),
+            vec![verified_email.as_str().into()],
         )
         .await
     }
@@ -280,22 +284,16 @@ impl IdentityDirectory for PgStore {
         verified_email: &Email,
         subject: &str,
     ) -> Result<Option<ResolvedUser>, StoreError> {
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        self.resolve(
             "SELECT user_id, organization_id, role, is_active \
              FROM app_claim_invitation($1, $2, $3)",
-            [
+            vec![
                 verified_email.as_str().into(),
                 subject.into(),
                 self.clock.now().into(),
             ],
-        );
-        ResolvedRow::find_by_statement(stmt)
-            .one(&self.db)
-            .await
-            .map_err(map_db_err)?
-            .map(ResolvedUser::try_from)
-            .transpose()
+        )
+        .await
     }
 
     async fn unscoped_api_token(

@@ -10,8 +10,9 @@
 // consent is granted without asking.
 //
 // For attack tests, POST /__test/next-id-token with {"mode": ...} rewrites the id_token of the
-// next token response once: "wrong_audience", "expired", "wrong_nonce" (re-signed with the
-// provider's key), "tampered" (a claim changed, the signature kept), "unsigned" (alg none).
+// next token response once: "wrong_audience", "expired", "wrong_nonce", "wrong_at_hash",
+// "old_auth_time" (re-signed with the provider's key), "tampered" (a claim changed, the
+// signature kept), "unsigned" (alg none).
 
 import { generateKeyPair, exportJWK, SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import Provider from 'oidc-provider';
@@ -96,6 +97,10 @@ async function rewrite(idToken, mode) {
       return resign({ ...claims, iat: now - 7200, exp: now - 3600 });
     case 'wrong_nonce':
       return resign({ ...claims, nonce: 'not-the-nonce-that-was-sent' });
+    case 'wrong_at_hash':
+      return resign({ ...claims, at_hash: 'AAAAAAAAAAAAAAAAAAAAAA' });
+    case 'old_auth_time':
+      return resign({ ...claims, auth_time: now - 3600 });
     case 'tampered': {
       const [h, , s] = idToken.split('.');
       return `${h}.${b64({ ...claims, email: 'someone.else@example.org' })}.${s}`;

@@ -2,14 +2,12 @@
 //! strikes from several replicas are not lost, the operator's blocks and lifts, purging, and
 //! an audit event in the system chain for every warning, block and lift.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use domain::{BlockKey, BlockPolicy, BlockState, StrikeVerdict};
 use ports::{AuditLog, BlockContext, BlockList, ChainVerdict};
-use test_support::{ManualClock, TestDatabase};
+use test_support::TestDatabase;
 
-use crate::{store_clocked, texts};
+use crate::{clocked, store_clocked, t0, texts};
 
 fn policy() -> BlockPolicy {
     BlockPolicy {
@@ -21,30 +19,12 @@ fn policy() -> BlockPolicy {
     }
 }
 
-fn t0() -> DateTime<Utc> {
-    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
-}
-
 fn context() -> BlockContext {
     BlockContext {
         actor: None,
         client_ip: Some("203.0.113.9".parse().unwrap()),
         request_id: Some("req-1".to_owned()),
     }
-}
-
-async fn setup() -> (TestDatabase, Arc<ManualClock>, adapters_postgres::PgStore) {
-    let db = TestDatabase::new().await;
-    let clock = ManualClock::at(t0());
-    let store = store_clocked(
-        &db,
-        4,
-        &test_support::random_fernet_key(),
-        None,
-        clock.clone(),
-    )
-    .await;
-    (db, clock, store)
 }
 
 /// The system chain's events, as `action reason` lines.
@@ -62,7 +42,7 @@ async fn system_events(db: &TestDatabase) -> Vec<String> {
 
 #[tokio::test]
 async fn strikes_warn_then_block_for_doubling_times_then_for_good() {
-    let (db, clock, store) = setup().await;
+    let (db, clock, store) = clocked().await;
     let key: BlockKey = "ip:203.0.113.9".parse().unwrap();
     let p = policy();
     let mut verdicts = Vec::new();
@@ -118,7 +98,7 @@ async fn strikes_warn_then_block_for_doubling_times_then_for_good() {
 
 #[tokio::test]
 async fn strikes_from_several_replicas_are_all_counted() {
-    let (db, clock, store) = setup().await;
+    let (db, clock, store) = clocked().await;
     let other = store_clocked(&db, 4, &test_support::random_fernet_key(), None, clock).await;
     let key: BlockKey = "user:6f9619ff-8b86-d011-b42d-00c04fc964ff".parse().unwrap();
     let p = BlockPolicy {
@@ -149,7 +129,7 @@ async fn strikes_from_several_replicas_are_all_counted() {
 
 #[tokio::test]
 async fn the_operator_blocks_and_lifts_and_stale_records_are_purged() {
-    let (db, clock, store) = setup().await;
+    let (db, clock, store) = clocked().await;
     let p = policy();
     let banned: BlockKey = "ip:2001:db8::7".parse().unwrap();
     let striker: BlockKey = "ip:198.51.100.1".parse().unwrap();

@@ -2,20 +2,15 @@
 //! sessions end when unused, at their absolute end, when deleted, and when their user is
 //! disabled or removed from the organization; an invitation is claimed once.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use domain::{Email, Role};
 use ports::{
     IdentityDirectory, LoginAttempts, PendingLogin, SessionEnd, SessionLifetime, SessionLookup,
     SessionStore, UnitOfWorkFactory,
 };
 use secrecy::{ExposeSecret, SecretString};
-use test_support::ManualClock;
 
-use crate::{count, store_clocked, tenant, texts};
-
-fn t0() -> DateTime<Utc> {
-    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
-}
+use crate::{clocked, count, t0, tenant, texts};
 
 /// The session under `id` if it lives; how it ended otherwise (`None` if unknown).
 async fn lookup(
@@ -36,16 +31,7 @@ const LIFETIME: SessionLifetime = SessionLifetime {
 
 #[tokio::test]
 async fn a_login_under_way_is_taken_once_with_its_secrets_sealed() {
-    let db = test_support::TestDatabase::new().await;
-    let clock = ManualClock::at(t0());
-    let store = store_clocked(
-        &db,
-        2,
-        &test_support::random_fernet_key(),
-        None,
-        clock.clone(),
-    )
-    .await;
+    let (db, clock, store) = clocked().await;
     let pending = |expires_at| PendingLogin {
         nonce: SecretString::from("the-nonce-0123456789abcdef".to_owned()),
         pkce_verifier: SecretString::from("the-verifier-0123456789abcdefghijklmnop".to_owned()),
@@ -95,16 +81,7 @@ async fn a_login_under_way_is_taken_once_with_its_secrets_sealed() {
 
 #[tokio::test]
 async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
-    let db = test_support::TestDatabase::new().await;
-    let clock = ManualClock::at(t0());
-    let store = store_clocked(
-        &db,
-        2,
-        &test_support::random_fernet_key(),
-        None,
-        clock.clone(),
-    )
-    .await;
+    let (db, clock, store) = clocked().await;
     let acme = tenant(&store, "acme").await;
     let user = acme.principal.user_id();
     let data = r#"{"user_id":"x"}"#.to_owned();

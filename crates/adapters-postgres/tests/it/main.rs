@@ -94,6 +94,26 @@ pub(crate) async fn store_clocked(
     PgStore::new(conn, clock, Arc::new(secrets))
 }
 
+/// A fixed instant for tests that move a clock.
+pub(crate) fn t0() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+/// A fresh database and a store over it whose clock shows [`t0`] until the test moves it.
+pub(crate) async fn clocked() -> (TestDatabase, Arc<test_support::ManualClock>, PgStore) {
+    let db = TestDatabase::new().await;
+    let clock = test_support::ManualClock::at(t0());
+    let store = store_clocked(
+        &db,
+        4,
+        &test_support::random_fernet_key(),
+        None,
+        clock.clone(),
+    )
+    .await;
+    (db, clock, store)
+}
+
 pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
     let user = store
         .unscoped_register(NewIdentity {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use test_support::TestDatabase;
 
+use crate::free_port;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
 const JWT_KEY: &str = "a-signing-key-for-the-binary-tests-0123456789";
 
@@ -20,14 +22,6 @@ fn stop_and_read_log(mut child: std::process::Child) -> Vec<String> {
         .collect();
     child.wait().unwrap();
     lines
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

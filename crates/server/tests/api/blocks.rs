@@ -48,22 +48,27 @@ fn assert_blocked(reply: &Reply, retry_after: Option<&str>) {
 
 /// `action reason` of every event of the system chain, in order.
 async fn system_chain(app: &TestApp) -> Vec<String> {
-    use sea_orm::ConnectionTrait;
-    let rows = app
-        .db
-        .admin_pool()
-        .await
-        .query_all_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT action || ' ' || target_id || ' ' || reason AS line FROM audit_events \
-             WHERE organization_id IS NULL ORDER BY seq"
-                .to_owned(),
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| r.try_get::<String>("", "line").unwrap())
-        .collect()
+    app.strings(
+        "SELECT action || ' ' || target_id || ' ' || reason FROM audit_events \
+         WHERE organization_id IS NULL ORDER BY seq",
+    )
+    .await
+}
+
+/// Runs `rhesis-server blocks …` against the app's database, as an operator would.
+fn operator(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(BINARY)
+        .arg("blocks")
+        .args(args)
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", app.db.app_url())
+        .env(
+            "DB_ENCRYPTION_KEY",
+            app.args.encryption.key.as_ref().unwrap().expose_secret(),
+        )
+        .output()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -114,34 +119,14 @@ async fn warnings_then_doubling_blocks_then_a_permanent_one_that_outlives_a_rest
     assert_blocked(&first, None);
 
     // The operator lifts it; the running server sees it at its next refresh.
-    let output = Command::new(BINARY)
-        .args(["blocks", "list"])
-        .env_clear()
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", app.db.app_url())
-        .env(
-            "DB_ENCRYPTION_KEY",
-            app.args.encryption.key.as_ref().unwrap().expose_secret(),
-        )
-        .output()
-        .unwrap();
+    let output = operator(&app, &["list"]);
     let listed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(
         listed.contains("ip:127.0.0.1\tblocked permanently\tstrikes 0\tblocks 3"),
         "{listed}"
     );
-    let output = Command::new(BINARY)
-        .args(["blocks", "lift", "ip:127.0.0.1", "--reason", "ticket 42"])
-        .env_clear()
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", app.db.app_url())
-        .env(
-            "DB_ENCRYPTION_KEY",
-            app.args.encryption.key.as_ref().unwrap().expose_secret(),
-        )
-        .output()
-        .unwrap();
+    let output = operator(&app, &["lift", "ip:127.0.0.1", "--reason", "ticket 42"]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),

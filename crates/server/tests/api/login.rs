@@ -10,22 +10,24 @@ use ports::{Clock, SystemClock};
 use server::config::{Profile, ServeArgs};
 use test_support::{ManualClock, OidcTestProvider};
 
-use crate::{FRONTEND, Reply, TestApp, spawn_app_clocked};
+use crate::{FRONTEND, Reply, TestApp, free_port, spawn_app_clocked};
 
 const CLIENT_ID: &str = "rhesis-backend";
 const CLIENT_SECRET: &str = "a-client-secret-for-the-login-tests-0123456789";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An account at the provider.
 fn account(sub: &str, email: &str, verified: bool) -> serde_json::Value {
     serde_json::json!({ "sub": sub, "email": email, "email_verified": verified, "name": sub })
+}
+
+/// A browser for the provider's pages: keeps the provider's cookies (its login session),
+/// follows no redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// A server wired to a provider, and a browser for the provider's pages.
@@ -70,15 +72,10 @@ async fn world_with(
     )
     .await;
     app.secret(CLIENT_SECRET);
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     World {
         app,
         provider,
-        browser,
+        browser: browser(),
         clock,
     }
 }
@@ -209,22 +206,11 @@ async fn with_session(
 
 /// `reason` of every failed login in the audit log, in order.
 async fn failures(app: &TestApp) -> Vec<String> {
-    use sea_orm::ConnectionTrait;
-    let rows = app
-        .db
-        .admin_pool()
-        .await
-        .query_all_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT reason FROM audit_events WHERE action = 'authentication.failed' \
-             AND target_type = 'login' ORDER BY occurred_at, seq"
-                .to_owned(),
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| r.try_get::<String>("", "reason").unwrap())
-        .collect()
+    app.strings(
+        "SELECT reason FROM audit_events WHERE action = 'authentication.failed' \
+         AND target_type = 'login' ORDER BY occurred_at, seq",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -364,14 +350,16 @@ async fn forged_replayed_and_misdirected_logins_fail() {
 async fn id_tokens_that_do_not_verify_are_refused() {
     let w = world(&[account("alice", "alice@example.org", true)]).await;
     let provider_test = format!("{}/__test/next-id-token", w.provider.issuer());
-    for (mode, reason) in [
-        ("wrong_audience", "audience"),
-        ("expired", "expired"),
-        ("wrong_nonce", "nonce"),
-        ("tampered", "signature"),
-        ("unsigned", "signature"),
+    for (mode, query, reason) in [
+        ("wrong_audience", "", "audience"),
+        ("expired", "", "expired"),
+        ("wrong_nonce", "", "nonce"),
+        ("wrong_at_hash", "", "at_hash"),
+        ("old_auth_time", "?max_age=60", "auth_time"),
+        ("tampered", "", "signature"),
+        ("unsigned", "", "signature"),
     ] {
-        let (authorize, state) = begin(&w, "").await;
+        let (authorize, state) = begin(&w, query).await;
         let back = at_provider(&w, &authorize, "alice").await;
         let set = w
             .browser
@@ -399,6 +387,12 @@ async fn id_tokens_that_do_not_verify_are_refused() {
     session_of(&login(&w, "", "alice").await);
 }
 
+/// `/auth/login?return_to=…`.
+async fn login_to(w: &World, return_to: &str) -> Reply {
+    let path = format!("/auth/login?return_to={}", urlencode(return_to));
+    w.app.call("GET", &path, None, None).await
+}
+
 #[tokio::test]
 async fn return_to_must_be_an_allowed_origin_exactly() {
     let w = world(&[]).await;
@@ -413,28 +407,15 @@ async fn return_to_must_be_an_allowed_origin_exactly() {
         "javascript:alert(1)",
         "https://evil.example/?https://app.example.com",
     ] {
-        let reply = w
-            .app
-            .call(
-                "GET",
-                &format!("/auth/login?return_to={}", urlencode(target)),
-                None,
-                None,
-            )
-            .await;
+        let reply = login_to(&w, target).await;
         assert_eq!(reply.status, 400, "{target}: {reply:?}");
         assert_eq!(reply.json()["field"], "return_to", "{target}");
     }
-    let ok = w
-        .app
-        .call(
-            "GET",
-            &format!("/auth/login?return_to={}", urlencode(FRONTEND)),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(ok.status, 303);
+    assert_eq!(login_to(&w, FRONTEND).await.status, 303);
+    assert_eq!(
+        login_to(&w, &format!("{FRONTEND}/a/b?c=d")).await.status,
+        303
+    );
 }
 
 #[tokio::test]
@@ -461,11 +442,7 @@ async fn an_unverified_email_cannot_take_over_an_invitation() {
     assert_eq!(failures(&w.app).await, ["email_unverified"]);
     // The provider's browser session is mallory's; a fresh browser signs in as bob.
     let w = World {
-        browser: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        browser: browser(),
         ..w
     };
     let session = session_of(&login(&w, "", "bob").await);
@@ -479,12 +456,7 @@ async fn a_key_rotation_at_the_provider_needs_no_restart() {
     let mut w = world(&[account("alice", "alice@example.org", true)]).await;
     session_of(&login(&w, "", "alice").await);
     w.provider.restart("key-2");
-    let fresh = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    w.browser = fresh;
+    w.browser = browser();
     session_of(&login(&w, "", "alice").await);
 }
 
@@ -710,11 +682,7 @@ async fn auth0_organizations_and_audience_are_asked_for_and_checked() {
     }
     session_of(&login(&w, "", "alice").await);
     let w = World {
-        browser: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        browser: browser(),
         ..w
     };
     let reply = login(&w, "", "eve").await;

@@ -270,6 +270,15 @@ pub(crate) async fn spawn_app_clocked(
     }
 }
 
+/// A loopback port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts a server with `args` on a free port; its address.
 pub(crate) async fn start_server(args: &ServeArgs, clock: Arc<dyn Clock>) -> String {
     let app = Application::build_with_clock(args, clock).await.unwrap();
@@ -299,6 +308,24 @@ impl TestApp {
             .unwrap()
             .try_get_by_index::<i64>(0)
             .unwrap()
+    }
+
+    /// The first column of every row an SQL query returns, as text, run as the database
+    /// superuser.
+    pub(crate) async fn strings(&self, sql: &str) -> Vec<String> {
+        use sea_orm::ConnectionTrait;
+        self.db
+            .admin_pool()
+            .await
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).unwrap())
+            .collect()
     }
 
     /// Registers a secret: no response from now on may contain it.
