@@ -162,9 +162,26 @@ async fn at_provider(w: &World, authorize_url: &str, sub: &str) -> String {
 
 /// Back at the server with the provider's answer and the login cookie.
 async fn callback(w: &World, callback_url: &str, state_cookie: Option<&str>) -> Reply {
+    callback_in_session(w, callback_url, state_cookie, None).await
+}
+
+/// As [`callback`], from a browser that holds the session cookie `session` already.
+async fn callback_in_session(
+    w: &World,
+    callback_url: &str,
+    state_cookie: Option<&str>,
+    session: Option<&str>,
+) -> Reply {
+    let cookies: Vec<String> = [
+        state_cookie.map(|state| format!("{}={state}", api_http::LOGIN_COOKIE)),
+        session.map(|id| format!("{}={id}", api_http::SESSION_COOKIE)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut request = w.app.client.get(callback_url);
-    if let Some(state) = state_cookie {
-        request = request.header("cookie", format!("{}={state}", api_http::LOGIN_COOKIE));
+    if !cookies.is_empty() {
+        request = request.header("cookie", cookies.join("; "));
     }
     w.app.send(request).await
 }
@@ -221,17 +238,7 @@ async fn a_browser_logs_in_and_its_session_works_on_the_api() {
     let return_to = format!("{FRONTEND}/projects?tab=1");
     let (authorize, state) = begin(&w, &format!("?return_to={}", urlencode(&return_to))).await;
     let back = at_provider(&w, &authorize, "alice").await;
-    let reply = w
-        .app
-        .send(w.app.client.get(&back).header(
-            "cookie",
-            format!(
-                "{}={state}; {}={planted}",
-                api_http::LOGIN_COOKIE,
-                api_http::SESSION_COOKIE
-            ),
-        ))
-        .await;
+    let reply = callback_in_session(&w, &back, Some(&state), Some(planted)).await;
     assert_eq!(reply.status, 303, "{reply:?}");
     assert_eq!(reply.header("location"), Some(return_to.as_str()));
     let (session, line) = set_cookie(&reply, api_http::SESSION_COOKIE).unwrap();
@@ -622,17 +629,7 @@ async fn a_step_up_login_refreshes_the_sessions_auth_time() {
     let (authorize, state) = begin(&w, "?max_age=0").await;
     assert!(authorize.contains("max_age=0"), "{authorize}");
     let back = at_provider(&w, &authorize, "alice").await;
-    let reply = w
-        .app
-        .send(w.app.client.get(&back).header(
-            "cookie",
-            format!(
-                "{}={state}; {}={session}",
-                api_http::LOGIN_COOKIE,
-                api_http::SESSION_COOKIE
-            ),
-        ))
-        .await;
+    let reply = callback_in_session(&w, &back, Some(&state), Some(&session)).await;
     let stepped = session_of(&reply);
     assert_ne!(stepped, session, "a new id at every login");
     let after = with_session(&w, "GET", "/auth/me", &stepped, None)
