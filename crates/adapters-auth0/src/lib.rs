@@ -391,9 +391,16 @@ impl IdentityProvider for OidcProvider {
     }
 
     async fn logout_url(&self, return_to: &str) -> Option<String> {
-        let metadata = self.metadata().await.ok()?;
+        // What discovery last said, without asking again: logging out never waits for a
+        // provider that is slow or down.
+        let endpoint = self.discovered.read().await.as_ref().and_then(|d| {
+            d.metadata
+                .additional_metadata()
+                .end_session_endpoint
+                .clone()
+        });
         let client_id = self.settings.client_id.as_str();
-        if let Some(endpoint) = &metadata.additional_metadata().end_session_endpoint {
+        if let Some(endpoint) = &endpoint {
             let mut url = url::Url::parse(endpoint).ok()?;
             url.query_pairs_mut()
                 .append_pair("client_id", client_id)

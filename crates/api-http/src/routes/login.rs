@@ -368,7 +368,10 @@ pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiErr
                 user: *principal.user_id().as_uuid(),
                 organization: membership.map(|m| *m.organization_id.as_uuid()),
                 role: membership.map(|m| m.role.as_str().to_owned()),
-                auth_time: principal.auth_time().unwrap_or(now),
+                // A session without a login time is never fresh.
+                auth_time: principal
+                    .auth_time()
+                    .unwrap_or(chrono::DateTime::UNIX_EPOCH),
             },
             Uuid::now_v7(),
             now,
