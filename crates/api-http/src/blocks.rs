@@ -22,7 +22,8 @@ pub struct BlockSettings {
 
 struct Inner {
     list: Arc<dyn BlockList>,
-    settings: BlockSettings,
+    /// `None`: no strikes are counted; the operator's blocks still hold.
+    settings: Option<BlockSettings>,
     cache: RwLock<HashMap<BlockKey, BlockState>>,
     /// One strike per key and interval; `None` counts every strike.
     gate: Option<DefaultKeyedRateLimiter<BlockKey>>,
@@ -31,42 +32,41 @@ struct Inner {
 /// The blocks in force and the strikes against clients; cheap to clone.
 #[derive(Clone)]
 pub struct Blocker {
-    inner: Option<Arc<Inner>>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Blocker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Blocker")
-            .field("on", &self.inner.is_some())
+            .field("strikes", &self.inner.settings.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Blocker {
-    /// The graduated response over `list`; `None` switches it off.
+    /// The blocks kept in `list`, and the graduated response under `settings` (`None`
+    /// counts no strikes; blocks the operator sets still hold).
     pub fn new(list: Arc<dyn BlockList>, settings: Option<BlockSettings>) -> Self {
-        let inner = settings.map(|settings| {
-            let gate =
-                Quota::with_period(settings.strike_interval).map(DefaultKeyedRateLimiter::keyed);
-            Arc::new(Inner {
+        let gate = settings
+            .and_then(|s| Quota::with_period(s.strike_interval))
+            .map(DefaultKeyedRateLimiter::keyed);
+        Self {
+            inner: Arc::new(Inner {
                 list,
                 settings,
                 cache: RwLock::new(HashMap::new()),
                 gate,
-            })
-        });
-        Self { inner }
-    }
-
-    /// A blocker that blocks nothing and counts nothing.
-    pub fn off() -> Self {
-        Self { inner: None }
+            }),
+        }
     }
 
     /// The block of `key` in force at `now`, as last seen in the store.
     pub(crate) fn blocked(&self, key: &BlockKey, now: DateTime<Utc>) -> Option<BlockState> {
-        let inner = self.inner.as_ref()?;
-        let cache = inner.cache.read().unwrap_or_else(PoisonError::into_inner);
+        let cache = self
+            .inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         match cache.get(key)? {
             BlockState::Until(until) if *until <= now => None,
             state => Some(*state),
@@ -81,17 +81,14 @@ impl Blocker {
         key: &BlockKey,
         context: BlockContext,
     ) -> Option<StrikeVerdict> {
-        let inner = self.inner.as_ref()?;
+        let inner = &self.inner;
+        let settings = inner.settings.as_ref()?;
         if let Some(gate) = &inner.gate
             && gate.check_key(key).is_err()
         {
             return None;
         }
-        let verdict = match inner
-            .list
-            .strike(key, &inner.settings.policy, &context)
-            .await
-        {
+        let verdict = match inner.list.strike(key, &settings.policy, &context).await {
             Ok(verdict) => verdict,
             Err(err) => {
                 tracing::error!(error = %err, "a strike could not be recorded");
@@ -118,9 +115,7 @@ impl Blocker {
 
     /// Replaces the cache with the blocks in force in the store; how many there are.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
-        let Some(inner) = &self.inner else {
-            return Ok(0);
-        };
+        let inner = &self.inner;
         let active: HashMap<_, _> = inner.list.active().await?.into_iter().collect();
         let count = active.len();
         *inner.cache.write().unwrap_or_else(PoisonError::into_inner) = active;
@@ -129,13 +124,14 @@ impl Blocker {
 
     /// Forgets the records the policy no longer remembers, and the strike gate's idle keys.
     pub async fn purge(&self) -> Result<u64, StoreError> {
-        let Some(inner) = &self.inner else {
-            return Ok(0);
-        };
+        let inner = &self.inner;
         if let Some(gate) = &inner.gate {
             gate.retain_recent();
             gate.shrink_to_fit();
         }
-        inner.list.purge(&inner.settings.policy).await
+        match &inner.settings {
+            Some(settings) => inner.list.purge(&settings.policy).await,
+            None => Ok(0),
+        }
     }
 }

@@ -294,7 +294,8 @@ impl RateLimitArgs {
 /// blocks, and the next one is permanent.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct BlockArgs {
-    /// Strikes within the window that block a client; 0 switches the graduated response off.
+    /// Strikes within the window that block a client; 0 counts no strikes (the operator's
+    /// blocks still hold).
     #[arg(long, env = "BLOCK_STRIKES", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub block_strikes: u32,
@@ -325,7 +326,7 @@ pub struct BlockArgs {
 }
 
 impl BlockArgs {
-    /// The settings of the graduated response; `None` when it is off.
+    /// The settings of the graduated response; `None` when no strikes are counted.
     pub fn settings(&self) -> Option<api_http::BlockSettings> {
         let seconds = |n: u32| chrono::Duration::seconds(i64::from(n));
         (self.block_strikes > 0).then(|| api_http::BlockSettings {

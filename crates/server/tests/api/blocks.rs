@@ -239,3 +239,45 @@ async fn a_credential_over_its_budget_is_blocked_and_its_address_is_not() {
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events[1].starts_with(&format!("client.blocked {key} strikes; blocked until")));
 }
+
+#[tokio::test]
+async fn the_operators_blocks_hold_with_the_graduated_response_off() {
+    let app = spawn_app_configured(Profile::Test, |args| {
+        args.blocks.block_strikes = 0;
+        args.blocks.block_refresh_ms = 100;
+    })
+    .await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    let output = operator(
+        &app,
+        &[
+            "add",
+            "ip:127.0.0.1",
+            "--minutes",
+            "5",
+            "--reason",
+            "abuse report 17",
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let mut reply = app.call("GET", "/api/v1/me", Some(&jwt), None).await;
+    for _ in 0..100 {
+        if reply.status == 403 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        reply = app.call("GET", "/api/v1/me", Some(&jwt), None).await;
+    }
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.problem_code(), "blocked");
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((240..=300).contains(&retry), "{retry}");
+    let events = system_chain(&app).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0]
+            .starts_with("client.blocked ip:127.0.0.1 operator: abuse report 17; blocked until"),
+        "{events:?}"
+    );
+}
