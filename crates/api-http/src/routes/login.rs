@@ -165,7 +165,12 @@ pub(crate) struct CallbackQuery {
     error: Option<String>,
 }
 
-/// Records a failed login and answers 401 (503 when the provider is down).
+/// Failures that are nobody's attack: the person cancelled at the provider, or the provider
+/// or the store failed. Every other failed callback is a strike against the client address.
+const NOT_STRIKES: [&str; 3] = ["provider_error", "provider_unavailable", "store"];
+
+/// Records a failed login and answers 401 (503 when the provider is down; 403 when the
+/// failure blocked the client).
 async fn failed(state: &AppState, meta: &RequestMeta, reason: &str, error: ApiError) -> ApiError {
     tracing::info!(reason, "a browser login failed");
     let mut event = meta.event(
@@ -178,7 +183,16 @@ async fn failed(state: &AppState, meta: &RequestMeta, reason: &str, error: ApiEr
     if let Err(err) = state.audit_log.unscoped_record(None, event).await {
         tracing::error!(error = %err, "the failed login could not be recorded");
     }
-    error
+    match meta.client_ip {
+        Some(ip) if !NOT_STRIKES.contains(&reason) => {
+            let verdict = state
+                .blocker
+                .strike(&domain::BlockKey::address(ip), meta.block_context(None))
+                .await;
+            crate::admission::after_strike(verdict, error, state.clock.now())
+        }
+        _ => error,
+    }
 }
 
 fn refused() -> ApiError {

@@ -686,3 +686,40 @@ async fn auth0_organizations_and_audience_are_asked_for_and_checked() {
     assert_eq!(reply.status, 401, "{reply:?}");
     assert_eq!(failures(&w.app).await, ["organization"]);
 }
+
+#[tokio::test]
+async fn failed_callbacks_are_strikes_against_the_address() {
+    let w = world_with(&[account("alice", "alice@example.org", true)], |args| {
+        args.blocks.block_strikes = 2;
+        args.blocks.block_strike_interval_ms = 0;
+    })
+    .await;
+    let (authorize, state) = begin(&w, "").await;
+    let back = at_provider(&w, &authorize, "alice").await;
+    // A cancelled login at the provider is not a strike.
+    let cancelled = format!(
+        "{}/auth/callback?error=access_denied&state={state}",
+        w.app.address
+    );
+    let reply = callback(&w, &cancelled, Some(&state)).await;
+    assert_eq!(
+        (reply.status, reply.header("x-ratelimit-warning")),
+        (401, None)
+    );
+    // Forged state: a warning, then the address is blocked, whatever it asks for next.
+    let reply = callback(&w, &back, Some("forged-state")).await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        reply
+            .header("x-ratelimit-warning")
+            .unwrap()
+            .starts_with("strike 1 of 2")
+    );
+    let reply = callback(&w, &back, Some("forged-again")).await;
+    assert_eq!(
+        (reply.status, reply.problem_code().as_str()),
+        (403, "blocked")
+    );
+    let reply = callback(&w, &back, Some(&state)).await;
+    assert_eq!(reply.status, 403, "blocked before any work");
+}
