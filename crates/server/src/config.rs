@@ -612,6 +612,8 @@ pub enum ConfigError {
     RateLimit(#[from] api_http::InvalidRateLimit),
     #[error("{0}")]
     Login(&'static str),
+    #[error("{0} is required for browser login")]
+    LoginUnset(&'static str),
 }
 
 /// A secret from its variable or from the file its `_FILE` variant names.

@@ -179,18 +179,18 @@ pub fn login_settings(
     let client_id = login
         .oidc_client_id
         .clone()
-        .ok_or(ConfigError::Missing("AUTH0_CLIENT_ID"))?;
+        .ok_or(ConfigError::LoginUnset("AUTH0_CLIENT_ID"))?;
     let client_secret = login.client_secret()?;
     let public_url = login
         .public_url
         .as_deref()
-        .ok_or(ConfigError::Missing("PUBLIC_URL"))?
+        .ok_or(ConfigError::LoginUnset("PUBLIC_URL"))?
         .trim_end_matches('/');
     let frontend_url = args
         .browser
         .frontend_url
         .clone()
-        .ok_or(ConfigError::Missing("FRONTEND_URL"))?;
+        .ok_or(ConfigError::LoginUnset("FRONTEND_URL"))?;
     if args.profile == Profile::Production
         && !(issuer.url.starts_with("https://") && public_url.starts_with("https://"))
     {

@@ -135,3 +135,51 @@ async fn migrations_revert_and_apply_again_and_report_their_status() {
         Err(StartupError::DevelopmentOnly("migrate fresh"))
     ));
 }
+
+/// Browser login half-configured, or over plain HTTP in production, stops the start with a
+/// message that names the variable; the client secret also comes from a file.
+#[tokio::test]
+async fn browser_login_settings_are_checked_at_startup() {
+    use server::config::ConfigError;
+    let db = TestDatabase::new().await;
+    let with_login = |profile: Profile, issuer: &str| {
+        let mut args = serve_args(profile, db.app_url());
+        args.login.oidc_issuer_url = Some(issuer.to_owned());
+        args.login.oidc_client_id = Some("client".to_owned());
+        args.login.public_url = Some("https://api.example.com".to_owned());
+        args
+    };
+    let message = |result: Result<Application, StartupError>| match result {
+        Err(StartupError::Config(err)) => err.to_string(),
+        other => panic!("expected a configuration error, got {other:?}"),
+    };
+    let args = with_login(Profile::Test, "https://idp.example.com");
+    assert_eq!(
+        message(Application::build(&args).await),
+        "AUTH0_CLIENT_SECRET is required (or AUTH0_CLIENT_SECRET_FILE)"
+    );
+    let mut args = with_login(Profile::Test, "https://idp.example.com");
+    args.login.public_url = None;
+    args.login.oidc_client_secret = Some("a-client-secret".to_owned().into());
+    assert_eq!(
+        message(Application::build(&args).await),
+        "PUBLIC_URL is required for browser login"
+    );
+    let dir = std::env::temp_dir().join(format!("rh-login-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, "a-client-secret-from-a-file\n").unwrap();
+    let mut args = with_login(Profile::Production, "http://idp.example.com");
+    args.login.oidc_client_secret_file = Some(file.clone());
+    match Application::build(&args).await {
+        Err(StartupError::Config(ConfigError::Login(text))) => {
+            assert!(text.contains("https"), "{text}");
+        }
+        other => panic!("plain-HTTP login must be refused in production, got {other:?}"),
+    }
+    // The file's secret is read (a provider is not contacted at startup).
+    let mut args = with_login(Profile::Test, "http://127.0.0.1:9");
+    args.login.oidc_client_secret_file = Some(file);
+    assert!(Application::build(&args).await.is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}
