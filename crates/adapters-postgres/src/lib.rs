@@ -403,6 +403,16 @@ impl IdentityDirectory for PgStore {
         Ok(Some(AccessTokenSubject { user, revoked }))
     }
 
+    async fn unscoped_user(&self, user: UserId) -> Result<Option<ResolvedUser>, StoreError> {
+        // The access-token lookup without a token: no `jti`, so nothing is revoked.
+        self.resolve(
+            "SELECT user_id, organization_id, role, is_active \
+             FROM app_access_token_subject($1, CAST(NULL AS uuid))",
+            vec![(*user.as_uuid()).into()],
+        )
+        .await
+    }
+
     async fn unscoped_revoke_access_token(
         &self,
         jti: Uuid,

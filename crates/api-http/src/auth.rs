@@ -387,12 +387,12 @@ async fn by_session(
         .ok()
         .flatten()
         .and_then(|t| DateTime::from_timestamp(t, 0));
-    // No access token here: the nil id is never a revoked one.
-    let subject = state
+    let Some(current) = state
         .identity
-        .unscoped_access_token_subject(user, Uuid::nil())
-        .await?;
-    let Some(subject) = subject.filter(|s| s.user.is_active) else {
+        .unscoped_user(user)
+        .await?
+        .filter(|u| u.is_active)
+    else {
         session.purge();
         let refusal = Refusal {
             user: Some(user),
@@ -400,12 +400,8 @@ async fn by_session(
         };
         return Err(refuse(state, meta, refusal, "session").await);
     };
-    let principal = Principal::authenticated(
-        user,
-        subject.user.membership,
-        AuthMethod::Session,
-        auth_time,
-    );
+    let principal =
+        Principal::authenticated(user, current.membership, AuthMethod::Session, auth_time);
     if !is_safe(req.method()) {
         let origin = request_origin(req);
         let allowed = origin

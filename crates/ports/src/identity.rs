@@ -144,6 +144,10 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         jti: uuid::Uuid,
     ) -> Result<Option<AccessTokenSubject>, StoreError>;
 
+    /// The current state of `user` (membership, active), for a credential that names its
+    /// user but no access token (a browser session): `None` when the user does not exist.
+    async fn unscoped_user(&self, user: UserId) -> Result<Option<ResolvedUser>, StoreError>;
+
     /// Revokes the access token `jti` of `user`; it is refused from now on. Revocations
     /// are kept until `expires_at` (plus a margin), then purged.
     async fn unscoped_revoke_access_token(

@@ -13,15 +13,7 @@ async fn events_carry_actor_target_address_and_request_id_and_filter() {
     let owner = app.owner("acme").await;
     let member = app.member(&owner, Role::Member).await;
     let jwt = app.jwt(&owner);
-    let created = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&jwt),
-            Some(&json!({"name": "ci"})),
-        )
-        .await;
-    app.secret(created.json()["token_value"].as_str().unwrap());
+    let created = app.create_api_token(&jwt, "ci").await;
     let request_id = created.header("x-request-id").unwrap().to_owned();
     let token_id = created.json()["id"].as_str().unwrap().to_owned();
     app.call(

@@ -328,6 +328,19 @@ impl TestApp {
             .collect()
     }
 
+    /// `POST /api/v1/tokens` named `name` with `jwt`; the token's value, when the reply has
+    /// one, is registered as a secret.
+    pub(crate) async fn create_api_token(&self, jwt: &str, name: &str) -> Reply {
+        let body = serde_json::json!({ "name": name });
+        let reply = self
+            .call("POST", "/api/v1/tokens", Some(jwt), Some(&body))
+            .await;
+        if let Some(value) = reply.json()["token_value"].as_str() {
+            self.secret(value);
+        }
+        reply
+    }
+
     /// Registers a secret: no response from now on may contain it.
     pub(crate) fn secret(&self, value: &str) {
         let since = self.journal.lock().unwrap().len();

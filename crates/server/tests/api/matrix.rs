@@ -82,20 +82,8 @@ async fn another_organizations_resources_are_404_on_every_route_that_takes_an_id
         json!({"name": "A's model", "model_name": "gpt-4o", "provider": "openai", "key": key}),
     )
     .await;
-    let token_reply = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&a_jwt),
-            Some(&json!({"name": "A's token"})),
-        )
-        .await;
+    let token_reply = app.create_api_token(&a_jwt, "A's token").await;
     let token = token_reply.json()["id"].as_str().unwrap().to_owned();
-    let token_value = token_reply.json()["token_value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.secret(&token_value);
     let member = app.member(&a, Role::Member).await;
     let ids: BTreeMap<&str, String> = BTreeMap::from([
         ("project_id", project),

@@ -158,19 +158,10 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
     let key = "sk-proj-0123456789abcdefghijklmnop";
     app.secret(key);
     // An API token never counts as fresh.
-    let token = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&jwt),
-            Some(&json!({"name": "ci"})),
-        )
-        .await
-        .json()["token_value"]
+    let token = app.create_api_token(&jwt, "ci").await.json()["token_value"]
         .as_str()
         .unwrap()
         .to_owned();
-    app.secret(&token);
     let body = json!({"name": "GPT", "model_name": "gpt-4o", "provider": "openai", "key": key});
     let refused = app
         .call("POST", "/api/v1/models", Some(&token), Some(&body))
@@ -345,14 +336,6 @@ async fn an_action_whose_audit_event_cannot_be_written_is_not_kept() {
         "both or neither"
     );
     // Other actions go on.
-    let token = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&jwt),
-            Some(&json!({"name": "ci"})),
-        )
-        .await;
+    let token = app.create_api_token(&jwt, "ci").await;
     assert_eq!(token.status, 201);
-    app.secret(token.json()["token_value"].as_str().unwrap());
 }

@@ -9,19 +9,11 @@ use serde_json::{Value, json};
 use crate::{TestApp, TestUser, spawn_app};
 
 async fn create(app: &TestApp, jwt: &str, name: &str) -> (String, String) {
-    let reply = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(jwt),
-            Some(&json!({ "name": name })),
-        )
-        .await;
+    let reply = app.create_api_token(jwt, name).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let body = reply.json();
     let value = body["token_value"].as_str().unwrap().to_owned();
-    app.secret(&value);
     (body["id"].as_str().unwrap().to_owned(), value)
 }
 
