@@ -38,7 +38,7 @@ pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
 pub use request_context::REQUEST_ID_HEADER;
 pub use routes::login::{LOGIN_COOKIE, LoginSettings};
 pub use sessions::{SESSION_COOKIE, SessionSettings};
-pub use transport::{ProxySettings, Transport};
+pub use transport::{ForwardedHeaders, ProxySettings, Transport};
 
 /// What the handlers need from the world.
 #[derive(Debug, Clone)]
@@ -173,12 +173,13 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::unmatched))
-        // Inner to outer: the browser session (loaded only for a request with its cookie),
+        // Inner to outer: query strings without NUL, the browser session (loaded only for a request with its cookie),
         // CORS (which answers preflights itself), admission (blocks, the
         // budgets of the client address, strikes), the transport (client address, HTTPS
         // enforcement), the size of the request head, the request context (id header, task-local id, access log), error
         // bodies made problem+json, the security headers, all inside the root span that
         // TracingLogger opens for every request.
+        .wrap(from_fn(extract::query_without_nul))
         .wrap(sessions)
         .wrap(cors)
         .wrap(from_fn(admission::admission))

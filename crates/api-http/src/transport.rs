@@ -1,9 +1,12 @@
 //! How a request reached the server: the client's address and whether it came over HTTPS.
 //!
 //! Only what the server itself knows counts, unless the peer is a configured trusted proxy:
-//! then `Forwarded` (RFC 7239) or `X-Forwarded-For` / `X-Forwarded-Proto` are believed, and
-//! the client is the right-most address in the chain that is not a trusted proxy — a client
-//! can prepend whatever it likes, but it cannot get past the proxies that appended after it.
+//! then the one header family the operator names is believed — `X-Forwarded-For` /
+//! `X-Forwarded-Proto` or `Forwarded` (RFC 7239) — and the client is the right-most address
+//! in its chain that is not a trusted proxy: a client can prepend whatever it likes, but it
+//! cannot get past the proxies that appended after it. The other family is the client's own
+//! writing (a proxy passes it through untouched) and is never read. No forwarded host is read
+//! at all: the redirect to HTTPS goes to `PUBLIC_URL`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,14 +22,28 @@ use ipnet::IpNet;
 
 use crate::{ApiError, AppState, ErrorCode};
 
-/// Which peers are proxies whose forwarded headers are believed, and whether plain HTTP is
-/// refused.
+/// The header family a trusted proxy writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeaders {
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` (nginx, most cloud load balancers).
+    #[default]
+    XForwarded,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
+/// Which peers are proxies whose forwarded headers are believed, which headers they write,
+/// and whether plain HTTP is refused.
 #[derive(Debug, Clone, Default)]
 pub struct ProxySettings {
     pub trusted_proxies: Vec<IpNet>,
+    pub forwarded_headers: ForwardedHeaders,
     /// Refuse (API) or redirect (browser GET) requests that did not come over HTTPS; the
     /// health probes are exempt.
     pub require_https: bool,
+    /// The server's public `https://` URL, where browsers on plain HTTP are sent; without
+    /// one they are refused like API calls.
+    pub public_url: Option<String>,
 }
 
 impl ProxySettings {
@@ -102,9 +119,8 @@ pub(crate) fn resolve(
     let Some(peer) = peer.filter(|p| settings.trusts(*p)) else {
         return direct;
     };
-    let elements = forwarded(headers);
-    let (chain, proto): (Vec<&str>, Option<&str>) = if elements.is_empty() {
-        (
+    let (chain, proto): (Vec<&str>, Option<&str>) = match settings.forwarded_headers {
+        ForwardedHeaders::XForwarded => (
             list(headers, &header::HeaderName::from_static("x-forwarded-for")),
             list(
                 headers,
@@ -112,12 +128,14 @@ pub(crate) fn resolve(
             )
             .last()
             .copied(),
-        )
-    } else {
-        (
-            elements.iter().filter_map(|(f, _)| *f).collect(),
-            elements.last().and_then(|(_, p)| *p),
-        )
+        ),
+        ForwardedHeaders::Forwarded => {
+            let elements = forwarded(headers);
+            (
+                elements.iter().filter_map(|(f, _)| *f).collect(),
+                elements.last().and_then(|(_, p)| *p),
+            )
+        }
     };
     // Right to left: skip the trusted proxies; the first other address is the client. An
     // entry that is no address stops the walk at the last address known good.
@@ -179,7 +197,9 @@ fn is_browser_get(req: &ServiceRequest) -> bool {
 }
 
 /// Records the transport on the request and its span, and enforces HTTPS where required:
-/// a browser navigation is redirected, anything else refused.
+/// a browser navigation is redirected to the same path under `PUBLIC_URL`, anything else
+/// refused (and a browser too when no public URL is configured: nothing the request says
+/// about its host is believed).
 pub(crate) async fn transport(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -196,9 +216,13 @@ pub(crate) async fn transport(
             security_event = "plain_http_refused",
             "a request over plain HTTP"
         );
-        if is_browser_get(&req) {
-            let host = req.connection_info().host().to_owned();
-            let target = format!("https://{host}{}", req.uri());
+        if let Some(public) = settings
+            .public_url
+            .as_deref()
+            .filter(|_| is_browser_get(&req))
+        {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let target = format!("{}{path}", public.trim_end_matches('/'));
             if let Ok(location) = HeaderValue::from_str(&target) {
                 let response = actix_web::HttpResponse::build(StatusCode::PERMANENT_REDIRECT)
                     .insert_header((header::LOCATION, location))
@@ -234,7 +258,16 @@ mod tests {
     fn proxies() -> ProxySettings {
         ProxySettings {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            forwarded_headers: ForwardedHeaders::XForwarded,
             require_https: true,
+            public_url: None,
+        }
+    }
+
+    fn rfc7239_proxies() -> ProxySettings {
+        ProxySettings {
+            forwarded_headers: ForwardedHeaders::Forwarded,
+            ..proxies()
         }
     }
 
@@ -276,7 +309,7 @@ mod tests {
             "forwarded",
             r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=http, for=10.0.0.9;proto=https"#,
         )]);
-        let t = resolve(&proxies(), Some(ip("::1")), false, &h);
+        let t = resolve(&rfc7239_proxies(), Some(ip("::1")), false, &h);
         assert_eq!(
             t,
             Transport {
@@ -299,5 +332,49 @@ mod tests {
             ("x-forwarded-proto", "http"),
         ]);
         assert!(!resolve(&proxies(), Some(ip("10.0.0.2")), false, &h).https);
+    }
+
+    #[test]
+    fn the_family_the_proxy_does_not_write_is_the_clients_and_ignored() {
+        // An nginx-style proxy appended X-Forwarded-For; the client wrote its own Forwarded.
+        let h = headers(&[
+            ("forwarded", "for=9.9.9.9;proto=https"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        let t = resolve(&proxies(), Some(ip("10.0.0.2")), false, &h);
+        assert_eq!(
+            t,
+            Transport {
+                client_ip: Some(ip("198.51.100.7")),
+                https: false
+            }
+        );
+        // A proxy that writes Forwarded: the client's X-Forwarded-* count for nothing, not even
+        // when the proxy wrote no Forwarded header at all.
+        let h = headers(&[
+            ("x-forwarded-for", "9.9.9.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let t = resolve(&rfc7239_proxies(), Some(ip("10.0.0.2")), false, &h);
+        assert_eq!(
+            t,
+            Transport {
+                client_ip: Some(ip("10.0.0.2")),
+                https: false
+            }
+        );
+        let h = headers(&[
+            ("x-forwarded-for", "9.9.9.9"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=198.51.100.8;proto=http"),
+        ]);
+        let t = resolve(&rfc7239_proxies(), Some(ip("10.0.0.2")), false, &h);
+        assert_eq!(
+            t,
+            Transport {
+                client_ip: Some(ip("198.51.100.8")),
+                https: false
+            }
+        );
     }
 }

@@ -17,6 +17,10 @@ use uuid::Uuid;
 
 /// The shortest signing key accepted, in bytes.
 pub const MIN_JWT_KEY_BYTES: usize = 32;
+/// The fewest distinct byte values a production signing key must hold: a key of 32 or more
+/// bytes made of a handful of characters (one letter repeated, a word typed over and over)
+/// is long only on paper.
+pub const MIN_JWT_KEY_DISTINCT_BYTES: usize = 16;
 /// The `typ` claim of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "access";
 
@@ -25,6 +29,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "access";
 pub enum JwtKeyError {
     #[error("{var} must be at least {MIN_JWT_KEY_BYTES} bytes")]
     TooShort { var: &'static str },
+    #[error(
+        "{var} has too little variety (fewer than {MIN_JWT_KEY_DISTINCT_BYTES} distinct bytes): generate a random key"
+    )]
+    TooUniform { var: &'static str },
     #[error("{var} repeats the current key")]
     SameAsCurrent { var: &'static str },
     #[error("{var} could not be used as an HMAC key")]
@@ -128,6 +136,15 @@ fn key<'a>(var: &'static str, secret: &'a SecretString) -> Result<(String, &'a [
         return Err(JwtKeyError::TooShort { var });
     }
     Ok((key_id(bytes), bytes))
+}
+
+/// Refuses a key with too little variety for production (see [`MIN_JWT_KEY_DISTINCT_BYTES`]).
+pub fn check_key_variety(var: &'static str, secret: &SecretString) -> Result<(), JwtKeyError> {
+    let distinct: HashSet<u8> = secret.expose_secret().bytes().collect();
+    if distinct.len() < MIN_JWT_KEY_DISTINCT_BYTES {
+        return Err(JwtKeyError::TooUniform { var });
+    }
+    Ok(())
 }
 
 impl JwtAuthority {

@@ -22,7 +22,8 @@ pub use api_token::{API_TOKEN_PREFIX, ApiTokenValue, constant_time_eq, token_dig
 pub use audit::{AUDIT_GENESIS, audit_chain_hash};
 pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
 pub use jwt::{
-    ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES, Subject,
+    ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES,
+    MIN_JWT_KEY_DISTINCT_BYTES, Subject, check_key_variety,
 };
 pub use keyring::{DecryptError, KeyRing, KeyRingError, looks_like_fernet_token};
 

@@ -219,8 +219,9 @@ pub struct AuthArgs {
 }
 
 impl AuthArgs {
-    /// The access-token authority: refuses a missing or short key.
-    pub fn jwt(&self) -> Result<crypto::JwtAuthority, ConfigError> {
+    /// The access-token authority: refuses a missing or short key, and in production one with
+    /// too little variety.
+    pub fn jwt(&self, profile: Profile) -> Result<crypto::JwtAuthority, ConfigError> {
         const VAR: &str = "JWT_SECRET_KEY";
         const PREVIOUS: &str = "JWT_PREVIOUS_SECRET_KEY";
         let current = resolve_secret(VAR, self.jwt_key.as_ref(), self.jwt_key_file.as_ref())?
@@ -230,13 +231,20 @@ impl AuthArgs {
             self.jwt_previous_key.as_ref(),
             self.jwt_previous_key_file.as_ref(),
         )?;
-        Ok(crypto::JwtAuthority::new(
+        let authority = crypto::JwtAuthority::new(
             &current,
             previous.as_ref(),
             &self.jwt_issuer,
             &self.jwt_audience,
             chrono::Duration::minutes(i64::from(self.jwt_expire_minutes)),
-        )?)
+        )?;
+        if profile == Profile::Production {
+            crypto::check_key_variety(VAR, &current)?;
+            if let Some(previous) = &previous {
+                crypto::check_key_variety(PREVIOUS, previous)?;
+            }
+        }
+        Ok(authority)
     }
 
     /// The key that encrypts the session cookie: derived from the signing key (HKDF), so
@@ -467,6 +475,20 @@ pub struct BrowserArgs {
     /// CIDRs, comma-separated. Nobody's by default.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header family the trusted proxies write: `x-forwarded` (X-Forwarded-For and
+    /// X-Forwarded-Proto) or `forwarded` (RFC 7239). The other family is a client's own
+    /// writing and is ignored.
+    #[arg(long, env = "FORWARDED_HEADERS", default_value = "x-forwarded",
+          value_parser = parse_forwarded_headers)]
+    pub forwarded_headers: api_http::ForwardedHeaders,
+}
+
+fn parse_forwarded_headers(text: &str) -> Result<api_http::ForwardedHeaders, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "x-forwarded" => Ok(api_http::ForwardedHeaders::XForwarded),
+        "forwarded" => Ok(api_http::ForwardedHeaders::Forwarded),
+        _ => Err("`x-forwarded` or `forwarded`".to_owned()),
+    }
 }
 
 /// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
@@ -478,7 +500,7 @@ fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// An origin (`scheme://host[:port]`) from configuration: http or https, nothing after the
-/// host but an optional `/`, no credentials. HTTPS only in production, except for loopback.
+/// host but an optional `/`, no credentials. HTTPS only in production.
 pub fn parse_origin(
     var: &'static str,
     text: &str,
@@ -490,15 +512,11 @@ pub fn parse_origin(
         return Err(ConfigError::WildcardOrigin(var));
     }
     let url = url::Url::parse(text).map_err(|_| bad())?;
-    let loopback = matches!(
-        url.host(),
-        Some(url::Host::Domain("localhost"))
-            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
-            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
-    );
+    // No plain-HTTP origin in production, loopback included: a page on the user's own machine
+    // (any local program that serves one) would get credentialed CORS and pass the CSRF check.
     let scheme_ok = match url.scheme() {
         "https" => true,
-        "http" => profile != Profile::Production || loopback,
+        "http" => profile != Profile::Production,
         _ => false,
     };
     let plain_host = match url.host() {
@@ -809,7 +827,7 @@ mod tests {
             "https://app.example.com:8443"
         );
         assert_eq!(
-            parse_origin("V", "http://localhost:3000", prod).unwrap(),
+            parse_origin("V", "http://localhost:3000", dev).unwrap(),
             "http://localhost:3000"
         );
         assert!(parse_origin("V", "http://app.example.com", dev).is_ok());
@@ -819,6 +837,9 @@ mod tests {
         ));
         for bad in [
             "http://app.example.com",
+            "http://localhost:3000",
+            "http://127.0.0.1:3000",
+            "http://[::1]:3000",
             "app.example.com",
             "https://app.example.com/path",
             "https://app.example.com/?q=1",
@@ -839,6 +860,7 @@ mod tests {
             frontend_url: Some("https://app.example.com/login".to_owned()),
             cors_allowed_origins: vec![],
             trusted_proxies: vec![],
+            forwarded_headers: api_http::ForwardedHeaders::XForwarded,
         };
         assert!(
             browser.cors_origins(prod).is_err(),
@@ -848,6 +870,7 @@ mod tests {
             frontend_url: Some("https://app.example.com".to_owned()),
             cors_allowed_origins: vec![],
             trusted_proxies: vec![],
+            forwarded_headers: api_http::ForwardedHeaders::XForwarded,
         };
         assert_eq!(
             browser.cors_origins(prod).unwrap(),
@@ -860,6 +883,7 @@ mod tests {
                 " https://b.example ".to_owned(),
             ],
             trusted_proxies: vec![],
+            forwarded_headers: api_http::ForwardedHeaders::XForwarded,
         };
         assert_eq!(
             browser.cors_origins(prod).unwrap(),

@@ -154,7 +154,7 @@ const TOKEN_USE_RESOLUTION: chrono::Duration = chrono::Duration::minutes(1);
 /// short), fresh-authentication age, and the development login in the development profile.
 pub fn auth_settings(args: &ServeArgs) -> Result<AuthSettings, StartupError> {
     Ok(AuthSettings {
-        jwt: args.auth.jwt()?,
+        jwt: args.auth.jwt(args.profile)?,
         fresh_auth_max_age: args.auth.fresh_auth_max_age(),
         token_use_resolution: TOKEN_USE_RESOLUTION,
         dev_login_subject: (args.profile == Profile::Development)
@@ -351,6 +351,14 @@ impl Application {
                 .unwrap_or(api_http::DEFAULT_MAX_BODY_BYTES),
             proxies: Arc::new(api_http::ProxySettings {
                 trusted_proxies: args.browser.trusted_proxies.clone(),
+                forwarded_headers: args.browser.forwarded_headers,
+                public_url: args
+                    .login
+                    .public_url
+                    .as_deref()
+                    .and_then(|url| url::Url::parse(url).ok())
+                    .filter(|url| url.scheme() == "https")
+                    .map(String::from),
                 // In production, and whenever TLS is served here, every request but the health
                 // probes must have come over HTTPS: here or through a trusted proxy.
                 require_https: args.profile == Profile::Production || tls.is_some(),

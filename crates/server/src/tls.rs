@@ -1,5 +1,6 @@
 //! TLS termination with rustls (ring provider): TLS 1.3 and 1.2 only, the provider's modern
-//! AEAD suites, HTTP/1.1 by ALPN. The certificate chain and key come from PEM files.
+//! AEAD suites in the server's order of preference (not the client's), HTTP/1.1 by ALPN. The
+//! certificate chain and key come from PEM files.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub(crate) fn server_config(args: &TlsArgs) -> Result<Option<rustls::ServerConfi
             problem: "does not match the certificate",
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The server picks the suite, from its own order (strongest first), not the client's.
+    config.ignore_client_order = true;
     Ok(Some(config))
 }
 

@@ -235,7 +235,7 @@ async fn record_secret_writes(
 #[post("/api/v1/endpoints")]
 pub(crate) async fn create_endpoint(
     caller: Caller,
-    body: web::Json<EndpointCreate>,
+    body: crate::extract::Json<EndpointCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let new = NewEndpoint {
@@ -347,7 +347,7 @@ pub(crate) async fn get_endpoint(
 pub(crate) async fn update_endpoint(
     caller: Caller,
     endpoint_id: web::Path<Uuid>,
-    body: web::Json<EndpointUpdate>,
+    body: crate::extract::Json<EndpointUpdate>,
 ) -> Result<web::Json<EndpointView>, ApiError> {
     let b = body.into_inner();
     let patch = EndpointPatch {

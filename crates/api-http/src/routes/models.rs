@@ -135,7 +135,7 @@ async fn record_key_write(
 #[post("/api/v1/models")]
 pub(crate) async fn create_model(
     caller: Caller,
-    body: web::Json<ModelCreate>,
+    body: crate::extract::Json<ModelCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let new = NewModel {
@@ -218,7 +218,7 @@ pub(crate) async fn get_model(
 pub(crate) async fn update_model(
     caller: Caller,
     model_id: web::Path<Uuid>,
-    body: web::Json<ModelUpdate>,
+    body: crate::extract::Json<ModelUpdate>,
 ) -> Result<web::Json<ModelView>, ApiError> {
     let b = body.into_inner();
     let patch = ModelPatch {

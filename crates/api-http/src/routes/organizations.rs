@@ -106,7 +106,7 @@ pub(crate) struct OrganizationUpdate {
 #[post("/api/v1/organizations")]
 pub(crate) async fn create_organization(
     caller: Caller,
-    body: web::Json<OrganizationCreate>,
+    body: crate::extract::Json<OrganizationCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let new = NewOrganization {
@@ -161,7 +161,7 @@ pub(crate) async fn get_organization(
 #[patch("/api/v1/organizations/current")]
 pub(crate) async fn update_organization(
     caller: Caller,
-    body: web::Json<OrganizationUpdate>,
+    body: crate::extract::Json<OrganizationUpdate>,
 ) -> Result<web::Json<OrganizationView>, ApiError> {
     let b = body.into_inner();
     let patch = OrganizationPatch {

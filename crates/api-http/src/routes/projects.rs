@@ -101,7 +101,7 @@ fn ok<T>(value: T) -> Result<T, std::convert::Infallible> {
 #[post("/api/v1/projects")]
 pub(crate) async fn create_project(
     caller: Caller,
-    body: web::Json<ProjectCreate>,
+    body: crate::extract::Json<ProjectCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let new = NewProject {
@@ -170,7 +170,7 @@ pub(crate) async fn get_project(
 pub(crate) async fn update_project(
     caller: Caller,
     project_id: web::Path<Uuid>,
-    body: web::Json<ProjectUpdate>,
+    body: crate::extract::Json<ProjectUpdate>,
 ) -> Result<web::Json<ProjectView>, ApiError> {
     let body = body.into_inner();
     let patch = ProjectPatch {

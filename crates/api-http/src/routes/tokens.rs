@@ -111,7 +111,7 @@ pub(crate) struct TokenRename {
 #[post("/api/v1/tokens")]
 pub(crate) async fn create_token(
     caller: Caller,
-    body: web::Json<NewToken>,
+    body: crate::extract::Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = Name::new(&body.name).map_err(|_| invalid("name"))?;
@@ -178,7 +178,7 @@ pub(crate) async fn get_token(
 pub(crate) async fn rename_token(
     caller: Caller,
     token_id: web::Path<Uuid>,
-    body: web::Json<TokenRename>,
+    body: crate::extract::Json<TokenRename>,
 ) -> Result<web::Json<TokenView>, ApiError> {
     let name = Name::new(&body.name).map_err(|_| invalid("name"))?;
     let uow = caller.begin(Action::ManageOwnTokens).await?;

@@ -168,7 +168,7 @@ pub(crate) async fn get_user(
 #[post("/api/v1/users")]
 pub(crate) async fn invite_user(
     caller: Caller,
-    body: web::Json<Invitation>,
+    body: crate::extract::Json<Invitation>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let email = required("email", b.email.as_str(), Email::new)?;
@@ -221,7 +221,7 @@ pub(crate) async fn invite_user(
 pub(crate) async fn change_role(
     caller: Caller,
     user_id: web::Path<Uuid>,
-    body: web::Json<RoleChange>,
+    body: crate::extract::Json<RoleChange>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let new = required("role", body.role.as_str(), str::parse::<Role>)?;
     let target = UserId::from_uuid(user_id.into_inner());

@@ -165,6 +165,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             frontend_url: Some(FRONTEND.to_owned()),
             cors_allowed_origins: vec![],
             trusted_proxies: vec![],
+            forwarded_headers: api_http::ForwardedHeaders::XForwarded,
         },
         tls: TlsArgs::default(),
         // Generous: the suite's clients all come from 127.0.0.1. The limits have their own

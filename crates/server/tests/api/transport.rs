@@ -4,12 +4,19 @@
 use serde_json::json;
 
 use crate::{TestApp, spawn_app_configured};
+use api_http::ForwardedHeaders;
 use server::config::Profile;
 
 async fn production(trusted: &[&str]) -> TestApp {
+    production_behind(trusted, ForwardedHeaders::XForwarded).await
+}
+
+async fn production_behind(trusted: &[&str], family: ForwardedHeaders) -> TestApp {
     let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
     spawn_app_configured(Profile::Production, |args| {
         args.browser.trusted_proxies = trusted;
+        args.browser.forwarded_headers = family;
+        args.login.public_url = Some("https://api.example.com".to_owned());
     })
     .await
 }
@@ -71,23 +78,106 @@ async fn behind_a_trusted_proxy_https_and_the_client_address_are_believed() {
         (403, "https_required")
     );
     assert!(plain.header("strict-transport-security").is_none());
-    let browser = app
-        .send(
-            app.client
-                .get(app.url("/docs/"))
-                .header("accept", "text/html,application/xhtml+xml")
-                .header("host", "api.example.com"),
-        )
-        .await;
-    assert_eq!(browser.status, 308);
-    assert_eq!(
-        browser.header("location"),
-        Some("https://api.example.com/docs/")
-    );
+    // The redirect goes to PUBLIC_URL, whatever host the request names (a phishing page's
+    // host would otherwise be where a victim's browser is sent).
+    for (name, value) in [
+        ("host", "evil.example"),
+        ("x-forwarded-host", "evil.example"),
+        ("forwarded", "host=evil.example"),
+    ] {
+        let browser = app
+            .send(
+                app.client
+                    .get(app.url("/docs/?x=1"))
+                    .header("accept", "text/html,application/xhtml+xml")
+                    .header(name, value),
+            )
+            .await;
+        assert_eq!(browser.status, 308, "{name}");
+        assert_eq!(
+            browser.header("location"),
+            Some("https://api.example.com/docs/?x=1"),
+            "{name}"
+        );
+    }
     // Probes answer over plain HTTP.
     assert_eq!(
         app.call("GET", "/health/live", None, None).await.status,
         200
+    );
+}
+
+/// The audit event of a made-up API token sent through the proxy with `headers`: the
+/// refusal's recorded address and whether it was answered as HTTPS.
+async fn refused_through_proxy(app: &TestApp, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth("rh-madeUpTokenThatNobodyOwns0123456789abcdefghij");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let reply = app.send(request).await;
+    (
+        reply.status,
+        last_client_ip(app, "authentication.failed").await,
+    )
+}
+
+#[tokio::test]
+async fn a_client_written_header_of_the_other_family_is_ignored() {
+    // The proxy writes X-Forwarded-*; the client adds its own Forwarded header, which such a
+    // proxy passes through untouched. Neither its address nor its scheme counts.
+    let app = production_behind(&["127.0.0.1/32"], ForwardedHeaders::XForwarded).await;
+    let (status, ip) = refused_through_proxy(
+        &app,
+        &[
+            ("forwarded", "for=9.9.9.9;proto=https"),
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ],
+    )
+    .await;
+    assert_eq!((status, ip.as_str()), (401, "198.51.100.7"));
+    let plain = app
+        .send(
+            app.client
+                .get(app.url("/api/v1/me"))
+                .header("forwarded", "for=9.9.9.9;proto=https")
+                .header("x-forwarded-for", "198.51.100.7"),
+        )
+        .await;
+    assert_eq!(
+        (plain.status, plain.problem_code().as_str()),
+        (403, "https_required"),
+        "the client's proto=https is not believed"
+    );
+
+    // The proxy writes Forwarded; the client's X-Forwarded-* are ignored, even where the
+    // proxy's header says nothing of the scheme.
+    let app = production_behind(&["127.0.0.1/32"], ForwardedHeaders::Forwarded).await;
+    let (status, ip) = refused_through_proxy(
+        &app,
+        &[
+            ("x-forwarded-for", "9.9.9.9"),
+            ("x-forwarded-proto", "http"),
+            ("forwarded", "for=198.51.100.8;proto=https"),
+        ],
+    )
+    .await;
+    assert_eq!((status, ip.as_str()), (401, "198.51.100.8"));
+    let plain = app
+        .send(
+            app.client
+                .get(app.url("/api/v1/me"))
+                .header("x-forwarded-for", "9.9.9.9")
+                .header("x-forwarded-proto", "https")
+                .header("forwarded", "for=198.51.100.8"),
+        )
+        .await;
+    assert_eq!(
+        (plain.status, plain.problem_code().as_str()),
+        (403, "https_required")
     );
 }
 
@@ -171,6 +261,7 @@ async fn tls_is_served_here_and_plain_http_is_redirected_or_refused() {
     args.tls.tls_cert_file = Some(cert_file.clone());
     args.tls.tls_key_file = Some(key_file.clone());
     args.tls.http_bind = Some("127.0.0.1:0".parse().unwrap());
+    args.login.public_url = Some("https://localhost".to_owned());
     let app = server::Application::build(&args).await.unwrap();
     let (https_port, http_port) = (app.port(), app.http_port().unwrap());
     tokio::spawn(app.run_until_stopped());
@@ -210,7 +301,7 @@ async fn tls_is_served_here_and_plain_http_is_redirected_or_refused() {
     let browser = client
         .get(format!("http://127.0.0.1:{http_port}/docs/"))
         .header("accept", "text/html")
-        .header("host", "localhost")
+        .header("host", "evil.example")
         .send()
         .await
         .unwrap();
@@ -241,5 +332,85 @@ async fn tls_is_served_here_and_plain_http_is_redirected_or_refused() {
     mismatched.tls.tls_cert_file = Some(cert_file);
     mismatched.tls.tls_key_file = Some(other_key);
     assert!(server::Application::build(&mismatched).await.is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The suite a client that prefers `offered` (in that order) gets from the server on `port`.
+fn negotiated_suite(
+    port: u16,
+    pem: &str,
+    offered: Vec<rustls::SupportedCipherSuite>,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> rustls::CipherSuite {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::Write;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: offered,
+        ..rustls::crypto::ring::default_provider()
+    };
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    stream.conn.negotiated_cipher_suite().unwrap().suite()
+}
+
+#[tokio::test]
+async fn the_server_chooses_the_cipher_suite_not_the_client() {
+    use rustls::crypto::ring::cipher_suite as suite;
+    let dir = std::env::temp_dir().join(format!("rh-tls-order-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file, pem) = certificate(&dir);
+    let db = test_support::TestDatabase::new().await;
+    let mut args = crate::serve_args(Profile::Test, db.app_url());
+    args.tls.tls_cert_file = Some(cert_file);
+    args.tls.tls_key_file = Some(key_file);
+    let app = server::Application::build(&args).await.unwrap();
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+
+    // A client that lists the weakest of the allowed suites first gets the strongest.
+    let (tls13, tls12) = tokio::task::spawn_blocking(move || {
+        let tls13 = negotiated_suite(
+            port,
+            &pem,
+            vec![
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+                suite::TLS13_AES_128_GCM_SHA256,
+                suite::TLS13_AES_256_GCM_SHA384,
+            ],
+            &rustls::version::TLS13,
+        );
+        let tls12 = negotiated_suite(
+            port,
+            &pem,
+            vec![
+                suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            &rustls::version::TLS12,
+        );
+        (tls13, tls12)
+    })
+    .await
+    .unwrap();
+    assert_eq!(tls13, rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    assert_eq!(
+        tls12,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
