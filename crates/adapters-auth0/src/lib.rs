@@ -386,7 +386,8 @@ impl IdentityProvider for OidcProvider {
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_owned()),
-            auth_time: claims.auth_time().unwrap_or_else(|| self.clock.now()),
+            // A provider that does not say when the person authenticated: never fresh.
+            auth_time: claims.auth_time(),
         })
     }
 

@@ -16,8 +16,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 use crypto::{JwtAuthority, JwtError};
 use domain::{
-    Action, ApiTokenId, AuditAction, AuditOutcome, BlockKey, Membership, OrganizationId,
-    PermissionDenied, UserId,
+    Action, ApiTokenId, AuditAction, AuditOutcome, BlockKey, Membership, Operation, OrganizationId,
+    PermissionDenied, Standing, UserId,
 };
 use ports::{
     AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
@@ -113,6 +113,15 @@ impl RequestMeta {
             request_id: self.request_id.clone(),
         }
     }
+}
+
+/// Why the declared policy of an operation refuses a caller.
+#[derive(Debug, Clone, Copy)]
+enum Denial {
+    ApiToken,
+    NoOrganization,
+    Permission(PermissionDenied),
+    Stale,
 }
 
 /// An authenticated caller: who, by which credential, and from where. Handlers that take a
@@ -584,31 +593,126 @@ impl Caller {
             .await
     }
 
-    /// Refuses a sensitive operation unless the caller logged in interactively within the
-    /// configured age: 401 with an RFC 9470 step-up challenge otherwise. An API token is
-    /// never fresh.
-    pub(crate) async fn require_fresh(&self) -> Result<(), ApiError> {
-        let max_age = self.state.auth.fresh_auth_max_age;
-        let fresh = matches!(
+    /// What the declared policy of `op` says of this caller, without recording anything: the
+    /// scope to act in (`None` for an operation that needs no organization), or why not. An
+    /// API token is refused where the policy says so, then the standing (a member's role), then
+    /// the freshness of the login.
+    fn judge(&self, op: Operation) -> Result<Option<TenantScope>, Denial> {
+        let policy = op.policy();
+        if !policy.api_tokens && self.principal.method() == AuthMethod::ApiToken {
+            return Err(Denial::ApiToken);
+        }
+        let scope = match policy.standing {
+            Standing::Anonymous | Standing::Authenticated => None,
+            Standing::Member(required) => {
+                let (Some(actor), Some(scope)) =
+                    (self.principal.actor(), self.principal.tenant_scope())
+                else {
+                    return Err(Denial::NoOrganization);
+                };
+                if actor.role < required {
+                    return Err(Denial::Permission(PermissionDenied::InsufficientRole {
+                        required,
+                    }));
+                }
+                Some(scope)
+            }
+        };
+        if policy.fresh_login && !self.is_fresh() {
+            return Err(Denial::Stale);
+        }
+        Ok(scope)
+    }
+
+    /// Records a denial and returns the error to answer with: 403, or 401 with an RFC 9470
+    /// step-up challenge for a login too old.
+    async fn refuse(&self, denial: Denial) -> ApiError {
+        match denial {
+            Denial::ApiToken => {
+                self.denied("api_token_not_allowed", ApiError::new(ErrorCode::Forbidden))
+                    .await
+            }
+            Denial::NoOrganization => {
+                self.denied("no_organization", ApiError::new(ErrorCode::Forbidden))
+                    .await
+            }
+            Denial::Permission(denied) => self.forbidden(denied).await,
+            Denial::Stale => {
+                let challenge = format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
+                     error_description=\"A more recent authentication is required\", max_age={}",
+                    self.state.auth.fresh_auth_max_age.num_seconds()
+                );
+                self.denied(
+                    "stale_authentication",
+                    ApiError::new(ErrorCode::StepUpRequired).with_challenge(challenge),
+                )
+                .await
+            }
+        }
+    }
+
+    /// The one path every state-changing operation takes: its declared policy
+    /// ([`Operation::policy`]) decides, and each refusal is an audit event. Returns the scope
+    /// to act in, `None` for an operation that needs no organization.
+    pub(crate) async fn permit(&self, op: Operation) -> Result<Option<TenantScope>, ApiError> {
+        match self.judge(op) {
+            Ok(scope) => Ok(scope),
+            Err(denial) => Err(self.refuse(denial).await),
+        }
+    }
+
+    /// The wider operations a request turned out to need once its unit of work has read the
+    /// facts (a credential written by an update, a stored secret's target moved): each must be
+    /// permitted too. A refusal closes the unit of work, unchanged, before it is recorded.
+    pub(crate) async fn permit_also(
+        &self,
+        uow: Box<dyn UnitOfWork>,
+        ops: &[Operation],
+    ) -> Result<Box<dyn UnitOfWork>, ApiError> {
+        for op in ops {
+            if let Err(denial) = self.judge(*op) {
+                drop(uow);
+                return Err(self.refuse(denial).await);
+            }
+        }
+        Ok(uow)
+    }
+
+    /// [`Caller::permit`] for an operation inside the caller's organization: its scope.
+    pub(crate) async fn permit_in(&self, op: Operation) -> Result<TenantScope, ApiError> {
+        match self.permit(op).await? {
+            Some(scope) => Ok(scope),
+            // A policy without a member standing has no scope to give.
+            None => Err(ApiError::new(ErrorCode::Internal)),
+        }
+    }
+
+    /// Opens a unit of work for `op` in the caller's organization, once permitted.
+    pub(crate) async fn begin_op(&self, op: Operation) -> Result<Box<dyn UnitOfWork>, ApiError> {
+        let scope = self.permit_in(op).await?;
+        Ok(self.state.units.begin(&scope).await?)
+    }
+
+    /// The event `op` declares, by this caller about `target`.
+    pub(crate) fn event_of(
+        &self,
+        op: Operation,
+        target_type: &str,
+        target_id: impl ToString,
+    ) -> NewAuditEvent {
+        self.event_on(op.policy().event, target_type, target_id)
+    }
+
+    /// Whether the caller logged in interactively within the configured age. An API token is
+    /// never fresh, and neither is a credential that does not say when its login was.
+    fn is_fresh(&self) -> bool {
+        matches!(
             self.principal.method(),
             AuthMethod::Jwt | AuthMethod::Session
         ) && self
             .principal
             .auth_time()
-            .is_some_and(|at| self.state.clock.now() - at <= max_age);
-        if fresh {
-            return Ok(());
-        }
-        let challenge = format!(
-            "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
-             error_description=\"A more recent authentication is required\", max_age={}",
-            max_age.num_seconds()
-        );
-        Err(self
-            .denied(
-                "stale_authentication",
-                ApiError::new(ErrorCode::StepUpRequired).with_challenge(challenge),
-            )
-            .await)
+            .is_some_and(|at| self.state.clock.now() - at <= self.state.auth.fresh_auth_max_age)
     }
 }

@@ -31,6 +31,7 @@ pub enum AuditAction {
     TokenCreated,
     TokenUsed,
     TokenRefreshed,
+    TokenRenamed,
     TokenRevoked,
     RateLimitWarning,
     ClientBlocked,
@@ -65,6 +66,7 @@ impl AuditAction {
             Self::TokenCreated => "token.created",
             Self::TokenUsed => "token.used",
             Self::TokenRefreshed => "token.refreshed",
+            Self::TokenRenamed => "token.renamed",
             Self::TokenRevoked => "token.revoked",
             Self::RateLimitWarning => "rate_limit.warning",
             Self::ClientBlocked => "client.blocked",
@@ -76,7 +78,7 @@ impl AuditAction {
 
 impl AuditAction {
     /// Every action, for parsing stored text back.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 30] = [
         Self::AuthenticationSucceeded,
         Self::AuthenticationFailed,
         Self::LoggedOut,
@@ -101,6 +103,7 @@ impl AuditAction {
         Self::TokenCreated,
         Self::TokenUsed,
         Self::TokenRefreshed,
+        Self::TokenRenamed,
         Self::TokenRevoked,
         Self::RateLimitWarning,
         Self::ClientBlocked,

@@ -14,6 +14,7 @@ mod ids;
 mod model;
 mod organization;
 mod permissions;
+mod policy;
 mod project;
 mod role;
 mod user;
@@ -31,6 +32,7 @@ pub use organization::Organization;
 pub use permissions::{
     Action, Actor, PermissionDenied, authorize, authorize_remove_user, authorize_role_change,
 };
+pub use policy::{Operation, Policy, Standing};
 pub use project::Project;
 pub use role::{Role, RoleParseError};
 pub use user::{Membership, User};

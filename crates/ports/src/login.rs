@@ -35,8 +35,9 @@ pub struct VerifiedLogin {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
-    /// When the person last authenticated at the provider (now, when the token omits it).
-    pub auth_time: DateTime<Utc>,
+    /// When the person last authenticated at the provider; `None` when the token does not say
+    /// (such a login is never fresh).
+    pub auth_time: Option<DateTime<Utc>>,
 }
 
 /// Why a login at the provider failed.

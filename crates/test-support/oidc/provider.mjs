@@ -11,8 +11,8 @@
 //
 // For attack tests, POST /__test/next-id-token with {"mode": ...} rewrites the id_token of the
 // next token response once: "wrong_audience", "expired", "wrong_nonce", "wrong_at_hash",
-// "old_auth_time" (re-signed with the provider's key), "tampered" (a claim changed, the
-// signature kept), "unsigned" (alg none).
+// "old_auth_time", "no_auth_time" (re-signed with the provider's key), "tampered" (a claim
+// changed, the signature kept), "unsigned" (alg none).
 
 import { generateKeyPair, exportJWK, SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import Provider from 'oidc-provider';
@@ -101,6 +101,10 @@ async function rewrite(idToken, mode) {
       return resign({ ...claims, at_hash: 'AAAAAAAAAAAAAAAAAAAAAA' });
     case 'old_auth_time':
       return resign({ ...claims, auth_time: now - 3600 });
+    case 'no_auth_time': {
+      const { auth_time: _, ...rest } = claims;
+      return resign(rest);
+    }
     case 'tampered': {
       const [h, , s] = idToken.split('.');
       return `${h}.${b64({ ...claims, email: 'someone.else@example.org' })}.${s}`;

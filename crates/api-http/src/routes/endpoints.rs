@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use domain::{
-    Action, AuditAction, AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod,
-    HttpUrl, Name, ProjectId, RequestHeaders,
+    Action, AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod, HttpUrl,
+    Name, Operation, ProjectId, RequestHeaders,
 };
 use ports::{EndpointPatch, EndpointSort, NewEndpoint, Patch, SecretPatch};
 use serde::{Deserialize, Serialize};
@@ -213,7 +213,7 @@ async fn record_secret_writes(
 ) -> Result<(), ApiError> {
     for (field, written) in fields {
         if *written {
-            let mut event = caller.event_on(AuditAction::SecretWritten, "endpoint", id);
+            let mut event = caller.event_of(Operation::WriteEndpointCredential, "endpoint", id);
             event.reason = Some((*field).to_owned());
             uow.audit().record(event).await?;
         }
@@ -280,12 +280,12 @@ pub(crate) async fn create_endpoint(
         ("client_secret", new.client_secret.is_some()),
     ];
     if writes.iter().any(|(_, w)| *w) {
-        caller.require_fresh().await?;
+        caller.permit(Operation::WriteEndpointCredential).await?;
     }
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::CreateEndpoint).await?;
     let endpoint = uow.endpoints().create(new).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::EndpointCreated, "endpoint", endpoint.id))
+        .record(caller.event_of(Operation::CreateEndpoint, "endpoint", endpoint.id))
         .await?;
     record_secret_writes(&caller, uow.as_ref(), endpoint.id, &writes).await?;
     uow.commit().await?;
@@ -381,14 +381,32 @@ pub(crate) async fn update_endpoint(
             !matches!(patch.client_secret, SecretPatch::Keep),
         ),
     ];
-    if writes.iter().any(|(_, w)| *w) {
-        caller.require_fresh().await?;
-    }
     let id = EndpointId::from_uuid(endpoint_id.into_inner());
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::UpdateEndpoint).await?;
+    let mut wider = Vec::new();
+    if writes.iter().any(|(_, w)| *w) {
+        wider.push(Operation::WriteEndpointCredential);
+    }
+    // Where a stored credential is sent: moving it is as sensitive as writing the secret.
+    if matches!(patch.url, Patch::Set(_)) || matches!(patch.token_url, Patch::Set(_)) {
+        let current = uow.endpoints().get(id).await?;
+        let moves = matches!(&patch.url, Patch::Set(url) if *url != current.url)
+            || matches!(&patch.token_url, Patch::Set(url) if *url != current.token_url);
+        let stored = [
+            &current.auth_token,
+            &current.client_secret,
+            &current.last_token,
+        ]
+        .into_iter()
+        .any(domain::SecretSlot::is_set);
+        if moves && stored {
+            wider.push(Operation::RetargetEndpoint);
+        }
+    }
+    let uow = caller.permit_also(uow, &wider).await?;
     let endpoint = uow.endpoints().update(id, patch).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::EndpointUpdated, "endpoint", id))
+        .record(caller.event_of(Operation::UpdateEndpoint, "endpoint", id))
         .await?;
     record_secret_writes(&caller, uow.as_ref(), id, &writes).await?;
     uow.commit().await?;
@@ -406,10 +424,10 @@ pub(crate) async fn delete_endpoint(
     endpoint_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = EndpointId::from_uuid(endpoint_id.into_inner());
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::DeleteEndpoint).await?;
     uow.endpoints().soft_delete(id).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::EndpointDeleted, "endpoint", id))
+        .record(caller.event_of(Operation::DeleteEndpoint, "endpoint", id))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -11,7 +11,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Duration;
-use domain::{AuditAction, AuditOutcome, Email, Name};
+use domain::{AuditAction, AuditOutcome, Email, Name, Operation};
 use ports::{
     AuthMethod, IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, NewIdentity,
     PendingLogin, ResolvedUser, StoreError, VerifiedLogin,
@@ -310,7 +310,10 @@ pub(crate) async fn callback(
     session.clear();
     let inserted = session
         .insert(crate::sessions::USER_KEY, user.user_id.as_uuid())
-        .and_then(|()| session.insert(crate::sessions::AUTH_TIME_KEY, who.auth_time.timestamp()));
+        .and_then(|()| match who.auth_time {
+            Some(at) => session.insert(crate::sessions::AUTH_TIME_KEY, at.timestamp()),
+            None => Ok(()),
+        });
     if let Err(err) = inserted {
         return Err(ApiError::with_cause(ErrorCode::Internal, err));
     }
@@ -367,6 +370,7 @@ pub(crate) async fn auth_me(caller: Caller) -> web::Json<crate::routes::session:
 )]
 #[post("/auth/session-token")]
 pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::MintSessionToken).await?;
     let principal = caller.principal();
     if principal.method() != AuthMethod::Session {
         return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
@@ -374,6 +378,7 @@ pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiErr
     let state = caller.state();
     let now = state.clock.now();
     let membership = principal.membership();
+    let jti = Uuid::now_v7();
     let token = state
         .auth
         .jwt
@@ -387,10 +392,21 @@ pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiErr
                     .auth_time()
                     .unwrap_or(chrono::DateTime::UNIX_EPOCH),
             },
-            Uuid::now_v7(),
+            jti,
             now,
         )
         .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
+    let mut event = caller.event(
+        Operation::MintSessionToken.policy().event,
+        AuditOutcome::Success,
+    );
+    event.target_type = Some("access_token".to_owned());
+    event.target_id = Some(jti.to_string());
+    event.reason = Some("session_token".to_owned());
+    state
+        .audit_log
+        .unscoped_record(membership.map(|m| m.organization_id), event)
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(AccessToken::bearer(token, state.auth.jwt.lifetime())))

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, AuditAction, Description, HttpUrl, Model, ModelId, Name, RequestHeaders};
+use domain::{Action, Description, HttpUrl, Model, ModelId, Name, Operation, RequestHeaders};
 use ports::{ModelPatch, ModelSort, NewModel, SecretPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -115,7 +115,7 @@ async fn record_key_write(
     uow: &dyn ports::UnitOfWork,
     id: ModelId,
 ) -> Result<(), ApiError> {
-    let mut event = caller.event_on(AuditAction::SecretWritten, "model", id);
+    let mut event = caller.event_of(Operation::WriteModelKey, "model", id);
     event.reason = Some("key".to_owned());
     uow.audit().record(event).await?;
     Ok(())
@@ -150,12 +150,12 @@ pub(crate) async fn create_model(
     };
     let writes_key = new.key.is_some();
     if writes_key {
-        caller.require_fresh().await?;
+        caller.permit(Operation::WriteModelKey).await?;
     }
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::CreateModel).await?;
     let model = uow.models().create(new).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::ModelCreated, "model", model.id))
+        .record(caller.event_of(Operation::CreateModel, "model", model.id))
         .await?;
     if writes_key {
         record_key_write(&caller, uow.as_ref(), model.id).await?;
@@ -233,14 +233,23 @@ pub(crate) async fn update_model(
         key: secret_patch("key", b.key)?,
     };
     let writes_key = !matches!(patch.key, SecretPatch::Keep);
-    if writes_key {
-        caller.require_fresh().await?;
-    }
     let id = ModelId::from_uuid(model_id.into_inner());
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::UpdateModel).await?;
+    let mut wider = Vec::new();
+    if writes_key {
+        wider.push(Operation::WriteModelKey);
+    }
+    // Where the stored key is sent: moving it is as sensitive as writing the key.
+    if let ports::Patch::Set(endpoint) = &patch.endpoint {
+        let current = uow.models().get(id).await?;
+        if *endpoint != current.endpoint && current.key.is_set() {
+            wider.push(Operation::RetargetModel);
+        }
+    }
+    let uow = caller.permit_also(uow, &wider).await?;
     let model = uow.models().update(id, patch).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::ModelUpdated, "model", id))
+        .record(caller.event_of(Operation::UpdateModel, "model", id))
         .await?;
     if writes_key {
         record_key_write(&caller, uow.as_ref(), id).await?;
@@ -260,10 +269,10 @@ pub(crate) async fn delete_model(
     model_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ModelId::from_uuid(model_id.into_inner());
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::DeleteModel).await?;
     uow.models().soft_delete(id).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::ModelDeleted, "model", id))
+        .record(caller.event_of(Operation::DeleteModel, "model", id))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, AuditAction, Description, Email, HttpUrl, Name, Organization};
+use domain::{Action, Description, Email, HttpUrl, Name, Operation, Organization};
 use ports::{FoundingError, NewOrganization, OrganizationPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -117,8 +117,9 @@ pub(crate) async fn create_organization(
         logo_url: optional("logo_url", b.logo_url.as_deref(), HttpUrl::new)?,
         email: optional("email", b.email.as_deref(), Email::new)?,
     };
+    caller.permit(Operation::FoundOrganization).await?;
     let event = caller.event(
-        AuditAction::OrganizationCreated,
+        Operation::FoundOrganization.policy().event,
         domain::AuditOutcome::Success,
     );
     let organization = caller
@@ -179,11 +180,11 @@ pub(crate) async fn update_organization(
             Ok::<bool, std::convert::Infallible>,
         )?,
     };
-    let uow = caller.begin(Action::UpdateOrganization).await?;
+    let uow = caller.begin_op(Operation::UpdateOrganization).await?;
     let organization = uow.organizations().update(patch).await?;
     uow.audit()
-        .record(caller.event_on(
-            AuditAction::OrganizationUpdated,
+        .record(caller.event_of(
+            Operation::UpdateOrganization,
             "organization",
             organization.id,
         ))
@@ -204,12 +205,11 @@ pub(crate) async fn update_organization(
 )]
 #[delete("/api/v1/organizations/current")]
 pub(crate) async fn delete_organization(caller: Caller) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scope_for(Action::DeleteOrganization).await?;
-    caller.require_fresh().await?;
+    let scope = caller.permit_in(Operation::DeleteOrganization).await?;
     let uow = caller.state().units.begin(&scope).await?;
     uow.audit()
-        .record(caller.event_on(
-            AuditAction::OrganizationDeleted,
+        .record(caller.event_of(
+            Operation::DeleteOrganization,
             "organization",
             scope.organization_id(),
         ))
@@ -227,7 +227,7 @@ pub(crate) async fn delete_organization(caller: Caller) -> Result<HttpResponse, 
 )]
 #[post("/api/v1/organizations/current/leave")]
 pub(crate) async fn leave_organization(caller: Caller) -> Result<HttpResponse, ApiError> {
-    let uow = caller.begin(Action::ReadContent).await?;
+    let uow = caller.begin_op(Operation::LeaveOrganization).await?;
     let me = caller.principal().user_id();
     let membership = caller.membership().await?;
     let owners = uow.users().count_owners().await?;
@@ -241,7 +241,7 @@ pub(crate) async fn leave_organization(caller: Caller) -> Result<HttpResponse, A
     }
     uow.users().remove(me).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::UserLeft, "user", me))
+        .record(caller.event_of(Operation::LeaveOrganization, "user", me))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

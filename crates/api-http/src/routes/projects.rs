@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, AuditAction, Description, Name, Project, ProjectId, UserId};
+use domain::{Action, Description, Name, Operation, Project, ProjectId, UserId};
 use ports::{NewProject, Patch, ProjectPatch, ProjectSort};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -109,10 +109,10 @@ pub(crate) async fn create_project(
         description: optional("description", body.description.as_deref(), Description::new)?,
         icon: optional("icon", body.icon.as_deref(), Name::new)?,
     };
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::CreateProject).await?;
     let project = uow.projects().create(new).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::ProjectCreated, "project", project.id))
+        .record(caller.event_of(Operation::CreateProject, "project", project.id))
         .await?;
     uow.commit().await?;
     Ok(created(ProjectView::from(project)))
@@ -186,10 +186,10 @@ pub(crate) async fn update_project(
         },
     };
     let id = ProjectId::from_uuid(project_id.into_inner());
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::UpdateProject).await?;
     let project = uow.projects().update(id, patch).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::ProjectUpdated, "project", id))
+        .record(caller.event_of(Operation::UpdateProject, "project", id))
         .await?;
     uow.commit().await?;
     Ok(web::Json(project.into()))
@@ -206,10 +206,10 @@ pub(crate) async fn delete_project(
     project_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProjectId::from_uuid(project_id.into_inner());
-    let uow = caller.begin(Action::WriteContent).await?;
+    let uow = caller.begin_op(Operation::DeleteProject).await?;
     uow.projects().soft_delete(id).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::ProjectDeleted, "project", id))
+        .record(caller.event_of(Operation::DeleteProject, "project", id))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,7 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use domain::{AuditAction, AuditOutcome};
+use domain::{AuditOutcome, Operation};
 use ports::AuthMethod;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -108,6 +108,7 @@ pub(crate) fn describe(caller: &Caller) -> web::Json<Me> {
 )]
 #[post("/auth/logout")]
 pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::Logout).await?;
     if caller.credential() == Credential::Session {
         return end_session(&req, &caller).await;
     }
@@ -119,7 +120,7 @@ pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpRespo
         .identity
         .unscoped_revoke_access_token(jti, caller.principal().user_id(), expires_at)
         .await?;
-    let mut event = caller.event(AuditAction::LoggedOut, AuditOutcome::Success);
+    let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
     event.target_type = Some("access_token".to_owned());
     event.target_id = Some(jti.to_string());
     let organization = caller.principal().membership().map(|m| m.organization_id);
@@ -132,7 +133,7 @@ async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse,
     use actix_session::SessionExt;
     req.get_session().purge();
     let state = caller.state();
-    let mut event = caller.event(AuditAction::LoggedOut, AuditOutcome::Success);
+    let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
     event.target_type = Some("session".to_owned());
     let organization = caller.principal().membership().map(|m| m.organization_id);
     state.audit_log.unscoped_record(organization, event).await?;
@@ -187,7 +188,7 @@ pub(crate) async fn local_login(
         .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
     let mut event = RequestMeta::of(&req).event(
         Some(user.user_id),
-        AuditAction::AuthenticationSucceeded,
+        Operation::LocalLogin.policy().event,
         AuditOutcome::Success,
     );
     event.target_type = Some("access_token".to_owned());

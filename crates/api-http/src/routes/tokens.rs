@@ -4,7 +4,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Duration, Utc};
-use domain::{Action, ApiToken, ApiTokenId, AuditAction, Name};
+use domain::{Action, ApiToken, ApiTokenId, Name, Operation};
 use ports::ApiTokenSort;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -120,11 +120,10 @@ pub(crate) async fn create_token(
         Some(days @ 1..=3650) => Some(caller.state().clock.now() + Duration::days(days.into())),
         Some(_) => return Err(invalid("expires_in_days")),
     };
-    caller.require_fresh().await?;
-    let uow = caller.begin(Action::ManageOwnTokens).await?;
+    let uow = caller.begin_op(Operation::CreateApiToken).await?;
     let (token, value) = uow.api_tokens().create(name, expires_at).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::TokenCreated, "api_token", token.id))
+        .record(caller.event_of(Operation::CreateApiToken, "api_token", token.id))
         .await?;
     uow.commit().await?;
     Ok(with_value(token, &value, true))
@@ -181,10 +180,11 @@ pub(crate) async fn rename_token(
     body: crate::extract::Json<TokenRename>,
 ) -> Result<web::Json<TokenView>, ApiError> {
     let name = Name::new(&body.name).map_err(|_| invalid("name"))?;
-    let uow = caller.begin(Action::ManageOwnTokens).await?;
-    let token = uow
-        .api_tokens()
-        .rename_own(ApiTokenId::from_uuid(token_id.into_inner()), name)
+    let uow = caller.begin_op(Operation::RenameApiToken).await?;
+    let id = ApiTokenId::from_uuid(token_id.into_inner());
+    let token = uow.api_tokens().rename_own(id, name).await?;
+    uow.audit()
+        .record(caller.event_of(Operation::RenameApiToken, "api_token", id))
         .await?;
     uow.commit().await?;
     Ok(web::Json(token.into()))
@@ -202,10 +202,10 @@ pub(crate) async fn revoke_token(
     token_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiTokenId::from_uuid(token_id.into_inner());
-    let uow = caller.begin(Action::ManageOwnTokens).await?;
+    let uow = caller.begin_op(Operation::RevokeApiToken).await?;
     uow.api_tokens().revoke_own(id).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::TokenRevoked, "api_token", id))
+        .record(caller.event_of(Operation::RevokeApiToken, "api_token", id))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -228,11 +228,10 @@ pub(crate) async fn refresh_token(
     token_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiTokenId::from_uuid(token_id.into_inner());
-    caller.require_fresh().await?;
-    let uow = caller.begin(Action::ManageOwnTokens).await?;
+    let uow = caller.begin_op(Operation::RefreshApiToken).await?;
     let (token, value) = uow.api_tokens().refresh_own(id).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::TokenRefreshed, "api_token", id))
+        .record(caller.event_of(Operation::RefreshApiToken, "api_token", id))
         .await?;
     uow.commit().await?;
     Ok(with_value(token, &value, false))

@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, Actor, AuditAction, Email, Name, PermissionDenied, Role, User, UserId};
+use domain::{Action, Actor, Email, Name, Operation, PermissionDenied, Role, User, UserId};
 use ports::{PageRequest, Sort, SortDirection, UserSort};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -102,9 +102,12 @@ struct MemberChange {
 
 /// Opens the unit of work for a change to `target`, after a fresh-login check (the step-up
 /// answer is the same whether or not the target exists).
-async fn member_change(caller: &Caller, target: UserId) -> Result<MemberChange, ApiError> {
-    caller.require_fresh().await?;
-    let uow = caller.begin(Action::ReadContent).await?;
+async fn member_change(
+    caller: &Caller,
+    op: Operation,
+    target: UserId,
+) -> Result<MemberChange, ApiError> {
+    let uow = caller.begin_op(op).await?;
     let user = uow.users().get(target).await?;
     let (Some(actor), Some(membership)) = (caller.principal().actor(), user.membership) else {
         return Err(ApiError::new(ErrorCode::NotFound));
@@ -176,7 +179,7 @@ pub(crate) async fn invite_user(
         None => Role::Member,
         Some(text) => required("role", text, str::parse::<Role>)?,
     };
-    let scope = caller.scope_for(Action::InviteUser).await?;
+    let scope = caller.permit_in(Operation::InviteUser).await?;
     if role == Role::Owner && scope.role() != Role::Owner {
         return Err(caller.forbidden(PermissionDenied::OwnerProtected).await);
     }
@@ -196,7 +199,7 @@ pub(crate) async fn invite_user(
         return Err(ApiError::new(ErrorCode::Conflict).with_field("max_users"));
     }
     let user = uow.users().invite(email, role).await?;
-    let mut event = caller.event_on(AuditAction::UserInvited, "user", user.id);
+    let mut event = caller.event_of(Operation::InviteUser, "user", user.id);
     event.reason = Some(role.as_str().to_owned());
     uow.audit().record(event).await?;
     uow.commit().await?;
@@ -230,13 +233,13 @@ pub(crate) async fn change_role(
         actor,
         current,
         owners,
-    } = member_change(&caller, target).await?;
+    } = member_change(&caller, Operation::ChangeRole, target).await?;
     if let Err(denied) = domain::authorize_role_change(actor, target, current, new, owners) {
         drop(uow);
         return Err(caller.forbidden(denied).await);
     }
     let user = uow.users().set_role(target, new).await?;
-    let mut event = caller.event_on(AuditAction::UserRoleChanged, "user", target);
+    let mut event = caller.event_of(Operation::ChangeRole, "user", target);
     event.reason = Some(format!("{}->{}", current.as_str(), new.as_str()));
     uow.audit().record(event).await?;
     uow.commit().await?;
@@ -266,14 +269,14 @@ pub(crate) async fn remove_user(
         actor,
         current,
         owners,
-    } = member_change(&caller, target).await?;
+    } = member_change(&caller, Operation::RemoveUser, target).await?;
     if let Err(denied) = domain::authorize_remove_user(actor, target, current, owners) {
         drop(uow);
         return Err(caller.forbidden(denied).await);
     }
     uow.users().remove(target).await?;
     uow.audit()
-        .record(caller.event_on(AuditAction::UserRemoved, "user", target))
+        .record(caller.event_of(Operation::RemoveUser, "user", target))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

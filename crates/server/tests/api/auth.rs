@@ -379,7 +379,7 @@ async fn api_tokens_authenticate_and_their_first_use_is_recorded_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(logout.status(), 400);
+    assert_eq!(logout.status(), 403);
 }
 
 #[tokio::test]

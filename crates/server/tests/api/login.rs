@@ -645,6 +645,99 @@ async fn a_step_up_login_refreshes_the_sessions_auth_time() {
     );
 }
 
+/// As the frontend would send it: a JSON body with the session cookie and the frontend's Origin.
+async fn from_frontend(
+    w: &World,
+    method: reqwest::Method,
+    path: &str,
+    session: &str,
+    body: serde_json::Value,
+) -> Reply {
+    let request = w
+        .app
+        .client
+        .request(method, w.app.url(path))
+        .header("cookie", format!("{}={session}", api_http::SESSION_COOKIE))
+        .header("origin", crate::FRONTEND)
+        .json(&body);
+    w.app.send(request).await
+}
+
+#[tokio::test]
+async fn a_login_that_does_not_say_when_it_happened_is_never_fresh() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    // The provider's ID token carries no auth_time (a silent SSO login may well not).
+    let set = w
+        .browser
+        .post(format!("{}/__test/next-id-token", w.provider.issuer()))
+        .body(serde_json::json!({ "mode": "no_auth_time" }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 204);
+    let session = session_of(&login(&w, "", "alice").await);
+    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
+    assert_eq!(me.json()["auth_time"], serde_json::Value::Null, "{me:?}");
+    let post = reqwest::Method::POST;
+    let founded = from_frontend(
+        &w,
+        post.clone(),
+        "/api/v1/organizations",
+        &session,
+        serde_json::json!({ "name": "Acme" }),
+    )
+    .await;
+    assert_eq!(founded.status, 201, "{founded:?}");
+    // Creating an API token needs a fresh login: refused, with the step-up challenge, from the
+    // session and from an access token minted from it alike.
+    let token = from_frontend(
+        &w,
+        post.clone(),
+        "/api/v1/tokens",
+        &session,
+        serde_json::json!({ "name": "ci" }),
+    )
+    .await;
+    assert_eq!(
+        (token.status, token.problem_code().as_str()),
+        (401, "insufficient_user_authentication"),
+        "{token:?}"
+    );
+    let minted = from_frontend(
+        &w,
+        post.clone(),
+        "/auth/session-token",
+        &session,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let jwt = minted.json()["access_token"].as_str().unwrap().to_owned();
+    w.app.secret(&jwt);
+    let token = w
+        .app
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(&jwt),
+            Some(&serde_json::json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(token.status, 401, "{token:?}");
+    // The same person, with a login that says when: fresh.
+    let session = session_of(&login(&w, "", "alice").await);
+    let token = from_frontend(
+        &w,
+        post,
+        "/api/v1/tokens",
+        &session,
+        serde_json::json!({ "name": "ci" }),
+    )
+    .await;
+    assert_eq!(token.status, 201, "{token:?}");
+    w.app.secret(token.json()["token_value"].as_str().unwrap());
+}
+
 #[tokio::test]
 async fn auth0_organizations_and_audience_are_asked_for_and_checked() {
     let w = world_with(

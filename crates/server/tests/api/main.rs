@@ -12,6 +12,7 @@ mod limits;
 mod login;
 mod matrix;
 mod permissions;
+mod policy;
 mod reencrypt;
 mod resources;
 mod startup;

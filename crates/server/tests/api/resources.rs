@@ -157,7 +157,7 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
     let jwt = app.jwt(&owner);
     let key = "sk-proj-0123456789abcdefghijklmnop";
     app.secret(key);
-    // An API token never counts as fresh.
+    // An API token may not write a key at all (and is never fresh).
     let token = app.create_api_token(&jwt, "ci").await.json()["token_value"]
         .as_str()
         .unwrap()
@@ -166,7 +166,7 @@ async fn model_keys_are_write_only_and_need_a_fresh_login() {
     let refused = app
         .call("POST", "/api/v1/models", Some(&token), Some(&body))
         .await;
-    assert_eq!(refused.status, 401);
+    assert_eq!(refused.status, 403);
     let without_key = app
         .call(
             "POST",
