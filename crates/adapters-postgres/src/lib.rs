@@ -378,12 +378,13 @@ impl IdentityDirectory for PgStore {
         &self,
         user: UserId,
         jti: Uuid,
+        sid: Option<Uuid>,
     ) -> Result<Option<AccessTokenSubject>, StoreError> {
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT user_id, organization_id, role, is_active, revoked \
-             FROM app_access_token_subject($1, $2)",
-            [(*user.as_uuid()).into(), jti.into()],
+             FROM app_access_token_subject($1, $2, $3)",
+            [(*user.as_uuid()).into(), jti.into(), sid.into()],
         );
         let Some(row) = SubjectRow::find_by_statement(stmt)
             .one(&self.db)
@@ -407,7 +408,7 @@ impl IdentityDirectory for PgStore {
         // The access-token lookup without a token: no `jti`, so nothing is revoked.
         self.resolve(
             "SELECT user_id, organization_id, role, is_active \
-             FROM app_access_token_subject($1, CAST(NULL AS uuid))",
+             FROM app_access_token_subject($1, CAST(NULL AS uuid), CAST(NULL AS uuid))",
             vec![(*user.as_uuid()).into()],
         )
         .await
@@ -434,6 +435,16 @@ impl IdentityDirectory for PgStore {
             .await
             .map(drop)
             .map_err(map_db_err)
+    }
+
+    async fn unscoped_revoke_session_tokens(
+        &self,
+        sid: Uuid,
+        user: UserId,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        // Session ids and token ids are both random uuids: one revocation list holds both.
+        self.unscoped_revoke_access_token(sid, user, until).await
     }
 
     async fn unscoped_register(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {

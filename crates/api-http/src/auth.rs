@@ -321,7 +321,7 @@ async fn by_jwt(
     };
     let subject = state
         .identity
-        .unscoped_access_token_subject(user, claims.jti)
+        .unscoped_access_token_subject(user, claims.jti, claims.sid)
         .await?;
     let subject = match subject {
         None => Err(RefusalReason::UserInactive),

@@ -15,11 +15,28 @@ use domain::UserId;
 use domain::{AuditAction, AuditOutcome};
 use ports::{AuditLog, Clock, NewAuditEvent, SessionLifetime, SessionLookup};
 
+use crate::{ApiError, ErrorCode};
+
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-rh-session";
 /// The session state's keys.
 pub(crate) const USER_KEY: &str = "user_id";
 pub(crate) const AUTH_TIME_KEY: &str = "auth_time";
+/// The id the session's minted access tokens carry as `sid` (not the cookie's id, which never
+/// leaves the cookie and the store's hash).
+pub(crate) const SID_KEY: &str = "sid";
+
+/// The `sid` of the request's session: the one it has, or a new one it keeps from now on.
+pub(crate) fn sid(session: &actix_session::Session) -> Result<uuid::Uuid, ApiError> {
+    if let Ok(Some(sid)) = session.get::<uuid::Uuid>(SID_KEY) {
+        return Ok(sid);
+    }
+    let sid = uuid::Uuid::new_v4();
+    session
+        .insert(SID_KEY, sid)
+        .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
+    Ok(sid)
+}
 
 /// How sessions are kept.
 #[derive(Clone)]

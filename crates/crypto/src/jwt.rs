@@ -83,6 +83,10 @@ pub struct Claims {
     /// When the user last authenticated interactively (seconds since the epoch).
     pub auth_time: i64,
     pub typ: String,
+    /// The browser session the token was minted from, if any: ending that session revokes
+    /// every token that names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// What an access token says about its subject; the rest the issuer fills in.
@@ -92,6 +96,8 @@ pub struct Subject {
     pub organization: Option<Uuid>,
     pub role: Option<String>,
     pub auth_time: DateTime<Utc>,
+    /// The browser session it is minted from, if any.
+    pub session: Option<Uuid>,
 }
 
 struct Key {
@@ -214,6 +220,7 @@ impl JwtAuthority {
             jti,
             auth_time: subject.auth_time.timestamp(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
+            sid: subject.session,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
@@ -309,6 +316,7 @@ mod tests {
             organization: Some(Uuid::from_u128(2)),
             role: Some("admin".to_owned()),
             auth_time: now() - Duration::minutes(1),
+            session: None,
         }
     }
 

@@ -138,10 +138,13 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
     ) -> Result<Result<ResolvedApiToken, Refusal>, StoreError>;
 
     /// The current state of an access token's subject: `None` when the user does not exist.
+    /// `revoked` MUST be true when the token `jti` was revoked, or the browser session `sid`
+    /// it was minted from was ended.
     async fn unscoped_access_token_subject(
         &self,
         user: UserId,
         jti: uuid::Uuid,
+        sid: Option<uuid::Uuid>,
     ) -> Result<Option<AccessTokenSubject>, StoreError>;
 
     /// The current state of `user` (membership, active), for a credential that names its
@@ -155,6 +158,15 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         jti: uuid::Uuid,
         user: UserId,
         expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes every access token of `user` minted from the browser session `sid`; the last
+    /// of them expires before `until`.
+    async fn unscoped_revoke_session_tokens(
+        &self,
+        sid: uuid::Uuid,
+        user: UserId,
+        until: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
     /// Creates a user with no organization for a first sign-in.

@@ -141,6 +141,7 @@ async fn main() {
                 organization: Some(*org.id.as_uuid()),
                 role: Some(Role::Owner.as_str().to_owned()),
                 auth_time: now,
+                session: None,
             },
             Uuid::now_v7(),
             now,

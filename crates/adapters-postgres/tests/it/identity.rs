@@ -232,7 +232,7 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
     let (jti, other_jti) = (Uuid::now_v7(), Uuid::now_v7());
     let subject = w
         .store
-        .unscoped_access_token_subject(user, jti)
+        .unscoped_access_token_subject(user, jti, None)
         .await
         .unwrap()
         .unwrap();
@@ -254,7 +254,7 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
         let store = w.store.clone();
         async move {
             store
-                .unscoped_access_token_subject(user, jti)
+                .unscoped_access_token_subject(user, jti, None)
                 .await
                 .unwrap()
                 .unwrap()
@@ -267,7 +267,7 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
     // Unknown users resolve to nothing.
     assert!(
         w.store
-            .unscoped_access_token_subject(domain::UserId::from_uuid(Uuid::now_v7()), jti)
+            .unscoped_access_token_subject(domain::UserId::from_uuid(Uuid::now_v7()), jti, None)
             .await
             .unwrap()
             .is_none()

@@ -310,6 +310,7 @@ pub(crate) async fn callback(
     session.clear();
     let inserted = session
         .insert(crate::sessions::USER_KEY, user.user_id.as_uuid())
+        .and_then(|()| session.insert(crate::sessions::SID_KEY, Uuid::new_v4()))
         .and_then(|()| match who.auth_time {
             Some(at) => session.insert(crate::sessions::AUTH_TIME_KEY, at.timestamp()),
             None => Ok(()),
@@ -369,7 +370,10 @@ pub(crate) async fn auth_me(caller: Caller) -> web::Json<crate::routes::session:
     )
 )]
 #[post("/auth/session-token")]
-pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn session_token(
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::MintSessionToken).await?;
     let principal = caller.principal();
     if principal.method() != AuthMethod::Session {
@@ -379,6 +383,7 @@ pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiErr
     let now = state.clock.now();
     let membership = principal.membership();
     let jti = Uuid::now_v7();
+    let sid = crate::sessions::sid(&req.get_session())?;
     let token = state
         .auth
         .jwt
@@ -391,6 +396,7 @@ pub(crate) async fn session_token(caller: Caller) -> Result<HttpResponse, ApiErr
                 auth_time: principal
                     .auth_time()
                     .unwrap_or(chrono::DateTime::UNIX_EPOCH),
+                session: Some(sid),
             },
             jti,
             now,

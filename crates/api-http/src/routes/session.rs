@@ -131,8 +131,17 @@ pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpRespo
 /// Deletes the caller's browser session and clears the browser's site data.
 async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse, ApiError> {
     use actix_session::SessionExt;
-    req.get_session().purge();
+    let session = req.get_session();
     let state = caller.state();
+    // Every access token minted from this session ends with it.
+    if let Ok(Some(sid)) = session.get::<Uuid>(crate::sessions::SID_KEY) {
+        let until = state.clock.now() + state.auth.jwt.lifetime();
+        state
+            .identity
+            .unscoped_revoke_session_tokens(sid, caller.principal().user_id(), until)
+            .await?;
+    }
+    session.purge();
     let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
     event.target_type = Some("session".to_owned());
     let organization = caller.principal().membership().map(|m| m.organization_id);
@@ -181,6 +190,7 @@ pub(crate) async fn local_login(
                 organization: user.membership.map(|m| *m.organization_id.as_uuid()),
                 role: user.membership.map(|m| m.role.as_str().to_owned()),
                 auth_time: now,
+                session: None,
             },
             jti,
             now,

@@ -739,6 +739,71 @@ async fn a_login_that_does_not_say_when_it_happened_is_never_fresh() {
 }
 
 #[tokio::test]
+async fn logging_out_a_session_revokes_the_access_tokens_minted_from_it() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    let session = session_of(&login(&w, "", "alice").await);
+    let other_session = session_of(&login(&w, "", "alice").await);
+    let mint = |session: String| {
+        let w = &w;
+        async move {
+            let reply = from_frontend(
+                w,
+                reqwest::Method::POST,
+                "/auth/session-token",
+                &session,
+                serde_json::json!({}),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            let jwt = reply.json()["access_token"].as_str().unwrap().to_owned();
+            w.app.secret(&jwt);
+            jwt
+        }
+    };
+    let (first, second) = (mint(session.clone()).await, mint(session.clone()).await);
+    let elsewhere = mint(other_session.clone()).await;
+    for jwt in [&first, &second, &elsewhere] {
+        assert_eq!(
+            w.app
+                .call("GET", "/api/v1/me", Some(jwt), None)
+                .await
+                .status,
+            200
+        );
+    }
+    let out = from_frontend(
+        &w,
+        reqwest::Method::POST,
+        "/auth/logout",
+        &session,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{out:?}");
+    // Both tokens of the ended session are refused at once; the other session's is not.
+    for jwt in [&first, &second] {
+        let reply = w.app.call("GET", "/api/v1/me", Some(jwt), None).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
+    assert_eq!(
+        w.app
+            .call("GET", "/api/v1/me", Some(&elsewhere), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        w.app
+            .count(
+                "SELECT count(*) FROM audit_events WHERE action = 'authentication.failed' \
+                 AND reason = 'revoked'"
+            )
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
 async fn auth0_organizations_and_audience_are_asked_for_and_checked() {
     let w = world_with(
         &[

@@ -417,6 +417,7 @@ impl TestApp {
                     organization: Some(*user.membership.organization_id.as_uuid()),
                     role: Some(user.membership.role.as_str().to_owned()),
                     auth_time,
+                    session: None,
                 },
                 Uuid::now_v7(),
                 now,

@@ -338,6 +338,7 @@ async fn organizations_are_founded_left_and_deleted() {
                 organization: None,
                 role: None,
                 auth_time: now,
+                session: None,
             },
             uuid::Uuid::now_v7(),
             now,
