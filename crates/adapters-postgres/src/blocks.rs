@@ -134,7 +134,7 @@ impl BlockList for PgStore {
     ) -> Result<StrikeVerdict, StoreError> {
         let now = self.clock().now();
         let txn = self.connection().begin().await.map_err(map_db_err)?;
-        let (record, verdict) = lock(&txn, key, now).await?.strike(now, policy);
+        let (record, verdict) = lock(&txn, key, now).await?.strike(key, now, policy);
         if let Some(event) = context.strike_event(key, verdict) {
             let reason = matches!(verdict, StrikeVerdict::NewBlock(_)).then(|| "strikes".into());
             store(&txn, key, &record, reason, now).await?;

@@ -83,12 +83,20 @@ pub(crate) async fn admission(
     if req.path().starts_with("/health/") {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    let key = BlockKey::address(ip);
+    // The address's two ledgers: credentials it guessed, and traffic over its budgets.
+    let (guesses, traffic) = (BlockKey::address(ip), BlockKey::traffic(ip));
     let now = state.clock.now();
-    if let Some(block) = state.blocker.blocked(&key, now) {
+    let block = [&guesses, &traffic]
+        .into_iter()
+        .filter_map(|key| state.blocker.blocked(key, now))
+        .max_by_key(|block| match block {
+            BlockState::Permanent => DateTime::<Utc>::MAX_UTC,
+            BlockState::Until(until) => *until,
+        });
+    if let Some(block) = block {
         return Ok(req.error_response(blocked(block, now)));
     }
-    let BlockKey::Address(address) = key else {
+    let BlockKey::Traffic(address) = traffic else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let anonymous = !req.headers().contains_key(AUTHORIZATION);
@@ -101,7 +109,8 @@ pub(crate) async fn admission(
                 client_ip: Some(ip),
                 request_id: crate::request_context::current_request_id(),
             };
-            let verdict = state.blocker.strike(&key, context).await;
+            // A foreign page can make a victim's browser send these: never a ban.
+            let verdict = state.blocker.strike(&traffic, context).await;
             return Ok(req.error_response(after_strike(verdict, over_budget(over), now)));
         }
     };

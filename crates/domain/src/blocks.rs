@@ -2,6 +2,13 @@
 //! violation is a strike against the client's key; the first strikes of a window are warnings;
 //! past a threshold the key is blocked for a while, each block twice as long as the one before;
 //! after enough blocks the key is blocked for good.
+//!
+//! Only evidence of guessing can lead to a permanent block: credentials sent and refused as
+//! made up, forged or malformed, which no foreign web page can make a browser send (it cannot
+//! set an `Authorization` header across origins). What such a page can cause a victim's
+//! browser to send (requests over an address's budget, failed login callbacks) counts in a
+//! ledger of its own per address, [`BlockKey::Traffic`], whose blocks stay temporary and no
+//! longer than the longest temporary block of the guessing ledger.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,29 +19,33 @@ use chrono::{DateTime, Duration, Utc};
 /// which one client controls entirely), or an authenticated credential.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockKey {
+    /// A client address, for credentials it guessed.
     Address(IpAddr),
+    /// A client address, for traffic that a foreign page could have caused (never banned).
+    Traffic(IpAddr),
     /// An API token's id or a user's id, as `token:<uuid>` / `user:<uuid>`.
     Principal(String),
 }
 
 /// Text that names no block key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a block key is `ip:<address>`, `token:<uuid>` or `user:<uuid>`")]
+#[error("a block key is `ip:<address>`, `traffic:<address>`, `token:<uuid>` or `user:<uuid>`")]
 pub struct BlockKeyError;
 
 impl BlockKey {
-    /// The key of a client address: IPv4 as it is, IPv6 as its /64 network address.
+    /// The guessing key of a client address: IPv4 as it is, IPv6 as its /64 network address.
     pub fn address(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self::Address(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::Address(IpAddr::V4(v4)),
-                None => {
-                    let prefix = u128::from(v6) & !((1_u128 << 64) - 1);
-                    Self::Address(IpAddr::V6(prefix.into()))
-                }
-            },
-        }
+        Self::Address(client_net(ip))
+    }
+
+    /// The traffic key of a client address (as [`BlockKey::address`]).
+    pub fn traffic(ip: IpAddr) -> Self {
+        Self::Traffic(client_net(ip))
+    }
+
+    /// Whether strikes against this key may end in a permanent block.
+    pub const fn may_be_banned(&self) -> bool {
+        !matches!(self, Self::Traffic(_))
     }
 
     /// The key of an API token.
@@ -48,10 +59,22 @@ impl BlockKey {
     }
 }
 
+/// The address that stands for a client: IPv4 as it is, IPv6 as its /64.
+fn client_net(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1_u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 impl fmt::Display for BlockKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Address(ip) => write!(f, "ip:{ip}"),
+            Self::Traffic(ip) => write!(f, "traffic:{ip}"),
             Self::Principal(p) => f.write_str(p),
         }
     }
@@ -63,6 +86,9 @@ impl std::str::FromStr for BlockKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(ip) = s.strip_prefix("ip:") {
             return ip.parse().map(Self::address).map_err(|_| BlockKeyError);
+        }
+        if let Some(ip) = s.strip_prefix("traffic:") {
+            return ip.parse().map(Self::traffic).map_err(|_| BlockKeyError);
         }
         if let Some(id) = s.strip_prefix("token:") {
             return id.parse().map(Self::token).map_err(|_| BlockKeyError);
@@ -135,9 +161,16 @@ impl ClientRecord {
             .map(BlockState::Until)
     }
 
-    /// Counts one strike at `now`: the record to store and what the client is told.
+    /// Counts one strike against `key` at `now`: the record to store and what the client is
+    /// told. A key that may not be banned ([`BlockKey::may_be_banned`]) gets temporary blocks
+    /// only, none longer than the last temporary block before a ban.
     #[must_use]
-    pub fn strike(&self, now: DateTime<Utc>, policy: &BlockPolicy) -> (Self, StrikeVerdict) {
+    pub fn strike(
+        &self,
+        key: &BlockKey,
+        now: DateTime<Utc>,
+        policy: &BlockPolicy,
+    ) -> (Self, StrikeVerdict) {
         if let Some(state) = self.block_at(now) {
             return (self.clone(), StrikeVerdict::Blocked(state));
         }
@@ -164,7 +197,9 @@ impl ClientRecord {
         next.strikes = 0;
         next.window_started_at = now;
         next.block_count = next.block_count.saturating_add(1);
-        if next.block_count > policy.blocks_to_ban {
+        if !key.may_be_banned() {
+            next.block_count = next.block_count.min(policy.blocks_to_ban.max(1));
+        } else if next.block_count > policy.blocks_to_ban {
             next.permanent = true;
             return (next, StrikeVerdict::NewBlock(BlockState::Permanent));
         }
@@ -222,6 +257,31 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
 
+    fn ip() -> BlockKey {
+        BlockKey::address("203.0.113.7".parse().unwrap())
+    }
+
+    #[test]
+    fn traffic_a_foreign_page_can_cause_is_never_banned() {
+        let p = policy();
+        let key = BlockKey::traffic("203.0.113.7".parse().unwrap());
+        let mut now = t0();
+        let mut record = ClientRecord::clean(now);
+        let mut lengths = Vec::new();
+        for _ in 0..10 {
+            for _ in 0..3 {
+                record = record.strike(&key, now, &p).0;
+            }
+            let until = record.blocked_until.unwrap();
+            lengths.push((until - now).num_minutes());
+            assert!(!record.permanent);
+            now = until + Duration::seconds(1);
+        }
+        // Doubling up to the longest temporary block of the guessing ledger, then no further.
+        assert_eq!(lengths, [1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+        assert_eq!(record.block_at(now), None);
+    }
+
     #[test]
     fn warnings_then_doubling_blocks_then_a_permanent_one() {
         let p = policy();
@@ -230,7 +290,7 @@ mod tests {
         let mut verdicts = Vec::new();
         for _ in 0..3 {
             for _ in 0..3 {
-                let (next, verdict) = record.strike(now, &p);
+                let (next, verdict) = record.strike(&ip(), now, &p);
                 record = next;
                 verdicts.push(verdict);
             }
@@ -285,7 +345,7 @@ mod tests {
             block_count: 1,
             ..ClientRecord::clean(t0())
         };
-        let (next, verdict) = record.strike(t0() + Duration::seconds(30), &p);
+        let (next, verdict) = record.strike(&ip(), t0() + Duration::seconds(30), &p);
         assert_eq!(next, record);
         assert_eq!(
             verdict,
@@ -297,11 +357,11 @@ mod tests {
     fn strikes_and_blocks_are_forgotten_after_their_windows() {
         let p = policy();
         let mut record = ClientRecord::clean(t0());
-        record = record.strike(t0(), &p).0;
-        record = record.strike(t0(), &p).0;
+        record = record.strike(&ip(), t0(), &p).0;
+        record = record.strike(&ip(), t0(), &p).0;
         // The window has passed: this is a first strike again.
         let later = t0() + Duration::minutes(11);
-        let (next, verdict) = record.strike(later, &p);
+        let (next, verdict) = record.strike(&ip(), later, &p);
         assert_eq!(
             verdict,
             StrikeVerdict::Warning {
@@ -319,7 +379,7 @@ mod tests {
         let mut record = old_block;
         let mut last = None;
         for _ in 0..3 {
-            let (r, v) = record.strike(much_later, &p);
+            let (r, v) = record.strike(&ip(), much_later, &p);
             record = r;
             last = Some(v);
         }
@@ -357,6 +417,10 @@ mod tests {
             token.to_string(),
             "token:6f9619ff-8b86-d011-b42d-00c04fc964ff"
         );
+        let traffic: BlockKey = "traffic:2001:db8:1:2:aaaa::1".parse().unwrap();
+        assert_eq!(traffic.to_string(), "traffic:2001:db8:1:2::");
+        assert_ne!(traffic, a);
+        assert!(a.may_be_banned() && !traffic.may_be_banned() && token.may_be_banned());
         for bad in [
             "",
             "ip:",

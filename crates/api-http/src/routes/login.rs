@@ -166,7 +166,9 @@ pub(crate) struct CallbackQuery {
 }
 
 /// Failures that are nobody's attack: the person cancelled at the provider, or the provider
-/// or the store failed. Every other failed callback is a strike against the client address.
+/// or the store failed. Every other failed callback is a strike against the client address's
+/// traffic ledger, which never bans: a foreign page can send a victim's browser to the
+/// callback (an image, or a top-level navigation that carries the login cookie too).
 const NOT_STRIKES: [&str; 3] = ["provider_error", "provider_unavailable", "store"];
 
 /// Records a failed login and answers 401 (503 when the provider is down; 403 when the
@@ -187,7 +189,7 @@ async fn failed(state: &AppState, meta: &RequestMeta, reason: &str, error: ApiEr
         Some(ip) if !NOT_STRIKES.contains(&reason) => {
             let verdict = state
                 .blocker
-                .strike(&domain::BlockKey::address(ip), meta.block_context(None))
+                .strike(&domain::BlockKey::traffic(ip), meta.block_context(None))
                 .await;
             crate::admission::after_strike(verdict, error, state.clock.now())
         }

@@ -881,3 +881,88 @@ async fn failed_callbacks_are_strikes_against_the_address() {
     let reply = callback(&w, &back, Some(&state)).await;
     assert_eq!(reply.status, 403, "blocked before any work");
 }
+
+#[tokio::test]
+async fn a_foreign_page_cannot_get_its_visitors_banned_but_a_guesser_is() {
+    let w = world_with(&[], |args| {
+        // Two strikes block; two blocks, and the next is permanent; every strike counts.
+        args.blocks.block_strikes = 2;
+        args.blocks.block_first_seconds = 60;
+        args.blocks.block_permanent_after = 2;
+        args.blocks.block_strike_interval_ms = 0;
+        args.limits.anonymous_per_minute = 5;
+        args.browser.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let (app, clock) = (&w.app, &w.clock);
+    let owner = app.owner("acme").await;
+    let victim = "198.51.100.10";
+    let from = |ip: &'static str, request: reqwest::RequestBuilder| async move {
+        app.send(request.header("x-forwarded-for", ip)).await
+    };
+    // An hour of a page that loads <img src=".../auth/callback"> and another image of the API
+    // every five seconds in the victim's browser: no login cookie, no credential.
+    let mut refused = 0;
+    for _ in 0..720 {
+        for path in ["/auth/callback?code=x&state=y", "/api/v1/projects"] {
+            let reply = from(victim, app.client.get(app.url(path))).await;
+            assert!(
+                reply.status == 401 || reply.status == 429 || reply.status == 403,
+                "{reply:?}"
+            );
+            if reply.status == 403 {
+                assert_eq!(reply.problem_code(), "blocked");
+                let retry: i64 = reply.header("retry-after").unwrap().parse().unwrap();
+                assert!((1..=120).contains(&retry), "a temporary block: {reply:?}");
+                refused += 1;
+            }
+        }
+        clock.advance(Duration::seconds(5));
+    }
+    assert!(
+        refused > 100,
+        "the attack did get the victim blocked for a while"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM client_blocks WHERE permanent")
+            .await,
+        0
+    );
+    // Once the page is closed and the last block over, the victim's own requests pass.
+    clock.advance(Duration::seconds(121));
+    let jwt = app.jwt_at(&owner, clock.now(), clock.now());
+    let mine = from(
+        victim,
+        app.client.get(app.url("/api/v1/me")).bearer_auth(&jwt),
+    )
+    .await;
+    assert_eq!(mine.status, 200, "{mine:?}");
+
+    // A client that guesses credentials itself is banned after two blocks.
+    let guesser = "203.0.113.66";
+    let mut n = 0;
+    let mut guess = || {
+        n += 1;
+        let token = format!("rh-{n:0>43}");
+        from(
+            guesser,
+            app.client.get(app.url("/api/v1/me")).bearer_auth(token),
+        )
+    };
+    for block in [Some("60"), Some("120"), None] {
+        assert_eq!(guess().await.status, 401);
+        let blocked = guess().await;
+        assert_eq!(
+            (blocked.status, blocked.header("retry-after")),
+            (403, block),
+            "{blocked:?}"
+        );
+        let length: i64 = block.map_or(0, |b| b.parse().unwrap());
+        clock.advance(Duration::seconds(length + 1));
+    }
+    assert_eq!(
+        app.strings("SELECT key FROM client_blocks WHERE permanent")
+            .await,
+        ["ip:203.0.113.66"]
+    );
+}
