@@ -34,6 +34,7 @@ pub use blocks::{BlockSettings, Blocker};
 pub use error::{ApiError, ErrorCode};
 pub use extract::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES};
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
+pub use health::CachedHealth;
 pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
 pub use request_context::REQUEST_ID_HEADER;
 pub use routes::login::{LOGIN_COOKIE, LoginSettings};

@@ -334,7 +334,10 @@ impl Application {
             touch_every: SESSION_TOUCH_EVERY,
         };
         let state = AppState {
-            health: store.clone(),
+            health: Arc::new(api_http::CachedHealth::new(
+                store.clone(),
+                Arc::clone(&clock),
+            )),
             units: store.clone(),
             identity: store.clone(),
             audit_log: store,
