@@ -67,6 +67,7 @@ fn operator(app: &TestApp, args: &[&str]) -> std::process::Output {
             "DB_ENCRYPTION_KEY",
             app.args.encryption.key.as_ref().unwrap().expose_secret(),
         )
+        .env("AUDIT_CHAIN_KEY", crate::AUDIT_KEY)
         .output()
         .unwrap()
 }
@@ -166,7 +167,10 @@ async fn warnings_then_doubling_blocks_then_a_permanent_one_that_outlives_a_rest
     );
     assert_eq!(
         app.store.unscoped_verify(None).await.unwrap(),
-        ChainVerdict::Intact { events: 7 }
+        ChainVerdict::Intact {
+            events: 7,
+            unkeyed: 0
+        }
     );
 }
 
