@@ -545,3 +545,140 @@ async fn production_refuses_to_start_with_a_key_that_does_not_fit_the_log() {
     args.audit.chain_key = Some(SecretString::from(AUDIT_KEY.to_owned()));
     assert!(Application::build(&args).await.is_ok());
 }
+
+/// An event as the code before the keyed chain wrote it: `unkeyed_audit_hash` over the
+/// previous hash, and the statement that stored it.
+fn unkeyed_event(
+    organization: Option<OrganizationId>,
+    seq: u64,
+    prev_hash: [u8; 32],
+    target: &str,
+) -> (AuditEvent, String) {
+    let mut event = AuditEvent {
+        id: domain::AuditEventId::from_uuid(uuid::Uuid::now_v7()),
+        organization_id: organization,
+        seq,
+        occurred_at: chrono::DateTime::from_timestamp_micros(
+            ports::Clock::now(&ports::SystemClock).timestamp_micros(),
+        )
+        .unwrap(),
+        actor: None,
+        action: domain::AuditAction::AuthenticationFailed,
+        target_type: Some("credential".to_owned()),
+        target_id: Some(target.to_owned()),
+        outcome: domain::AuditOutcome::Failure,
+        reason: Some("unknown".to_owned()),
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        request_id: Some(format!("req-{target}")),
+        prev_hash,
+        hash: [0; 32],
+    };
+    event.hash = crypto::unkeyed_audit_hash(&prev_hash, &event);
+    let values = format!(
+        "'{}', {seq}, '{}', NULL, 'authentication.failed', 'credential', '{target}', \
+         'failure', 'unknown', '192.0.2.7', 'req-{target}', decode('{}', 'hex'), \
+         decode('{}', 'hex')",
+        event.id.as_uuid(),
+        event.occurred_at.to_rfc3339(),
+        hex(&event.prev_hash),
+        hex(&event.hash),
+    );
+    let sql = match organization {
+        // The earlier INSERT of the application role, under its organization's policy.
+        Some(org) => format!(
+            "BEGIN; SELECT set_config('app.current_organization', '{org}', true); \
+             INSERT INTO audit_events (id, seq, occurred_at, actor_user_id, action, target_type, \
+             target_id, outcome, reason, client_ip, request_id, prev_hash, hash, \
+             organization_id) VALUES ({values}, '{org}'); COMMIT;"
+        ),
+        // The earlier system-chain function, thirteen arguments.
+        None => format!(
+            "BEGIN; SELECT app_system_audit_head(); SELECT app_system_audit_append({values}); \
+             COMMIT;"
+        ),
+    };
+    (event, sql)
+}
+
+/// The schema and the chains as they were before the key: migrated back one step, the
+/// events rewritten with the hashes the earlier code computed for them, one more appended in
+/// each chain the earlier way; then migrated up again, as an upgrade does.
+#[tokio::test]
+async fn events_written_before_the_key_verify_as_unkeyed_and_new_ones_chain_on_keyed() {
+    use migration::MigratorTrait;
+
+    let app = spawn_app().await;
+    let owner = app.owner("acme").await;
+    let org = owner.membership.organization_id;
+    let jwt = app.jwt(&owner);
+    for name in ["a", "b"] {
+        app.call(
+            "POST",
+            "/api/v1/projects",
+            Some(&jwt),
+            Some(&json!({"name": name})),
+        )
+        .await;
+    }
+    let chain = events(&app, &owner).await;
+    assert_eq!(chain.len(), 3);
+
+    let owner_db = sea_orm::Database::connect(app.db.owner_url())
+        .await
+        .unwrap();
+    migration::Migrator::down(&owner_db, Some(1)).await.unwrap();
+    let mut prev = [0; 32];
+    let mut sql = String::new();
+    for event in &chain {
+        let mut old = event.clone();
+        old.prev_hash = prev;
+        old.hash = crypto::unkeyed_audit_hash(&prev, &old);
+        prev = old.hash;
+        sql.push_str(&format!(
+            "UPDATE audit_events SET prev_hash = decode('{}', 'hex'), hash = decode('{}', 'hex') \
+             WHERE organization_id = '{org}' AND seq = {};",
+            hex(&old.prev_hash),
+            hex(&old.hash),
+            old.seq
+        ));
+    }
+    as_owner(&app.db, Some(org), sql.trim_end_matches(';')).await;
+    let app_db = app.db.app_pool(1).await;
+    let (_, insert) = unkeyed_event(Some(org), 4, prev, "org-4");
+    app_db.execute_unprepared(&insert).await.unwrap();
+    let (_, append) = unkeyed_event(None, 1, [0; 32], "system-1");
+    app_db.execute_unprepared(&append).await.unwrap();
+    migration::Migrator::up(&owner_db, None).await.unwrap();
+
+    let verify = app
+        .call("GET", "/api/v1/audit-events/verify", Some(&jwt), None)
+        .await;
+    assert_eq!(
+        verify.json(),
+        json!({"intact": true, "events": 4, "unkeyed_events": 4, "first_broken_seq": null})
+    );
+    // New events are keyed and chain on the unkeyed ones, in both chains.
+    app.call(
+        "POST",
+        "/api/v1/projects",
+        Some(&jwt),
+        Some(&json!({"name": "c"})),
+    )
+    .await;
+    app.call("GET", "/api/v1/me", Some("not-a-token"), None)
+        .await;
+    let verify = app
+        .call("GET", "/api/v1/audit-events/verify", Some(&jwt), None)
+        .await;
+    assert_eq!(
+        verify.json(),
+        json!({"intact": true, "events": 5, "unkeyed_events": 4, "first_broken_seq": null})
+    );
+    let summary = server::audit_verify(&verify_args(&app.args, &[]))
+        .await
+        .unwrap();
+    assert!(
+        summary.contains("2 chains, 7 events (5 unkeyed"),
+        "{summary}"
+    );
+}
