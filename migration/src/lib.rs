@@ -14,6 +14,7 @@ mod m20261203_000001_api_token_lookup;
 mod m20261204_000001_access_token_revocation;
 mod m20261204_000002_system_audit_chain;
 mod m20261205_000001_browser_login;
+mod m20261206_000001_keyed_audit_chain;
 mod m20261206_000002_session_token_revocation;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
@@ -83,6 +84,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_access_token_revocation::Migration),
             Box::new(m20261204_000002_system_audit_chain::Migration),
             Box::new(m20261205_000001_browser_login::Migration),
+            Box::new(m20261206_000001_keyed_audit_chain::Migration),
             Box::new(m20261206_000002_session_token_revocation::Migration),
         ]
     }

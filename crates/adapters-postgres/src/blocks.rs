@@ -138,7 +138,7 @@ impl BlockList for PgStore {
         if let Some(event) = context.strike_event(key, verdict) {
             let reason = matches!(verdict, StrikeVerdict::NewBlock(_)).then(|| "strikes".into());
             store(&txn, key, &record, reason, now).await?;
-            append_system(&txn, event, now).await?;
+            append_system(&txn, self.audit_key(), event, now).await?;
         }
         txn.commit().await.map_err(map_db_err)?;
         Ok(verdict)
@@ -177,7 +177,13 @@ impl BlockList for PgStore {
         }
         let stored = ports::operator_reason(reason);
         store(&txn, key, &record, Some(stored), now).await?;
-        append_system(&txn, context.block_event(key, state, reason), now).await?;
+        append_system(
+            &txn,
+            self.audit_key(),
+            context.block_event(key, state, reason),
+            now,
+        )
+        .await?;
         txn.commit().await.map_err(map_db_err)
     }
 
@@ -196,7 +202,7 @@ impl BlockList for PgStore {
             .rows_affected()
             > 0;
         if lifted {
-            append_system(&txn, context.lift_event(key, reason), now).await?;
+            append_system(&txn, self.audit_key(), context.lift_event(key, reason), now).await?;
         }
         txn.commit().await.map_err(map_db_err)?;
         Ok(lifted)

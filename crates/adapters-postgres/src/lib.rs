@@ -47,6 +47,7 @@ pub use reencrypt::{
 };
 pub use sea_orm::{DatabaseConnection as Connection, DbErr};
 pub use secret_columns::{SecretColumns, UnsealError};
+pub use uow_audit::AuditHead;
 
 /// Pool settings.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +82,7 @@ pub struct PgStore {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     secrets: Arc<SecretColumns>,
+    audit_key: Arc<crypto::AuditChainKey>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -90,8 +92,23 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, secrets: Arc<SecretColumns>) -> Self {
-        Self { db, clock, secrets }
+    /// A store over `db`; the audit log's links are keyed with `audit_key`.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<SecretColumns>,
+        audit_key: Arc<crypto::AuditChainKey>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            secrets,
+            audit_key,
+        }
+    }
+
+    pub(crate) fn audit_key(&self) -> &crypto::AuditChainKey {
+        &self.audit_key
     }
 
     pub(crate) fn clock(&self) -> &dyn Clock {
@@ -124,6 +141,7 @@ impl UnitOfWorkFactory for PgStore {
             scope: *scope,
             clock: Arc::clone(&self.clock),
             secrets: Arc::clone(&self.secrets),
+            audit_key: Arc::clone(&self.audit_key),
             aborted: AtomicBool::new(false),
         }))
     }
@@ -182,7 +200,7 @@ impl UnitOfWorkFactory for PgStore {
         if joined.rows_affected != 1 {
             return Err(FoundingError::AlreadyMember);
         }
-        uow_audit::append_in(&txn, organization.id, event, now).await?;
+        uow_audit::append_in(&txn, &self.audit_key, organization.id, event, now).await?;
         txn.commit().await.map_err(map_db_err)?;
         Ok(organization)
     }

@@ -52,6 +52,7 @@ pub(crate) struct PgUnitOfWork {
     pub(crate) scope: TenantScope,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) secrets: Arc<crate::SecretColumns>,
+    pub(crate) audit_key: Arc<crypto::AuditChainKey>,
     pub(crate) aborted: AtomicBool,
 }
 

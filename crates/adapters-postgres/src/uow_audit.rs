@@ -2,11 +2,16 @@
 //! per organization. Appends of one organization are serialized by a transaction-scoped
 //! advisory lock, so concurrent units of work chain one after the other instead of forking.
 //!
+//! Every event appended here is linked by an HMAC under the audit chain key, which the
+//! database never sees (`hash_version` 2). Events written before the chain was keyed carry
+//! plain SHA-256 links (`hash_version` 1); verification accepts those only before a chain's
+//! first keyed event, so rewriting a keyed event as an unkeyed one breaks the chain.
+//!
 //! Events of no organization form the system chain, which the application role reaches only
 //! through the `app_system_audit_*` functions (see the migration that creates them).
 
 use async_trait::async_trait;
-use crypto::{AUDIT_GENESIS, audit_chain_hash};
+use crypto::{AUDIT_GENESIS, AuditChainKey, AuditLink};
 use domain::{AuditEvent, AuditEventId, OrganizationId, UserId};
 use ports::{AuditFilter, AuditLog, AuditStore, ChainVerdict, NewAuditEvent, Page, StoreError};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
@@ -24,24 +29,30 @@ const LAST: &str = "SELECT seq, hash FROM audit_events WHERE organization_id = $
                     ORDER BY seq DESC LIMIT 1";
 const INSERT: &str = "INSERT INTO audit_events (id, organization_id, seq, occurred_at, \
                       actor_user_id, action, target_type, target_id, outcome, reason, \
-                      client_ip, request_id, prev_hash, hash) \
+                      client_ip, request_id, prev_hash, hash, hash_version) \
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS inet), $12, \
-                              $13, $14)";
+                              $13, $14, $15)";
 const SYSTEM_HEAD: &str = "SELECT seq, hash FROM app_system_audit_head()";
 /// INSERT's values but the organization.
 const SYSTEM_APPEND: &str = "SELECT app_system_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                             CAST($10 AS inet), $11, $12, $13)";
+                             CAST($10 AS inet), $11, $12, $13, $14)";
 const CHAIN_PAGE: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                           target_type, target_id, outcome, reason, \
-                          host(client_ip) AS client_ip, request_id, prev_hash, hash \
-                          FROM audit_events WHERE organization_id = $1 AND seq > $2 \
-                          ORDER BY seq LIMIT 1000";
+                          host(client_ip) AS client_ip, request_id, prev_hash, hash, \
+                          hash_version FROM audit_events WHERE organization_id = $1 AND seq > $2 \
+                          ORDER BY seq LIMIT $3";
 const SYSTEM_PAGE: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                            target_type, target_id, outcome, reason, client_ip, request_id, \
-                           prev_hash, hash FROM app_system_audit_events($1, 1000)";
+                           prev_hash, hash, hash_version FROM app_system_audit_events($1, $2)";
+const NEWEST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
+                      target_type, target_id, outcome, reason, host(client_ip) AS client_ip, \
+                      request_id, prev_hash, hash, hash_version FROM audit_events \
+                      WHERE organization_id = $1 ORDER BY seq DESC LIMIT 1";
+const EVENT_HASH: &str =
+    "SELECT seq, hash FROM audit_events WHERE organization_id = $1 AND seq = $2";
 const LIST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                     target_type, target_id, outcome, reason, host(client_ip) AS client_ip, \
-                    request_id, prev_hash, hash FROM audit_events \
+                    request_id, prev_hash, hash, hash_version FROM audit_events \
                     WHERE organization_id = $1 \
                       AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
                       AND ($3::timestamptz IS NULL OR occurred_at < $3) \
@@ -71,6 +82,15 @@ struct Row {
     request_id: Option<String>,
     prev_hash: Vec<u8>,
     hash: Vec<u8>,
+    hash_version: i16,
+}
+
+impl Row {
+    /// The event and how its hash links it; `None` when the row does not map (corrupt).
+    fn linked(self) -> Option<(AuditEvent, AuditLink)> {
+        let link = AuditLink::from_version(self.hash_version)?;
+        AuditEvent::try_from(self).ok().map(|event| (event, link))
+    }
 }
 
 impl TryFrom<Row> for AuditEvent {
@@ -163,9 +183,10 @@ async fn head(conn: &impl ConnectionTrait, chain: Chain) -> Result<(u64, [u8; 32
     ))
 }
 
-/// Appends `new` to `chain` at `now`, inside the caller's transaction.
+/// Appends `new` to `chain` at `now`, inside the caller's transaction, linked under `key`.
 async fn append(
     conn: &impl ConnectionTrait,
+    key: &AuditChainKey,
     chain: Chain,
     new: NewAuditEvent,
     now: chrono::DateTime<chrono::Utc>,
@@ -190,7 +211,7 @@ async fn append(
         prev_hash,
         hash: [0; 32],
     };
-    event.hash = audit_chain_hash(&prev_hash, &event);
+    event.hash = key.link(&prev_hash, &event);
     let mut values: Vec<Value> = vec![
         (*event.id.as_uuid()).into(),
         org.into(),
@@ -208,6 +229,7 @@ async fn append(
         event.request_id.clone().into(),
         event.prev_hash.to_vec().into(),
         event.hash.to_vec().into(),
+        AuditLink::Keyed.version().into(),
     ];
     let sql = match chain {
         Chain::Organization(_) => INSERT,
@@ -225,56 +247,126 @@ async fn append(
 /// Appends `new` to `organization`'s chain inside the caller's transaction.
 pub(crate) async fn append_in(
     conn: &impl ConnectionTrait,
+    key: &AuditChainKey,
     organization: OrganizationId,
     new: NewAuditEvent,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<AuditEvent, StoreError> {
-    append(conn, Chain::Organization(*organization.as_uuid()), new, now).await
+    append(
+        conn,
+        key,
+        Chain::Organization(*organization.as_uuid()),
+        new,
+        now,
+    )
+    .await
 }
 
 /// Appends `new` to the system chain inside the caller's transaction.
 pub(crate) async fn append_system(
     conn: &impl ConnectionTrait,
+    key: &AuditChainKey,
     new: NewAuditEvent,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<AuditEvent, StoreError> {
-    append(conn, Chain::System, new, now).await
+    append(conn, key, Chain::System, new, now).await
 }
 
-/// Walks `chain` from its first event and reports the first break.
-async fn verify(conn: &impl ConnectionTrait, chain: Chain) -> Result<ChainVerdict, StoreError> {
+/// Up to `limit` events of `chain` after position `after`, in order.
+async fn page(
+    conn: &impl ConnectionTrait,
+    chain: Chain,
+    after: u64,
+    limit: i32,
+) -> Result<Vec<Row>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let page = match chain {
+        Chain::Organization(org) => {
+            statement(CHAIN_PAGE, vec![org.into(), after.into(), limit.into()])
+        }
+        Chain::System => statement(SYSTEM_PAGE, vec![after.into(), limit.into()]),
+    };
+    Row::find_by_statement(page)
+        .all(conn)
+        .await
+        .map_err(map_db_err)
+}
+
+/// Walks `chain` from its first event and reports the first break: an event that does not
+/// follow the one before, whose hash its link under `key` does not give, or an unkeyed event
+/// after a keyed one (a keyed event rewritten without the key).
+async fn verify(
+    conn: &impl ConnectionTrait,
+    key: &AuditChainKey,
+    chain: Chain,
+) -> Result<ChainVerdict, StoreError> {
     let (mut expected_seq, mut prev) = (1_u64, AUDIT_GENESIS);
+    let mut unkeyed = 0_u64;
+    let mut keyed_seen = false;
     loop {
-        let after = i64::try_from(expected_seq - 1).unwrap_or(i64::MAX);
-        let page = match chain {
-            Chain::Organization(org) => statement(CHAIN_PAGE, vec![org.into(), after.into()]),
-            Chain::System => statement(SYSTEM_PAGE, vec![after.into()]),
-        };
-        let rows = Row::find_by_statement(page)
-            .all(conn)
-            .await
-            .map_err(map_db_err)?;
+        let rows = page(conn, chain, expected_seq - 1, 1000).await?;
         if rows.is_empty() {
             return Ok(ChainVerdict::Intact {
                 events: expected_seq - 1,
+                unkeyed,
             });
         }
         for row in rows {
-            let Ok(event) = AuditEvent::try_from(row) else {
+            let Some((event, link)) = row.linked() else {
                 return Ok(ChainVerdict::Broken { seq: expected_seq });
             };
+            let downgraded = link == AuditLink::Unkeyed && keyed_seen;
             if event.seq != expected_seq
                 || event.prev_hash != prev
-                || audit_chain_hash(&prev, &event) != event.hash
+                || downgraded
+                || key.hash(link, &prev, &event) != event.hash
             {
                 return Ok(ChainVerdict::Broken {
                     seq: expected_seq.min(event.seq),
                 });
             }
+            match link {
+                AuditLink::Unkeyed => unkeyed += 1,
+                AuditLink::Keyed => keyed_seen = true,
+            }
             prev = event.hash;
             expected_seq += 1;
         }
     }
+}
+
+/// The hash of event `seq` of `chain`, if the chain has that event.
+async fn event_hash(
+    conn: &impl ConnectionTrait,
+    chain: Chain,
+    seq: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let place = chain.organization().unwrap_or_default();
+    let Some(before) = seq.checked_sub(1) else {
+        return Ok(None);
+    };
+    let hash = match chain {
+        Chain::Organization(org) => {
+            let at = i64::try_from(seq).map_err(|_| corrupt(TABLE, "seq", place))?;
+            conn.query_one_raw(statement(EVENT_HASH, vec![org.into(), at.into()]))
+                .await
+                .map_err(map_db_err)?
+                .map(|row| row.try_get::<Vec<u8>>("", "hash"))
+                .transpose()
+                .map_err(map_db_err)?
+        }
+        Chain::System => page(conn, chain, before, 1)
+            .await?
+            .into_iter()
+            .find(|row| u64::try_from(row.seq).ok() == Some(seq))
+            .map(|row| row.hash),
+    };
+    hash.map(|h| {
+        h.as_slice()
+            .try_into()
+            .map_err(|_| corrupt(TABLE, "hash", place))
+    })
+    .transpose()
 }
 
 impl PgUnitOfWork {
@@ -292,9 +384,15 @@ impl PgUnitOfWork {
 #[async_trait]
 impl AuditStore for PgUnitOfWork {
     async fn record(&self, new: NewAuditEvent) -> Result<AuditEvent, StoreError> {
-        append(&self.txn, Chain::Organization(self.org()), new, self.now())
-            .await
-            .map_err(|e| self.aborted_by(e))
+        append(
+            &self.txn,
+            &self.audit_key,
+            Chain::Organization(self.org()),
+            new,
+            self.now(),
+        )
+        .await
+        .map_err(|e| self.aborted_by(e))
     }
 
     async fn list(
@@ -330,7 +428,7 @@ impl AuditStore for PgUnitOfWork {
     }
 
     async fn verify(&self) -> Result<ChainVerdict, StoreError> {
-        verify(&self.txn, Chain::Organization(self.org()))
+        verify(&self.txn, &self.audit_key, Chain::Organization(self.org()))
             .await
             .map_err(|e| self.aborted_by(e))
     }
@@ -348,7 +446,7 @@ impl AuditLog for PgStore {
         // The organization's chain is written under its row-level security, as the
         // application role; no user is in scope.
         set_tenant(&txn, chain.organization(), None).await?;
-        let event = append(&txn, chain, event, self.clock().now()).await?;
+        let event = append(&txn, self.audit_key(), chain, event, self.clock().now()).await?;
         txn.commit().await.map_err(map_db_err)?;
         Ok(event)
     }
@@ -360,6 +458,80 @@ impl AuditLog for PgStore {
         let chain = Chain::of(organization);
         let txn = self.connection().begin().await.map_err(map_db_err)?;
         set_tenant(&txn, chain.organization(), None).await?;
-        verify(&txn, chain).await
+        verify(&txn, self.audit_key(), chain).await
+    }
+}
+
+/// The position and hash of a chain's newest event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+impl PgStore {
+    /// The newest event of `organization`'s chain (the system chain for `None`), if any.
+    /// Crosses tenants: for the operator's witnesses of the chain heads.
+    pub async fn unscoped_audit_head(
+        &self,
+        organization: Option<OrganizationId>,
+    ) -> Result<Option<AuditHead>, StoreError> {
+        let chain = Chain::of(organization);
+        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        set_tenant(&txn, chain.organization(), None).await?;
+        // Takes the chain's append lock until this read-only transaction ends.
+        let (seq, hash) = head(&txn, chain).await?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok((seq > 0).then_some(AuditHead { seq, hash }))
+    }
+
+    /// Whether `key` gives the link of the newest event of `organization`'s chain (the
+    /// system chain for `None`): `None` when the chain is empty or its newest event is
+    /// unkeyed. A server with another key would append events that never verify. Crosses
+    /// tenants: for the startup check.
+    pub async fn unscoped_audit_key_fits(
+        &self,
+        organization: Option<OrganizationId>,
+    ) -> Result<Option<bool>, StoreError> {
+        let chain = Chain::of(organization);
+        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        set_tenant(&txn, chain.organization(), None).await?;
+        let newest = match chain {
+            Chain::Organization(org) => Row::find_by_statement(statement(NEWEST, vec![org.into()]))
+                .one(&txn)
+                .await
+                .map_err(map_db_err)?,
+            Chain::System => {
+                let (seq, _) = head(&txn, chain).await?;
+                match seq.checked_sub(1) {
+                    Some(before) => page(&txn, chain, before, 1).await?.into_iter().next(),
+                    None => None,
+                }
+            }
+        };
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(match newest.map(Row::linked) {
+            None => None,
+            Some(Some((event, AuditLink::Keyed))) => {
+                Some(self.audit_key().link(&event.prev_hash, &event) == event.hash)
+            }
+            Some(Some((_, AuditLink::Unkeyed))) => None,
+            Some(None) => Some(false),
+        })
+    }
+
+    /// The hash of event `seq` of `organization`'s chain (the system chain for `None`), or
+    /// `None` when the chain has no such event. Crosses tenants: for checking a witnessed head.
+    pub async fn unscoped_audit_event_hash(
+        &self,
+        organization: Option<OrganizationId>,
+        seq: u64,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        let chain = Chain::of(organization);
+        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        set_tenant(&txn, chain.organization(), None).await?;
+        let hash = event_hash(&txn, chain, seq).await?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(hash)
     }
 }

@@ -19,7 +19,10 @@ mod jwt;
 mod keyring;
 
 pub use api_token::{API_TOKEN_PREFIX, ApiTokenValue, constant_time_eq, token_digest};
-pub use audit::{AUDIT_GENESIS, audit_chain_hash};
+pub use audit::{
+    AUDIT_GENESIS, AuditChainKey, AuditKeyError, AuditLink, MIN_AUDIT_KEY_BYTES, audit_hash_hex,
+    parse_audit_hash, unkeyed_audit_hash,
+};
 pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
 pub use jwt::{
     ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES,

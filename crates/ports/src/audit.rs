@@ -50,9 +50,11 @@ pub struct AuditFilter {
 /// The result of walking an organization's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainVerdict {
-    /// Every event links to the one before and hashes to its stored hash.
-    Intact { events: u64 },
-    /// The first event (by position) where the chain breaks: edited, inserted or removed.
+    /// Every event links to the one before and hashes to its stored hash. `unkeyed` events,
+    /// written before the chain was keyed, open the chain; every later one is keyed.
+    Intact { events: u64, unkeyed: u64 },
+    /// The first event (by position) where the chain breaks: edited, inserted or removed, or
+    /// an unkeyed event after a keyed one.
     Broken { seq: u64 },
 }
 

@@ -93,6 +93,7 @@ async fn main() {
             serve.encryption.cipher().unwrap(),
             Arc::clone(&clock),
         )),
+        Arc::new(serve.audit.key().unwrap()),
     );
     let user = store
         .unscoped_register(NewIdentity {

@@ -83,7 +83,10 @@ async fn main() {
         .unwrap();
     let clock: Arc<dyn ports::Clock> = Arc::new(ports::SystemClock);
     let secrets = SecretColumns::new(cipher(&format!("{key2},{key1}")), Arc::clone(&clock));
-    let store = PgStore::new(conn, clock, Arc::new(secrets));
+    let audit_key =
+        crypto::AuditChainKey::new("AUDIT_CHAIN_KEY", &SecretString::from(random_fernet_key()))
+            .unwrap();
+    let store = PgStore::new(conn, clock, Arc::new(secrets), Arc::new(audit_key));
     let options = ReencryptOptions {
         batch_size: 500,
         dry_run: false,

@@ -38,10 +38,23 @@ pub enum Command {
     SeedDev(ServeArgs),
     /// Re-encrypt every secret column under the primary key, online and resumably.
     Reencrypt(ReencryptArgs),
-    /// Verify the hash chain of every organization's audit log and of the system chain.
-    AuditVerify(ServeArgs),
+    /// Verify the hash chain of every organization's audit log and of the system chain, and
+    /// the chain heads witnessed earlier (`--head`).
+    AuditVerify(AuditVerifyArgs),
     /// List, add or lift the graduated response's blocks of clients.
     Blocks(BlocksArgs),
+}
+
+/// Settings of `audit-verify`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// A chain head witnessed earlier, as the `audit_chain_head` log line's `witness` field
+    /// prints it: ORG:SEQ:HASH, ORG an organization id or `system`. Repeatable. Fails when
+    /// that chain no longer holds event SEQ with that hash (cut, or rewritten).
+    #[arg(long = "head", value_name = "ORG:SEQ:HASH")]
+    pub heads: Vec<crate::HeadWitness>,
 }
 
 /// Settings of `blocks`.
@@ -122,6 +135,8 @@ pub struct ServeArgs {
     pub blocks: BlockArgs,
     #[command(flatten)]
     pub login: LoginArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -262,6 +277,38 @@ impl AuthArgs {
 
     pub fn fresh_auth_max_age(&self) -> chrono::Duration {
         chrono::Duration::seconds(i64::from(self.fresh_auth_max_age))
+    }
+}
+
+/// The audit chain: the key of its links, and how often `serve` logs its heads.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// The key of the audit chain's links (HMAC-SHA256): at least 32 bytes. Never stored in
+    /// the database; every command that connects needs it.
+    #[arg(long = "audit-chain-key", env = "AUDIT_CHAIN_KEY", value_parser = secret, hide_env_values = true)]
+    pub chain_key: Option<SecretString>,
+    /// A file holding the key.
+    #[arg(long = "audit-chain-key-file", env = "AUDIT_CHAIN_KEY_FILE")]
+    pub chain_key_file: Option<PathBuf>,
+    /// How often `serve` logs the head of each audit chain that moved, in seconds (every
+    /// chain's head is logged once at start).
+    #[arg(long, env = "AUDIT_HEAD_LOG_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub head_log_seconds: u32,
+}
+
+impl AuditArgs {
+    /// The audit chain key: refuses a missing or short one.
+    pub fn key(&self) -> Result<crypto::AuditChainKey, ConfigError> {
+        const VAR: &str = "AUDIT_CHAIN_KEY";
+        let secret = resolve_secret(VAR, self.chain_key.as_ref(), self.chain_key_file.as_ref())?
+            .ok_or(ConfigError::Missing(VAR))?;
+        Ok(crypto::AuditChainKey::new(VAR, &secret)?)
+    }
+
+    /// How often the chain heads are logged.
+    pub fn head_log_every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.head_log_seconds))
     }
 }
 
@@ -610,6 +657,8 @@ pub enum ConfigError {
     KeyRing(#[from] crypto::KeyRingError),
     #[error(transparent)]
     JwtKey(#[from] crypto::JwtKeyError),
+    #[error(transparent)]
+    AuditKey(#[from] crypto::AuditKeyError),
     #[error(
         "{var} holds a value that is not an origin (scheme://host[:port], https in \
          production)"
@@ -802,6 +851,37 @@ mod tests {
         if std::env::var_os("APP_ENV").is_none() {
             assert_eq!(args.profile, Profile::Production);
         }
+    }
+
+    #[test]
+    fn the_audit_chain_key_is_required_long_enough_and_from_one_place() {
+        let args = |key: Option<&str>, file: Option<PathBuf>| AuditArgs {
+            chain_key: key.map(|k| SecretString::from(k.to_owned())),
+            chain_key_file: file,
+            head_log_seconds: 300,
+        };
+        assert!(matches!(
+            args(None, None).key(),
+            Err(ConfigError::Missing("AUDIT_CHAIN_KEY"))
+        ));
+        let short = args(Some("k3y-short-but-secret"), None).key().unwrap_err();
+        assert_eq!(
+            short.to_string(),
+            "AUDIT_CHAIN_KEY must be at least 32 bytes"
+        );
+        let key = "an-audit-chain-key-of-at-least-32-bytes";
+        assert!(args(Some(key), None).key().is_ok());
+        let dir = std::env::temp_dir().join(format!("rh-audit-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        assert!(args(None, Some(file.clone())).key().is_ok());
+        assert!(matches!(
+            args(Some(key), Some(file)).key(),
+            Err(ConfigError::Ambiguous("AUDIT_CHAIN_KEY"))
+        ));
+        assert!(!format!("{:?}", args(Some(key), None)).contains(key));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, Profile, ServeArgs};
 
-pub use audit_verify::audit_verify;
+pub use audit_verify::{HeadWitness, audit_verify};
 pub use blocks::blocks;
 pub use migrate::migrate;
 pub use reencrypt::reencrypt;
@@ -50,6 +50,11 @@ pub enum StartupError {
     UnopenableSecrets(String),
     #[error("the audit log was altered: {0}")]
     AuditLogBroken(String),
+    #[error(
+        "refusing to run in production: AUDIT_CHAIN_KEY does not give the newest event of {0}; \
+         events appended with it would never verify (see docs/operations.md)"
+    )]
+    WrongAuditKey(String),
     #[error("migration failed")]
     Migration(#[source] adapters_postgres::DbErr),
     #[error("could not listen on the configured address")]
@@ -87,6 +92,7 @@ async fn connect_with_clock(
 ) -> Result<(PgStore, RoleReport), StartupError> {
     let url = args.database.url()?;
     let cipher = args.encryption.cipher()?;
+    let audit_key = Arc::new(args.audit.key()?);
     let options = PoolOptions {
         max_connections: args.database.max_connections,
         ..Default::default()
@@ -109,7 +115,7 @@ async fn connect_with_clock(
             "the database role is not least-privilege; production would refuse it");
     }
     let secrets = Arc::new(SecretColumns::new(cipher, Arc::clone(&clock)));
-    Ok((PgStore::new(db, clock, secrets), report))
+    Ok((PgStore::new(db, clock, secrets, audit_key), report))
 }
 
 /// Organizations and values per organization the startup self-check samples.
@@ -144,6 +150,43 @@ pub async fn check_secrets(store: &PgStore, profile: Profile) -> Result<(), Star
         return Err(StartupError::UnopenableSecrets(columns));
     }
     tracing::warn!(columns = %columns, "stored secrets do not open under the configured keys");
+    Ok(())
+}
+
+/// Checks that the audit chain key gives the newest event of the system chain and of a sample
+/// of organizations' chains: a server with another key would append events that never verify.
+/// In production a chain it does not fit stops the start; elsewhere it is a warning.
+pub async fn check_audit_key(store: &PgStore, profile: Profile) -> Result<(), StartupError> {
+    let organizations = adapters_postgres::unscoped_organization_ids(store.connection())
+        .await
+        .map_err(StartupError::Store)?;
+    let sample = std::iter::once(None).chain(
+        organizations
+            .into_iter()
+            .take(SELF_CHECK_ORGANIZATIONS)
+            .map(|id| Some(domain::OrganizationId::from_uuid(id))),
+    );
+    let mut misfits = Vec::new();
+    for organization in sample {
+        if store
+            .unscoped_audit_key_fits(organization)
+            .await
+            .map_err(StartupError::Store)?
+            == Some(false)
+        {
+            misfits.push(organization.map_or("the system chain".to_owned(), |o| {
+                format!("organization {o}")
+            }));
+        }
+    }
+    if misfits.is_empty() {
+        return Ok(());
+    }
+    let chains = misfits.join(", ");
+    if profile == Profile::Production {
+        return Err(StartupError::WrongAuditKey(chains));
+    }
+    tracing::warn!(chains = %chains, "AUDIT_CHAIN_KEY does not give the newest audit events");
     Ok(())
 }
 
@@ -272,6 +315,57 @@ fn upkeep(
     });
 }
 
+/// Logs the head of every audit chain that moved since it last logged (every chain at the
+/// first tick), as an INFO line with `security_event = "audit_chain_head"`, so that an
+/// external log store keeps witnesses of the heads: `rhesis-server audit-verify --head` checks
+/// later that a chain still holds its witnessed head (a cut tail, a rewritten chain).
+fn log_audit_heads(store: Arc<PgStore>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut logged = std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(err) = log_heads_once(&store, &mut logged).await {
+                tracing::warn!(error = %err, "the audit chain heads could not be read");
+            }
+        }
+    });
+}
+
+/// One round of [`log_audit_heads`]; `logged` remembers the last head logged per chain.
+async fn log_heads_once(
+    store: &PgStore,
+    logged: &mut std::collections::HashMap<
+        Option<domain::OrganizationId>,
+        adapters_postgres::AuditHead,
+    >,
+) -> Result<(), ports::StoreError> {
+    let organizations = adapters_postgres::unscoped_organization_ids(store.connection()).await?;
+    let chains = std::iter::once(None).chain(
+        organizations
+            .into_iter()
+            .map(|id| Some(domain::OrganizationId::from_uuid(id))),
+    );
+    for organization in chains {
+        let Some(head) = store.unscoped_audit_head(organization).await? else {
+            continue;
+        };
+        if logged.get(&organization) == Some(&head) {
+            continue;
+        }
+        let witness = HeadWitness {
+            organization,
+            seq: head.seq,
+            hash: head.hash,
+        };
+        tracing::info!(security_event = "audit_chain_head",
+            chain = %audit_verify::chain_label(organization), seq = head.seq,
+            hash = %crypto::audit_hash_hex(&head.hash), %witness, "audit chain head");
+        logged.insert(organization, head);
+    }
+    Ok(())
+}
+
 /// Checks the TLS settings (both files or neither, readable, the key matching the
 /// certificate) without binding.
 pub fn check_tls(args: &ServeArgs) -> Result<(), StartupError> {
@@ -314,6 +408,7 @@ impl Application {
         refuse_plaintext_window(args)?;
         let (store, report) = connect_with_clock(args, Arc::clone(&clock)).await?;
         check_secrets(&store, args.profile).await?;
+        check_audit_key(&store, args.profile).await?;
         let store = Arc::new(store);
         let blocker = api_http::Blocker::new(store.clone(), args.blocks.settings());
         // The blocks in force before the first request: a permanent block outlives restarts.
@@ -326,6 +421,7 @@ impl Application {
             Arc::clone(&store),
             lifetime,
         );
+        log_audit_heads(Arc::clone(&store), args.audit.head_log_every());
         let login = login_settings(args, store.clone(), Arc::clone(&clock))?;
         let sessions = api_http::SessionSettings {
             store: store.clone(),

@@ -19,10 +19,12 @@ fn report(err: &StartupError) -> String {
 /// Configuration, database role and a sample of the stored secrets, as `serve` checks them.
 async fn check_config(args: &server::config::ServeArgs) -> Result<String, StartupError> {
     server::auth_settings(args)?;
+    args.audit.key()?;
     args.browser.cors_origins(args.profile)?;
     server::check_tls(args)?;
     let (store, role) = server::connect_checked(args).await?;
     server::check_secrets(&store, args.profile).await?;
+    server::check_audit_key(&store, args.profile).await?;
     args.auth.session_cookie_key()?;
     let login = server::login_settings(
         args,
@@ -44,10 +46,10 @@ async fn check_config(args: &server::config::ServeArgs) -> Result<String, Startu
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = match &cli.command {
-        Command::Serve(args)
-        | Command::CheckConfig(args)
-        | Command::SeedDev(args)
-        | Command::AuditVerify(args) => args.log_format,
+        Command::Serve(args) | Command::CheckConfig(args) | Command::SeedDev(args) => {
+            args.log_format
+        }
+        Command::AuditVerify(args) => args.serve.log_format,
         Command::Reencrypt(args) => args.serve.log_format,
         Command::Blocks(args) => args.serve.log_format,
         Command::Migrate(_) => LogFormat::Pretty,

@@ -46,6 +46,17 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r#"(?i)("?\b(?:password|passwd|pwd|secret|client_secret|api_key|apikey|key|token|auth_token|access_token|refresh_token|id_token|authorization|cookie|set-cookie)\b"?\s*[=:]\s*"?)[^\s",}]+"#,
             "$1[REDACTED]",
         ),
+        // Values of fields whose name ends in one of those words (`AUDIT_CHAIN_KEY`,
+        // `jwt_secret_key`), as `name=value` or JSON; `NAME: text` is how error messages name a
+        // variable, so that form is left alone.
+        (
+            r#"(?i)(\b(?:[A-Za-z0-9]+[_-])+(?:password|secret|key|token)=\s*"?)[^\s",}]+"#,
+            "$1[REDACTED]",
+        ),
+        (
+            r#"(?i)("(?:[A-Za-z0-9]+[_-])+(?:password|secret|key|token)"\s*:\s*"?)[^\s",}]+"#,
+            "$1[REDACTED]",
+        ),
     ]
     .into_iter()
     .filter_map(|(pattern, replacement)| Regex::new(pattern).ok().map(|r| (r, replacement)))
@@ -169,6 +180,19 @@ mod tests {
                 "Authorization: Basic dXNlcjpwYXNz".to_owned(),
                 "dXNlcjpwYXNz",
             ),
+            (
+                "AUDIT_CHAIN_KEY=k9Qw-3xZ_audit-chain-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+                    .to_owned(),
+                "audit-chain-secret",
+            ),
+            (
+                "{\"audit_chain_key\":\"audit-chain-secret-0123456789abcdef\"}".to_owned(),
+                "audit-chain-secret",
+            ),
+            (
+                "jwt_secret_key=signing-secret-42".to_owned(),
+                "signing-secret-42",
+            ),
         ];
         for (line, secret) in &cases {
             let masked = redact(line);
@@ -200,6 +224,9 @@ mod tests {
             "token_id=01a22a0b-bcd3-773b-8eda-01ea7384c8f2 reason=expired",
             "hash=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "listening profile=Production port=8080 role=rh_app",
+            r#"{"security_event":"audit_chain_head","chain":"system","seq":3,"hash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","witness":"system:3:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}"#,
+            "configuration: DB_ENCRYPTION_KEY: key #2 is not a Fernet key",
+            "unkeyed=2 chain=\"organization 0192d4e0-7c1a-7000-8000-000000000007\"",
         ] {
             assert_eq!(redact(line), line);
         }

@@ -92,7 +92,10 @@ async fn strikes_warn_then_block_for_doubling_times_then_for_good() {
     );
     assert_eq!(
         store.unscoped_verify(None).await.unwrap(),
-        ChainVerdict::Intact { events: 6 }
+        ChainVerdict::Intact {
+            events: 6,
+            unkeyed: 0
+        }
     );
 }
 

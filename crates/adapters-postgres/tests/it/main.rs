@@ -91,7 +91,20 @@ pub(crate) async fn store_clocked(
         crypto::KeyRing::parse("DB_ENCRYPTION_KEY", &SecretString::from(keys.to_owned())).unwrap();
     let cipher = crypto::FieldCipher::new(ring, plaintext_until);
     let secrets = SecretColumns::new(cipher, Arc::clone(&clock));
-    PgStore::new(conn, clock, Arc::new(secrets))
+    PgStore::new(
+        conn,
+        clock,
+        Arc::new(secrets),
+        Arc::new(audit_key(AUDIT_KEY)),
+    )
+}
+
+/// The audit chain key of the stores of these tests.
+pub(crate) const AUDIT_KEY: &str = "the-audit-chain-key-of-the-adapter-tests-0123456789";
+
+/// An audit chain key from `text` (at least 32 bytes).
+pub(crate) fn audit_key(text: &str) -> crypto::AuditChainKey {
+    crypto::AuditChainKey::new("AUDIT_CHAIN_KEY", &SecretString::from(text.to_owned())).unwrap()
 }
 
 /// A fixed instant for tests that move a clock.

@@ -54,7 +54,8 @@ pub(crate) struct AuditEventView {
     reason: Option<String>,
     client_ip: Option<String>,
     request_id: Option<String>,
-    /// Hex SHA-256 of the previous event's hash and this event.
+    /// Hex link of this event to the previous one: an HMAC-SHA256 under the server's audit
+    /// chain key (plain SHA-256 for events written before the chain was keyed).
     hash: String,
     prev_hash: String,
 }
@@ -89,6 +90,9 @@ pub(crate) struct ChainReport {
     intact: bool,
     /// Events checked.
     events: u64,
+    /// Of those, the events written before the chain was keyed (unkeyed SHA-256 links); they
+    /// can only open the chain. `null` when the chain is broken.
+    unkeyed_events: Option<u64>,
     /// The first event (by position) where the chain breaks.
     first_broken_seq: Option<u64>,
 }
@@ -138,14 +142,16 @@ pub(crate) async fn list_events(
 pub(crate) async fn verify_chain(caller: Caller) -> Result<web::Json<ChainReport>, ApiError> {
     let uow = caller.begin(Action::ReadAuditLog).await?;
     let report = match uow.audit().verify().await? {
-        ChainVerdict::Intact { events } => ChainReport {
+        ChainVerdict::Intact { events, unkeyed } => ChainReport {
             intact: true,
             events,
+            unkeyed_events: Some(unkeyed),
             first_broken_seq: None,
         },
         ChainVerdict::Broken { seq } => ChainReport {
             intact: false,
             events: seq.saturating_sub(1),
+            unkeyed_events: None,
             first_broken_seq: Some(seq),
         },
     };

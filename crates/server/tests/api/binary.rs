@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use test_support::TestDatabase;
 
-use crate::free_port;
+use crate::{AUDIT_KEY, free_port};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
 const JWT_KEY: &str = "a-signing-key-for-the-binary-tests-0123456789";
@@ -32,6 +32,7 @@ async fn the_binary_logs_json_lines_carrying_the_request_id() {
         .arg("serve")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .env("APP_ENV", "test")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", db.app_url())
@@ -84,6 +85,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .env("DATABASE_URL", db.owner_url())
         .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
@@ -102,6 +104,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
@@ -117,6 +120,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .env("DATABASE_URL", db.app_url())
         .output()
         .unwrap();
@@ -127,6 +131,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", format!("{good},short-key"))
         .output()
@@ -147,6 +152,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .arg("check-config")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", &good)
         .env("DB_ENCRYPTION_PLAINTEXT_UNTIL", "2999-01-01T00:00:00Z")
@@ -181,7 +187,8 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
             .arg("check-config")
             .env_clear()
             .env("DATABASE_URL", db.app_url())
-            .env("DB_ENCRYPTION_KEY", &good);
+            .env("DB_ENCRYPTION_KEY", &good)
+            .env("AUDIT_CHAIN_KEY", AUDIT_KEY);
         if let Some(key) = env {
             command.env("JWT_SECRET_KEY", key);
         }
@@ -192,11 +199,37 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         assert!(env.is_none_or(|key| !stderr.contains(key)), "{stderr}");
     }
 
+    // No audit chain key, or a short one: refused the same way.
+    for (env, expected) in [
+        (None, "AUDIT_CHAIN_KEY is required"),
+        (
+            Some("k3y-tiny-but-secret"),
+            "AUDIT_CHAIN_KEY must be at least 32 bytes",
+        ),
+    ] {
+        let mut command = Command::new(BINARY);
+        command
+            .arg("check-config")
+            .env_clear()
+            .env("JWT_SECRET_KEY", JWT_KEY)
+            .env("DATABASE_URL", db.app_url())
+            .env("DB_ENCRYPTION_KEY", &good);
+        if let Some(key) = env {
+            command.env("AUDIT_CHAIN_KEY", key);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("k3y-tiny"), "{stderr}");
+    }
+
     // No database URL at all: a clear error naming the variable.
     let output = Command::new(BINARY)
         .arg("check-config")
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -221,6 +254,7 @@ async fn no_log_line_holds_a_secret() {
             .env_clear()
             .env("APP_ENV", "development")
             .env("JWT_SECRET_KEY", JWT_KEY)
+            .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
             .env("DATABASE_URL", db.app_url())
             .env("DB_ENCRYPTION_KEY", &encryption_key)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
@@ -347,6 +381,7 @@ async fn no_log_line_holds_a_secret() {
         &password,
         &encryption_key,
         JWT_KEY,
+        AUDIT_KEY,
     ];
     let seed_lines = String::from_utf8_lossy(&seeded.stderr).into_owned();
     for line in lines.iter().chain(std::iter::once(&seed_lines)) {

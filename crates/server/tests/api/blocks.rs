@@ -76,6 +76,7 @@ fn operator(app: &TestApp, args: &[&str]) -> std::process::Output {
             "DB_ENCRYPTION_KEY",
             app.args.encryption.key.as_ref().unwrap().expose_secret(),
         )
+        .env("AUDIT_CHAIN_KEY", crate::AUDIT_KEY)
         .output()
         .unwrap()
 }
@@ -213,7 +214,7 @@ async fn warnings_then_doubling_blocks_then_a_permanent_one_that_outlives_a_rest
     );
     assert!(matches!(
         app.store.unscoped_verify(None).await.unwrap(),
-        ChainVerdict::Intact { .. }
+        ChainVerdict::Intact { unkeyed: 0, .. }
     ));
 }
 

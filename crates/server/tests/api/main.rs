@@ -32,14 +32,26 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::Application;
 use server::config::{
-    AuthArgs, BlockArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat, LoginArgs, Profile,
-    RateLimitArgs, ServeArgs, TlsArgs,
+    AuditArgs, AuthArgs, BlockArgs, BrowserArgs, DatabaseArgs, EncryptionArgs, LogFormat,
+    LoginArgs, Profile, RateLimitArgs, ServeArgs, TlsArgs,
 };
 use test_support::TestDatabase;
 use uuid::Uuid;
 
 pub(crate) const ISSUER: &str = "rhesis-backend";
 pub(crate) const AUDIENCE: &str = "rhesis-api";
+/// The audit chain key of every server and store of the suite (one key, so that what a test
+/// store appends and what a server verifies are one chain).
+pub(crate) const AUDIT_KEY: &str = "the-audit-chain-key-of-the-server-tests-0123456789";
+
+/// [`AUDIT_KEY`] as the stores take it.
+pub(crate) fn audit_key() -> Arc<crypto::AuditChainKey> {
+    Arc::new(
+        crypto::AuditChainKey::new("AUDIT_CHAIN_KEY", &SecretString::from(AUDIT_KEY.to_owned()))
+            .unwrap(),
+    )
+}
+
 /// The frontend the test servers allow (CORS).
 pub(crate) const FRONTEND: &str = "https://app.example.com";
 
@@ -200,6 +212,11 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             session_idle_minutes: 30,
             session_absolute_hours: 12,
         },
+        audit: AuditArgs {
+            chain_key: Some(SecretString::from(AUDIT_KEY.to_owned())),
+            chain_key_file: None,
+            head_log_seconds: 300,
+        },
         log_format: LogFormat::Json,
     }
 }
@@ -245,6 +262,7 @@ pub(crate) async fn spawn_app_clocked(
         db.app_pool(2).await,
         Arc::clone(&clock),
         Arc::new(SecretColumns::new(cipher, clock)),
+        audit_key(),
     );
     // The server's keys and the database password never appear in any response.
     let password = url::Url::parse(&db.app_url())
@@ -255,11 +273,16 @@ pub(crate) async fn spawn_app_clocked(
         .key
         .as_ref()
         .map(|k| secrecy::ExposeSecret::expose_secret(k).to_owned());
-    let secrets = [Some(jwt_key.clone()), encryption_key, password]
-        .into_iter()
-        .flatten()
-        .map(|s| (0, s))
-        .collect();
+    let secrets = [
+        Some(jwt_key.clone()),
+        encryption_key,
+        password,
+        Some(AUDIT_KEY.to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| (0, s))
+    .collect();
     TestApp {
         address,
         db,

@@ -31,7 +31,7 @@ async fn store(db: &TestDatabase, keys: &str, window: bool) -> PgStore {
     let until = window.then_some(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
     let secrets = SecretColumns::new(crypto::FieldCipher::new(ring, until), Arc::clone(&clock));
-    PgStore::new(conn, clock, Arc::new(secrets))
+    PgStore::new(conn, clock, Arc::new(secrets), crate::audit_key())
 }
 
 /// An organization with `models` models, each with the key `sk-<label>-<n>`.
@@ -221,6 +221,7 @@ async fn a_killed_run_is_finished_by_the_next_one() {
         .env("APP_ENV", "test")
         .env("DATABASE_URL", db.app_url())
         .env("DB_ENCRYPTION_KEY", format!("{key2},{key1}"))
+        .env("AUDIT_CHAIN_KEY", crate::AUDIT_KEY)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
