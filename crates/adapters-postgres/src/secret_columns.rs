@@ -38,6 +38,7 @@ pub struct SecretColumns {
     cipher: FieldCipher,
     clock: Arc<dyn Clock>,
     legacy_plaintext_reads: AtomicU64,
+    legacy_unbound_reads: AtomicU64,
     unopenable: AtomicU64,
 }
 
@@ -53,6 +54,7 @@ impl SecretColumns {
             cipher,
             clock,
             legacy_plaintext_reads: AtomicU64::new(0),
+            legacy_unbound_reads: AtomicU64::new(0),
             unopenable: AtomicU64::new(0),
         }
     }
@@ -71,6 +73,11 @@ impl SecretColumns {
         self.legacy_plaintext_reads.load(Ordering::Relaxed)
     }
 
+    /// Reads of bare tokens bound to no place (inside their migration window) since start.
+    pub fn legacy_unbound_reads(&self) -> u64 {
+        self.legacy_unbound_reads.load(Ordering::Relaxed)
+    }
+
     /// Values that did not open (wrong key, moved, plaintext refused) since start.
     pub fn unopenable(&self) -> u64 {
         self.unopenable.load(Ordering::Relaxed)
@@ -80,7 +87,8 @@ impl SecretColumns {
         Sealed(self.cipher.seal(context, secret, self.clock.now()))
     }
 
-    /// Opens a stored value in its row. Legacy plaintext is logged (place only) and counted; a
+    /// Opens a stored value in its row. Legacy plaintext and unbound tokens are logged (place
+    /// only) and counted; a
     /// value that does not open is a security event and an error without the value.
     pub(crate) fn open(
         &self,
@@ -99,7 +107,16 @@ impl SecretColumns {
                             "legacy plaintext read inside the migration window; run reencrypt"
                         );
                     }
-                    Provenance::LegacyUnbound(_) | Provenance::OlderKey(_) => tracing::debug!(
+                    Provenance::LegacyUnbound(_) => {
+                        self.legacy_unbound_reads.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            table = context.table,
+                            column = context.column,
+                            row = %context.row_id,
+                            "unbound legacy token read inside its migration window; run reencrypt"
+                        );
+                    }
+                    Provenance::OlderKey(_) => tracing::debug!(
                         table = context.table,
                         column = context.column,
                         row = %context.row_id,

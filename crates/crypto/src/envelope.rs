@@ -83,13 +83,19 @@ pub enum OpenError {
     /// Plaintext outside the migration window (or with no window configured).
     #[error("the column holds plaintext and the plaintext migration window is closed")]
     PlaintextRefused,
+    /// A bare Fernet token, bound to no place (as the Python backend wrote them), outside its
+    /// migration window: it would open in any row, column or tenant it was copied to.
+    #[error("the column holds an unbound token and the unbound migration window is closed")]
+    UnboundRefused,
 }
 
-/// The cipher of the secret columns: a key ring and the legacy-plaintext window.
+/// The cipher of the secret columns: a key ring and the windows in which legacy values
+/// (plaintext, and bare tokens bound to no place) still open.
 #[derive(Debug)]
 pub struct FieldCipher {
     ring: KeyRing,
     plaintext_until: Option<DateTime<Utc>>,
+    unbound_until: Option<DateTime<Utc>>,
 }
 
 fn encode(context: &SealContext, secret: &str) -> Zeroizing<Vec<u8>> {
@@ -133,11 +139,21 @@ fn take_short(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl FieldCipher {
     /// `plaintext_until`: the end of the legacy-plaintext migration window, if one is open.
+    /// Bare tokens open only inside a window set by [`FieldCipher::with_unbound_until`].
     pub fn new(ring: KeyRing, plaintext_until: Option<DateTime<Utc>>) -> Self {
         Self {
             ring,
             plaintext_until,
+            unbound_until: None,
         }
+    }
+
+    /// `unbound_until`: the end of the window in which bare Fernet tokens (unbound, as the
+    /// Python backend wrote them) still open, until re-encryption has bound them.
+    #[must_use]
+    pub fn with_unbound_until(mut self, unbound_until: Option<DateTime<Utc>>) -> Self {
+        self.unbound_until = unbound_until;
+        self
     }
 
     pub fn ring(&self) -> &KeyRing {
@@ -170,6 +186,9 @@ impl FieldCipher {
         let Some((table, column, row, org, secret)) = decode(&plaintext) else {
             if plaintext.starts_with(MAGIC) {
                 return Err(OpenError::Malformed);
+            }
+            if !self.unbound_until.is_some_and(|until| now < until) {
+                return Err(OpenError::UnboundRefused);
             }
             let secret = std::str::from_utf8(&plaintext).map_err(|_| OpenError::Malformed)?;
             return Ok(Opened {
@@ -309,10 +328,26 @@ mod tests {
     }
 
     #[test]
-    fn bare_legacy_tokens_open_and_are_rewritten_bound() {
+    fn bare_legacy_tokens_open_only_inside_their_window_and_are_rewritten_bound() {
         let ring = KeyRing::parse("K", &secret(K1)).unwrap();
         let bare = ring.encrypt_at(b"legacy-secret", now());
-        let cipher = cipher(K1, None);
+        // Bound to no place, a bare token would open wherever it was copied: outside its
+        // window it opens nowhere.
+        for closed in [
+            None,
+            Some(now()),
+            Some(now() - chrono::Duration::seconds(1)),
+        ] {
+            let cipher = cipher(K1, None).with_unbound_until(closed);
+            for row in [1, 2] {
+                assert_eq!(
+                    cipher.open(&place(row, 10), &bare, now()).err(),
+                    Some(OpenError::UnboundRefused),
+                    "{closed:?}"
+                );
+            }
+        }
+        let cipher = cipher(K1, None).with_unbound_until(Some(now() + chrono::Duration::hours(1)));
         let opened = cipher.open(&place(1, 10), &bare, now()).unwrap();
         assert_eq!(opened.secret.expose_secret(), "legacy-secret");
         assert_eq!(opened.provenance, Provenance::LegacyUnbound(0));

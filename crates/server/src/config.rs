@@ -188,16 +188,25 @@ pub struct EncryptionArgs {
     /// (never in production).
     #[arg(long, env = "DB_ENCRYPTION_PLAINTEXT_UNTIL")]
     pub plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339 instant until which bare Fernet tokens bound to no place (as the Python
+    /// backend wrote them) may still be read, while `reencrypt` binds them; in production at
+    /// most 90 days ahead.
+    #[arg(long, env = "DB_ENCRYPTION_UNBOUND_UNTIL")]
+    pub unbound_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The longest unbound-token window production accepts, from the start of the process.
+pub const MAX_UNBOUND_WINDOW: chrono::Duration = chrono::Duration::days(90);
+
 impl EncryptionArgs {
-    /// The field cipher: the key ring and the plaintext window.
+    /// The field cipher: the key ring and the legacy windows.
     pub fn cipher(&self) -> Result<crypto::FieldCipher, ConfigError> {
         const VAR: &str = "DB_ENCRYPTION_KEY";
         let keys = resolve_secret(VAR, self.key.as_ref(), self.key_file.as_ref())?
             .ok_or(ConfigError::Missing(VAR))?;
         let ring = crypto::KeyRing::parse(VAR, &keys)?;
-        Ok(crypto::FieldCipher::new(ring, self.plaintext_until))
+        Ok(crypto::FieldCipher::new(ring, self.plaintext_until)
+            .with_unbound_until(self.unbound_until))
     }
 }
 

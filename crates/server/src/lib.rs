@@ -43,6 +43,8 @@ pub enum StartupError {
     DevelopmentOnly(&'static str),
     #[error("{0} is refused in production")]
     NotInProduction(&'static str),
+    #[error("{0} may end at most {1} days from now in production")]
+    WindowTooLong(&'static str, i64),
     #[error(
         "refusing to run in production: stored secrets do not open under the configured keys \
          in {0}; check DB_ENCRYPTION_KEY (see docs/operations.md)"
@@ -69,11 +71,26 @@ pub async fn connect_checked(args: &ServeArgs) -> Result<(PgStore, RoleReport), 
     connect(args).await
 }
 
-/// In production a plaintext window is refused: it is for migrating legacy data.
+/// In production a plaintext window is refused: it is for migrating legacy data. The window
+/// for unbound tokens (a migration from the Python backend, in production too) is time-boxed.
 fn refuse_plaintext_window(args: &ServeArgs) -> Result<(), StartupError> {
-    if args.profile == Profile::Production && args.encryption.plaintext_until.is_some() {
+    if args.profile != Profile::Production {
+        return Ok(());
+    }
+    if args.encryption.plaintext_until.is_some() {
         return Err(StartupError::NotInProduction(
             "DB_ENCRYPTION_PLAINTEXT_UNTIL",
+        ));
+    }
+    let longest = config::MAX_UNBOUND_WINDOW;
+    if args
+        .encryption
+        .unbound_until
+        .is_some_and(|until| until > ports::Clock::now(&SystemClock) + longest)
+    {
+        return Err(StartupError::WindowTooLong(
+            "DB_ENCRYPTION_UNBOUND_UNTIL",
+            longest.num_days(),
         ));
     }
     Ok(())

@@ -102,7 +102,14 @@ async fn strikes_warn_then_block_for_doubling_times_then_for_good() {
 #[tokio::test]
 async fn strikes_from_several_replicas_are_all_counted() {
     let (db, clock, store) = clocked().await;
-    let other = store_clocked(&db, 4, &test_support::random_fernet_key(), None, clock).await;
+    let other = store_clocked(
+        &db,
+        4,
+        &test_support::random_fernet_key(),
+        crate::Windows::default(),
+        clock,
+    )
+    .await;
     let key: BlockKey = "user:6f9619ff-8b86-d011-b42d-00c04fc964ff".parse().unwrap();
     let p = BlockPolicy {
         strikes_to_block: 1000,

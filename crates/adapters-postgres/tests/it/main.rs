@@ -62,14 +62,18 @@ pub(crate) async fn store_with(
     keys: &str,
     plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> PgStore {
-    store_clocked(
-        db,
-        max_connections,
-        keys,
+    let windows = Windows {
         plaintext_until,
-        Arc::new(SystemClock),
-    )
-    .await
+        unbound_until: None,
+    };
+    store_clocked(db, max_connections, keys, windows, Arc::new(SystemClock)).await
+}
+
+/// The windows in which legacy values still open.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Windows {
+    pub(crate) plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) unbound_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// As [`store_with`], reading time from `clock`.
@@ -77,7 +81,7 @@ pub(crate) async fn store_clocked(
     db: &TestDatabase,
     max_connections: u32,
     keys: &str,
-    plaintext_until: Option<chrono::DateTime<chrono::Utc>>,
+    windows: Windows,
     clock: Arc<dyn ports::Clock>,
 ) -> PgStore {
     let options = PoolOptions {
@@ -89,7 +93,8 @@ pub(crate) async fn store_clocked(
         .unwrap();
     let ring =
         crypto::KeyRing::parse("DB_ENCRYPTION_KEY", &SecretString::from(keys.to_owned())).unwrap();
-    let cipher = crypto::FieldCipher::new(ring, plaintext_until);
+    let cipher = crypto::FieldCipher::new(ring, windows.plaintext_until)
+        .with_unbound_until(windows.unbound_until);
     let secrets = SecretColumns::new(cipher, Arc::clone(&clock));
     PgStore::new(
         conn,
@@ -120,7 +125,7 @@ pub(crate) async fn clocked() -> (TestDatabase, Arc<test_support::ManualClock>, 
         &db,
         4,
         &test_support::random_fernet_key(),
-        None,
+        Windows::default(),
         clock.clone(),
     )
     .await;

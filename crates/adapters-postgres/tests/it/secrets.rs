@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{AuthType, EndpointProtocol, HttpMethod, HttpUrl, Name, RequestHeaders, SecretSlot};
+use std::sync::Arc;
+
 use ports::{Clock, SystemClock};
 use ports::{EndpointPatch, NewEndpoint, NewModel, SecretPatch, StoreError, UnitOfWorkFactory};
 use sea_orm::ConnectionTrait;
@@ -312,6 +314,63 @@ async fn legacy_plaintext_opens_only_inside_the_window_and_a_wrong_key_never() {
     let result = uow.models().unseal_key(sealed_model.id).await;
     assert!(result.is_err(), "a wrong key must not read as plaintext");
     assert_eq!(window.secrets().legacy_plaintext_reads(), 1);
+}
+
+/// A model's key as `store` opens it in `tenant`'s organization.
+async fn open(
+    store: &adapters_postgres::PgStore,
+    tenant: &Tenant,
+    model: domain::ModelId,
+) -> Result<Option<String>, StoreError> {
+    let uow = store.begin(&tenant.scope()).await.unwrap();
+    uow.models()
+        .unseal_key(model)
+        .await
+        .map(|k| k.map(|k| k.expose_secret().to_owned()))
+}
+
+#[tokio::test]
+async fn an_unbound_token_opens_only_inside_its_window_and_each_read_is_counted() {
+    let w = world().await;
+    let (_, mine) = endpoint_and_model(&w, &w.a, "a").await;
+    let (_, theirs) = endpoint_and_model(&w, &w.b, "b").await;
+    let key = test_support::random_fernet_key();
+    // A bare Fernet token of a secret, as the Python backend wrote them: bound to no place,
+    // so a copy into another organization's row opens there as well as here.
+    let bare = crypto::KeyRing::parse("K", &SecretString::from(key.clone()))
+        .unwrap()
+        .encrypt_at(b"sk-bare-python", now());
+    let admin = w.db.admin_pool().await;
+    admin
+        .execute_unprepared(&format!(
+            "UPDATE models SET key = '{bare}' WHERE id IN ('{}', '{}')",
+            mine.id, theirs.id
+        ))
+        .await
+        .unwrap();
+    // Outside a window (none, or one that has ended) it opens nowhere: refused and counted.
+    for closed in [None, Some(now() - Duration::seconds(1))] {
+        let windows = crate::Windows {
+            plaintext_until: None,
+            unbound_until: closed,
+        };
+        let store = crate::store_clocked(&w.db, 2, &key, windows, Arc::new(SystemClock)).await;
+        assert!(open(&store, &w.a, mine.id).await.is_err(), "{closed:?}");
+        assert!(open(&store, &w.b, theirs.id).await.is_err(), "{closed:?}");
+        assert_eq!(store.secrets().legacy_unbound_reads(), 0);
+        assert_eq!(store.secrets().unopenable(), 2);
+    }
+    // Inside the window it opens (the migration from the old backend), each read counted.
+    let windows = crate::Windows {
+        plaintext_until: None,
+        unbound_until: Some(now() + Duration::hours(1)),
+    };
+    let store = crate::store_clocked(&w.db, 2, &key, windows, Arc::new(SystemClock)).await;
+    assert_eq!(
+        open(&store, &w.a, mine.id).await.unwrap().as_deref(),
+        Some("sk-bare-python")
+    );
+    assert_eq!(store.secrets().legacy_unbound_reads(), 1);
 }
 
 #[tokio::test]

@@ -54,8 +54,10 @@ fn python_tokens_decrypt_in_rust_with_the_same_key_string() {
     // After rotation ("new,old") the old token still opens, under key #2.
     assert_eq!(ring(&format!("{K2},{K1}")).decrypt(&token).unwrap().1, 1);
 
-    // As a stored column value: a bare legacy token, read and marked for re-encryption.
-    let cipher = FieldCipher::new(ring(K1), None);
+    // As a stored column value inside its migration window: a bare legacy token, read and
+    // marked for re-encryption.
+    let cipher = FieldCipher::new(ring(K1), None)
+        .with_unbound_until(Some(now() + chrono::Duration::days(1)));
     let place = SealContext {
         table: "models",
         column: "key",

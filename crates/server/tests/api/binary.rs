@@ -147,23 +147,32 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         "{stderr}"
     );
 
-    // The plaintext migration window is refused in production.
-    let output = Command::new(BINARY)
-        .arg("check-config")
-        .env_clear()
-        .env("JWT_SECRET_KEY", JWT_KEY)
-        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-        .env("DATABASE_URL", db.app_url())
-        .env("DB_ENCRYPTION_KEY", &good)
-        .env("DB_ENCRYPTION_PLAINTEXT_UNTIL", "2999-01-01T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("DB_ENCRYPTION_PLAINTEXT_UNTIL is refused in production"),
-        "{stderr}"
-    );
+    // The plaintext migration window is refused in production; the unbound-token window is
+    // time-boxed there (at most 90 days ahead).
+    for (var, expected) in [
+        (
+            "DB_ENCRYPTION_PLAINTEXT_UNTIL",
+            "DB_ENCRYPTION_PLAINTEXT_UNTIL is refused in production",
+        ),
+        (
+            "DB_ENCRYPTION_UNBOUND_UNTIL",
+            "DB_ENCRYPTION_UNBOUND_UNTIL may end at most 90 days from now in production",
+        ),
+    ] {
+        let output = Command::new(BINARY)
+            .arg("check-config")
+            .env_clear()
+            .env("JWT_SECRET_KEY", JWT_KEY)
+            .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
+            .env("DATABASE_URL", db.app_url())
+            .env("DB_ENCRYPTION_KEY", &good)
+            .env(var, "2999-01-01T00:00:00Z")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 
     // No signing key, or a short one: refused, naming the variable and never the value.
     for (env, expected) in [

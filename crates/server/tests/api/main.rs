@@ -163,6 +163,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             key: Some(SecretString::from(test_support::random_fernet_key())),
             key_file: None,
             plaintext_until: None,
+            unbound_until: None,
         },
         auth: AuthArgs {
             jwt_key: Some(SecretString::from(jwt_key)),

@@ -30,7 +30,8 @@ async fn store(db: &TestDatabase, keys: &str, window: bool) -> PgStore {
     let ring = crypto::KeyRing::parse("K", &SecretString::from(keys.to_owned())).unwrap();
     let until = window.then_some(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
-    let secrets = SecretColumns::new(crypto::FieldCipher::new(ring, until), Arc::clone(&clock));
+    let cipher = crypto::FieldCipher::new(ring, until).with_unbound_until(until);
+    let secrets = SecretColumns::new(cipher, Arc::clone(&clock));
     PgStore::new(conn, clock, Arc::new(secrets), crate::audit_key())
 }
 
