@@ -16,6 +16,7 @@ mod m20261204_000002_system_audit_chain;
 mod m20261205_000001_browser_login;
 mod m20261206_000001_keyed_audit_chain;
 mod m20261206_000002_session_token_revocation;
+mod m20261206_000003_departed_users_read_only;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
 
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_browser_login::Migration),
             Box::new(m20261206_000001_keyed_audit_chain::Migration),
             Box::new(m20261206_000002_session_token_revocation::Migration),
+            Box::new(m20261206_000003_departed_users_read_only::Migration),
         ]
     }
 }

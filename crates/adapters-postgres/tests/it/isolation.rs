@@ -336,3 +336,80 @@ async fn an_uncommitted_unit_of_work_leaves_nothing() {
         1
     );
 }
+
+/// Raw SQL as the application role in the former organization's context: the row of a user
+/// who was removed stays readable, but nothing of it can be changed any more (their identity
+/// at the provider, their address), while the user still may change their own row.
+#[tokio::test]
+async fn a_former_organization_reads_but_never_changes_a_departed_user() {
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let departed = uow
+        .users()
+        .invite(Email::new("departed@a.example").unwrap(), Role::Member)
+        .await
+        .unwrap()
+        .id;
+    uow.users().remove(departed).await.unwrap();
+    uow.commit().await.unwrap();
+
+    let app = w.db.app_pool(1).await;
+    let (a, a_user) = (w.a.org, w.a.principal.user_id());
+    let in_context = |org: String, user: String| {
+        let app = app.clone();
+        async move {
+            let txn = app.begin().await.unwrap();
+            txn.execute_unprepared(&format!(
+                "SELECT set_config('app.current_organization', '{org}', true),
+                        set_config('app.current_user', '{user}', true)"
+            ))
+            .await
+            .unwrap();
+            txn
+        }
+    };
+    let txn = in_context(a.to_string(), a_user.to_string()).await;
+    assert_eq!(
+        count(
+            &txn,
+            &format!("SELECT count(*) FROM users WHERE id = '{departed}'")
+        )
+        .await,
+        1,
+        "still readable"
+    );
+    let takeover = txn
+        .execute_unprepared(&format!(
+            "UPDATE users SET idp_subject = 'attacker|1', email = 'attacker@evil.example', \
+             is_verified = true WHERE id = '{departed}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        takeover.rows_affected(),
+        0,
+        "a departed user is not theirs to change"
+    );
+    txn.commit().await.unwrap();
+
+    // The user, in no organization, still changes their own row.
+    let txn = in_context(String::new(), departed.to_string()).await;
+    let own = txn
+        .execute_unprepared(&format!(
+            "UPDATE users SET name = 'Me' WHERE id = '{departed}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(own.rows_affected(), 1);
+    txn.commit().await.unwrap();
+
+    let admin = w.db.admin_pool().await;
+    assert_eq!(
+        texts(
+            &admin,
+            &format!("SELECT email FROM users WHERE id = '{departed}'")
+        )
+        .await,
+        vec![Some("departed@a.example".to_owned())]
+    );
+}

@@ -52,16 +52,19 @@ async fn schema_violations(admin: &DatabaseConnection) -> Vec<String> {
                 "{table}: row-level security not ENABLEd and FORCEd"
             ));
         }
-        let both_clauses = count(
-            admin,
-            &format!(
+        // One policy for all commands, or one per command: reads filtered (USING), inserts
+        // checked (WITH CHECK), updates both.
+        let covered = |commands: &str, clauses: &str| {
+            format!(
                 "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'
-                 AND tablename = '{table}' AND cmd = 'ALL'
-                 AND qual IS NOT NULL AND with_check IS NOT NULL"
-            ),
-        )
-        .await;
-        if both_clauses == 0 {
+                 AND tablename = '{table}' AND cmd IN ({commands}) AND {clauses}"
+            )
+        };
+        let both = "qual IS NOT NULL AND with_check IS NOT NULL";
+        let both_clauses = count(admin, &covered("'ALL', 'UPDATE'", both)).await;
+        let reads = count(admin, &covered("'ALL', 'SELECT'", "qual IS NOT NULL")).await;
+        let inserts = count(admin, &covered("'ALL', 'INSERT'", "with_check IS NOT NULL")).await;
+        if both_clauses == 0 || reads == 0 || inserts == 0 {
             violations.push(format!("{table}: no policy with both USING and WITH CHECK"));
         }
         if has_org_column || table == "organizations" {
@@ -69,7 +72,7 @@ async fn schema_violations(admin: &DatabaseConnection) -> Vec<String> {
                 admin,
                 &format!(
                     "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'
-                     AND tablename = '{table}' AND cmd = 'ALL'
+                     AND tablename = '{table}' AND cmd IN ('ALL', 'UPDATE')
                      AND qual LIKE '%{ORG_SETTING}%' AND with_check LIKE '%{ORG_SETTING}%'"
                 ),
             )
