@@ -520,6 +520,12 @@ pub struct RoleReport {
     pub can_create_role: bool,
     /// Tables, views and sequences of the current database that the role owns.
     pub owned_relations: i64,
+    /// Other roles this one is a member of (directly or through others) that are superusers,
+    /// bypass row-level security or own relations: their powers are a `SET ROLE` away.
+    pub powerful_memberships: i64,
+    /// Whether the role may create objects in the `public` schema (a function or a table of
+    /// its own would shadow or sidestep the migrations' objects).
+    pub can_create_in_schema: bool,
 }
 
 impl RoleReport {
@@ -541,6 +547,15 @@ impl RoleReport {
         if self.owned_relations > 0 {
             problems.push("owns tables (owners are exempt from policies unless FORCEd)");
         }
+        if self.powerful_memberships > 0 {
+            problems.push(
+                "is a member of a role that is a superuser, bypasses row-level security or owns \
+                 tables",
+            );
+        }
+        if self.can_create_in_schema {
+            problems.push("may CREATE in the public schema");
+        }
         problems
     }
 }
@@ -553,7 +568,16 @@ pub async fn inspect_role(db: &DatabaseConnection) -> Result<RoleReport, StoreEr
                 r.rolbypassrls AS bypasses_rls, r.rolcreatedb AS can_create_db, \
                 r.rolcreaterole AS can_create_role, \
                 (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relowner = r.oid \
-                   AND c.relkind IN ('r', 'p', 'v', 'm', 'S')) AS owned_relations \
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'S')) AS owned_relations, \
+                (SELECT count(*) FROM pg_catalog.pg_roles m WHERE m.oid <> r.oid \
+                   AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER') \
+                   AND (m.rolsuper OR m.rolbypassrls OR EXISTS ( \
+                     SELECT 1 FROM pg_catalog.pg_class c WHERE c.relowner = m.oid \
+                       AND c.relkind IN ('r', 'p', 'v', 'm', 'S') \
+                       AND c.relnamespace = 'public'::pg_catalog.regnamespace))) \
+                  AS powerful_memberships, \
+                pg_catalog.has_schema_privilege(r.oid, 'public', 'CREATE') \
+                  AS can_create_in_schema \
          FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
     );
     RoleReport::find_by_statement(stmt)

@@ -250,6 +250,44 @@ async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
     let admin = db.admin_pool().await;
     let report = inspect_role(&admin).await.unwrap();
     assert!(report.problems().contains(&"is a superuser"), "{report:?}");
+
+    // An application role that is a member of the owner, of a role that bypasses row-level
+    // security, or that may create in the schema is unfit too: each is refused by name.
+    let app_role = db.app_role();
+    let owner_role = db.owner_role();
+    let bypass = format!(
+        "rh_bypass_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    for (grant, revoke, problem) in [
+        (
+            format!("GRANT {owner_role} TO {app_role}"),
+            format!("REVOKE {owner_role} FROM {app_role}"),
+            "is a member of a role",
+        ),
+        (
+            format!("CREATE ROLE {bypass} NOLOGIN BYPASSRLS; GRANT {bypass} TO {app_role}"),
+            format!("DROP ROLE {bypass}"),
+            "is a member of a role",
+        ),
+        (
+            format!("GRANT CREATE ON SCHEMA public TO {app_role}"),
+            format!("REVOKE CREATE ON SCHEMA public FROM {app_role}"),
+            "may CREATE in the public schema",
+        ),
+    ] {
+        admin.execute_unprepared(&grant).await.unwrap();
+        let report = inspect_role(&app).await.unwrap();
+        admin.execute_unprepared(&revoke).await.unwrap();
+        assert!(
+            report.problems().iter().any(|p| p.starts_with(problem)),
+            "{grant}: {report:?}"
+        );
+    }
+    assert_eq!(
+        inspect_role(&app).await.unwrap().problems(),
+        Vec::<&str>::new()
+    );
     assert!(
         report.problems().iter().any(|p| p.contains("BYPASSRLS")),
         "{report:?}"
