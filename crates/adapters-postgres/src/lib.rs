@@ -440,13 +440,8 @@ impl IdentityDirectory for PgStore {
     ) -> Result<(), StoreError> {
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT app_revoke_access_token($1, $2, $3, $4)",
-            [
-                jti.into(),
-                (*user.as_uuid()).into(),
-                expires_at.into(),
-                self.clock.now().into(),
-            ],
+            "SELECT app_revoke_access_token($1, $2, $3)",
+            [jti.into(), (*user.as_uuid()).into(), expires_at.into()],
         );
         self.db
             .execute_raw(stmt)

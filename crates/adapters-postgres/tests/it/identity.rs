@@ -23,7 +23,7 @@ async fn the_functions_return_only_what_they_must_and_public_cannot_call_them() 
         .await;
         let config = config.first().cloned().flatten().unwrap_or_default();
         assert!(
-            config.contains("search_path=public, pg_temp"),
+            config.contains("search_path=pg_catalog, pg_temp"),
             "{function}: {config}"
         );
         // Exactly four output columns.
@@ -204,11 +204,14 @@ async fn every_security_definer_function_is_closed_to_public() {
             &admin,
             &format!(
                 "SELECT count(*) FROM pg_proc WHERE proname = '{function}'
-                 AND array_to_string(proconfig, ',') LIKE '%search_path=%'"
+                 AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig)"
             ),
         )
         .await;
-        assert_eq!(fixed_path, 1, "{function} has no fixed search_path");
+        assert_eq!(
+            fixed_path, 1,
+            "{function} resolves names through more than pg_catalog and pg_temp"
+        );
     }
     // The organization list gives ids and nothing else, whatever the caller's context.
     let ids = texts(
@@ -245,6 +248,16 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
         .unscoped_revoke_access_token(jti, user, expires)
         .await
         .unwrap();
+    // The purge of old revocations goes by the database's clock: a caller cannot pass a time
+    // of its own that makes every revocation look expired.
+    let far_future = "SELECT app_revoke_access_token(gen_random_uuid(), '{user}', now(), \
+                      now() + interval '10 years')";
+    let error = crate::fails(
+        w.store.connection(),
+        &far_future.replace("{user}", &user.to_string()),
+    )
+    .await;
+    assert!(error.contains("does not exist"), "{error}");
     // Revoking twice is harmless.
     w.store
         .unscoped_revoke_access_token(jti, user, expires)
