@@ -187,7 +187,7 @@ impl FieldCipher {
             if plaintext.starts_with(MAGIC) {
                 return Err(OpenError::Malformed);
             }
-            if !self.unbound_until.is_some_and(|until| now < until) {
+            if self.unbound_until.is_none_or(|until| now >= until) {
                 return Err(OpenError::UnboundRefused);
             }
             let secret = std::str::from_utf8(&plaintext).map_err(|_| OpenError::Malformed)?;
