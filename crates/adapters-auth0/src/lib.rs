@@ -2,9 +2,12 @@
 //! `openidconnect`: discovery, the authorization-code flow with PKCE (S256), `state` and
 //! `nonce`, one code exchange, and the ID token verified (signature against the provider's
 //! keys, exact issuer, audience = client id, expiry, nonce, `at_hash` when present, `auth_time`
-//! against `max_age` when one was asked). The provider's keys are read again when a token
-//! names a key they lack (at most every few seconds) and periodically, so a key rotation at
-//! the provider needs no restart. The HTTP client follows no redirects.
+//! against `max_age` when one was asked). When the ID token does not carry the e-mail and its
+//! verification (a code-flow provider may keep them for UserInfo, OpenID Connect Core 5.4),
+//! the UserInfo endpoint is asked with the access token, and its answer must be about the ID
+//! token's subject. The provider's keys are read again when a token names a key they lack (at
+//! most every few seconds) and periodically, so a key rotation at the provider needs no
+//! restart. The HTTP client follows no redirects.
 
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -15,13 +18,13 @@ use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreGrantType, CoreIdTokenClaims, CoreJsonWebKey,
     CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType,
+    CoreResponseType, CoreSubjectIdentifierType, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AdditionalProviderMetadata, AuthorizationCode, ClaimsVerificationError,
     ClientId, ClientSecret, CsrfToken, IssuerUrl, JsonWebKeySet, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
-    SignatureVerificationError, TokenResponse,
+    SignatureVerificationError, SubjectIdentifier, TokenResponse, UserInfoError,
 };
 use ports::{
     Clock, IdentityProvider, IdentityProviderError, LoginFinish, LoginStart, VerifiedLogin,
@@ -291,6 +294,72 @@ impl OidcProvider {
         }
         Ok(claims)
     }
+
+    /// Asks the UserInfo endpoint with the code exchange's access token; `None` when discovery
+    /// names no such endpoint. The answer MUST be about `subject` (else `userinfo_subject`)
+    /// and parse, or verify when it is a signed JWT (else `userinfo`).
+    async fn user_info(
+        &self,
+        metadata: Metadata,
+        response: &openidconnect::core::CoreTokenResponse,
+        subject: &SubjectIdentifier,
+    ) -> Result<Option<CoreUserInfoClaims>, IdentityProviderError> {
+        let client = self.client(metadata);
+        let Ok(request) = client.user_info(response.access_token().clone(), Some(subject.clone()))
+        else {
+            return Ok(None);
+        };
+        let claims: CoreUserInfoClaims = request.request_async(&self.http).await.map_err(
+            |err| match err {
+                UserInfoError::ClaimsVerification(ClaimsVerificationError::InvalidSubject(_)) => {
+                    tracing::warn!(
+                        error = %err,
+                        "the provider's UserInfo answer is about another subject"
+                    );
+                    refused("userinfo_subject")
+                }
+                UserInfoError::Request(_) => unavailable(err),
+                UserInfoError::Response(status, _, _) if status.is_server_error() => {
+                    unavailable(err)
+                }
+                other => {
+                    tracing::info!(error = %other, "the provider's UserInfo answer was refused");
+                    refused("userinfo")
+                }
+            },
+        )?;
+        Ok(Some(claims))
+    }
+}
+
+/// The person of a verified ID token, completed from a UserInfo answer about the same subject
+/// when there is one. The ID token's claims come first; an e-mail address and its verification
+/// are taken from the same source, never the address from one and the verification from the
+/// other: the ID token's address is verified by UserInfo only when UserInfo names the same
+/// address. An address nobody says is verified is unverified.
+fn verified_login(id: &CoreIdTokenClaims, info: Option<&CoreUserInfoClaims>) -> VerifiedLogin {
+    let info_email = info.and_then(|i| i.email()).map(|e| e.as_str());
+    let info_verified = info.and_then(|i| i.email_verified()).unwrap_or(false);
+    let (email, email_verified) = match id.email().map(|e| e.as_str()) {
+        Some(email) => (
+            Some(email),
+            id.email_verified()
+                .unwrap_or(info_email == Some(email) && info_verified),
+        ),
+        None => (info_email, info_email.is_some() && info_verified),
+    };
+    let name = id
+        .name()
+        .and_then(|n| n.get(None))
+        .or_else(|| info.and_then(|i| i.name()).and_then(|n| n.get(None)));
+    VerifiedLogin {
+        subject: id.subject().as_str().to_owned(),
+        email: email.map(str::to_owned),
+        email_verified,
+        name: name.map(|n| n.as_str().to_owned()),
+        // A provider that does not say when the person authenticated: never fresh.
+        auth_time: id.auth_time(),
+    }
 }
 
 /// The `org_id` claim of a JWT whose signature has been verified.
@@ -359,16 +428,17 @@ impl IdentityProvider for OidcProvider {
                 other => unavailable(other),
             })?;
         let nonce = Nonce::new(finish.nonce.expose_secret().to_owned());
-        let claims = match self.verify(metadata.clone(), &response, &nonce, finish.max_age) {
+        let verified = match self.verify(metadata.clone(), &response, &nonce, finish.max_age) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 let metadata = self.refresh_keys(metadata).await?;
-                self.verify(metadata, &response, &nonce, finish.max_age)
+                self.verify(metadata.clone(), &response, &nonce, finish.max_age)
+                    .map(|claims| (claims, metadata))
             }
-            other => other,
-        }
-        .map_err(|err| {
+            other => other.map(|claims| (claims, metadata)),
+        };
+        let (claims, metadata) = verified.map_err(|err| {
             let reason = match &err {
                 ClaimsVerificationError::Other(what) if what == "at_hash" => "at_hash",
                 ClaimsVerificationError::Other(what) if what == "organization" => "organization",
@@ -378,17 +448,14 @@ impl IdentityProvider for OidcProvider {
             tracing::info!(reason, error = %err, "the provider's ID token was refused");
             refused(reason)
         })?;
-        Ok(VerifiedLogin {
-            subject: claims.subject().as_str().to_owned(),
-            email: claims.email().map(|e| e.as_str().to_owned()),
-            email_verified: claims.email_verified().unwrap_or(false),
-            name: claims
-                .name()
-                .and_then(|n| n.get(None))
-                .map(|n| n.as_str().to_owned()),
-            // A provider that does not say when the person authenticated: never fresh.
-            auth_time: claims.auth_time(),
-        })
+        // Only when the ID token leaves the e-mail out: no extra round trip otherwise.
+        let info = if claims.email().is_some() && claims.email_verified().is_some() {
+            None
+        } else {
+            self.user_info(metadata, &response, claims.subject())
+                .await?
+        };
+        Ok(verified_login(&claims, info.as_ref()))
     }
 
     async fn logout_url(&self, return_to: &str) -> Option<String> {

@@ -28,7 +28,8 @@ pub struct LoginFinish {
     pub max_age: Option<Duration>,
 }
 
-/// A person the provider vouched for in a verified ID token.
+/// A person the provider vouched for in a verified ID token, completed from its UserInfo
+/// answer about the same subject when the ID token leaves the e-mail out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedLogin {
     pub subject: String,
@@ -60,7 +61,11 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
 
     /// Exchanges the code once and verifies the ID token: signature against the provider's
     /// keys (refreshed when a token names an unknown key), issuer, audience, expiry, nonce,
-    /// `at_hash` when present, and `auth_time` against `max_age` when one was asked.
+    /// `at_hash` when present, and `auth_time` against `max_age` when one was asked. When the
+    /// ID token lacks the e-mail or its verification, asks the provider's UserInfo endpoint
+    /// (when it has one): MUST refuse an answer about another subject (`userinfo_subject`) or
+    /// one that does not parse or verify (`userinfo`), and MUST NOT report an e-mail verified
+    /// unless the source that names it says so.
     async fn finish(&self, finish: LoginFinish) -> Result<VerifiedLogin, IdentityProviderError>;
 
     /// Where to send the browser to end its session at the provider too, coming back to

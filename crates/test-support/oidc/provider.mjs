@@ -9,10 +9,19 @@
 // The login form is oidc-provider's development interaction: any password, the sub as login;
 // consent is granted without asking.
 //
+// Claims are placed as OpenID Connect Core 5.4 lets a code-flow provider place them, and as
+// oidc-provider does by default (conformIdTokenClaims): the ID token carries sub, org_id and
+// auth_time; email, email_verified and name come from the UserInfo endpoint (GET /me).
+//
 // For attack tests, POST /__test/next-id-token with {"mode": ...} rewrites the id_token of the
 // next token response once: "wrong_audience", "expired", "wrong_nonce", "wrong_at_hash",
-// "old_auth_time", "no_auth_time" (re-signed with the provider's key), "tampered" (a claim
-// changed, the signature kept), "unsigned" (alg none).
+// "old_auth_time", "no_auth_time" (re-signed with the provider's key), "with_email" (the
+// account's email, email_verified and name added, as Auth0 sends them; re-signed),
+// "tampered" (a claim changed, the signature kept), "unsigned" (alg none).
+// POST /__test/next-userinfo with {"mode": ...} rewrites the next UserInfo response once:
+// "as_account" with {"sub": ...} answers with that other account's claims (another sub),
+// "malformed" answers with claims that do not parse (sub a number).
+// GET /__test/userinfo-calls answers {"calls": n}, the number of UserInfo requests so far.
 
 import { generateKeyPair, exportJWK, SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import Provider from 'oidc-provider';
@@ -27,6 +36,8 @@ const { privateKey } = await generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
 
 let nextMode = null;
+let nextUserinfo = null;
+let userinfoCalls = 0;
 
 const provider = new Provider(issuer, {
   clients: clients.map((c) => ({
@@ -37,8 +48,8 @@ const provider = new Provider(issuer, {
     ...c,
   })),
   jwks: { keys: [jwk] },
-  // Claims in the ID token itself, as Auth0 sends them; auth_time always.
-  conformIdTokenClaims: false,
+  // The default, spelled out: scope-requested claims (email, profile) go to UserInfo only.
+  conformIdTokenClaims: true,
   claims: {
     // org_id: Auth0 Organizations' claim, for accounts that name one.
     openid: ['sub', 'org_id'],
@@ -105,6 +116,11 @@ async function rewrite(idToken, mode) {
       const { auth_time: _, ...rest } = claims;
       return resign(rest);
     }
+    case 'with_email': {
+      const account = accounts.find((a) => a.sub === claims.sub) || {};
+      const { email, email_verified, name } = account;
+      return resign({ ...claims, email, email_verified, name });
+    }
     case 'tampered': {
       const [h, , s] = idToken.split('.');
       return `${h}.${b64({ ...claims, email: 'someone.else@example.org' })}.${s}`;
@@ -124,11 +140,35 @@ provider.use(async (ctx, next) => {
     ctx.status = 204;
     return;
   }
+  if (ctx.path === '/__test/next-userinfo' && ctx.method === 'POST') {
+    let body = '';
+    for await (const chunk of ctx.req) body += chunk;
+    const parsed = JSON.parse(body || '{}');
+    nextUserinfo = parsed.mode ? parsed : null;
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.path === '/__test/userinfo-calls' && ctx.method === 'GET') {
+    ctx.body = { calls: userinfoCalls };
+    return;
+  }
+  if (ctx.path === '/me') userinfoCalls += 1;
   await next();
   if (ctx.path === '/token' && nextMode && ctx.body && ctx.body.id_token) {
     const mode = nextMode;
     nextMode = null;
     ctx.body = { ...ctx.body, id_token: await rewrite(ctx.body.id_token, mode) };
+  }
+  if (ctx.path === '/me' && nextUserinfo && ctx.status === 200 && typeof ctx.body === 'object') {
+    const { mode, sub } = nextUserinfo;
+    nextUserinfo = null;
+    if (mode === 'as_account') {
+      const other = accounts.find((a) => a.sub === sub);
+      const { org_id: _, ...claims } = other || { sub };
+      ctx.body = claims;
+    } else if (mode === 'malformed') {
+      ctx.body = { ...ctx.body, sub: 42 };
+    }
   }
 });
 

@@ -230,6 +230,41 @@ async fn failures(app: &TestApp) -> Vec<String> {
     .await
 }
 
+/// Sets a test mode at the provider (`/__test/next-id-token`, `/__test/next-userinfo`).
+async fn provider_mode(w: &World, hook: &str, mode: serde_json::Value) {
+    let set = w
+        .browser
+        .post(format!("{}/__test/{hook}", w.provider.issuer()))
+        .body(mode.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 204, "{hook}");
+}
+
+/// How many UserInfo requests the provider has answered.
+async fn userinfo_calls(w: &World) -> u64 {
+    let reply: serde_json::Value = w
+        .browser
+        .get(format!("{}/__test/userinfo-calls", w.provider.issuer()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply["calls"].as_u64().unwrap()
+}
+
+/// `email`, `is_verified` and `name` of the user linked to `subject`.
+async fn stored_user(app: &TestApp, subject: &str) -> Vec<String> {
+    app.strings(&format!(
+        "SELECT concat_ws(' ', email, is_verified::text, name) FROM users \
+         WHERE idp_subject = '{subject}'"
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn a_browser_logs_in_and_its_session_works_on_the_api() {
     let w = world(&[account("alice", "alice@example.org", true)]).await;
@@ -965,4 +1000,100 @@ async fn a_foreign_page_cannot_get_its_visitors_banned_but_a_guesser_is() {
             .await,
         ["ip:203.0.113.66"]
     );
+}
+
+#[tokio::test]
+async fn a_newcomer_whose_email_only_userinfo_names_signs_up() {
+    // The provider follows OpenID Connect Core 5.4: in the code flow the ID token carries the
+    // subject, the e-mail and name are at the UserInfo endpoint.
+    let w = world(&[account("carol", "carol@example.org", true)]).await;
+    let session = session_of(&login(&w, "", "carol").await);
+    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(
+        stored_user(&w.app, "carol").await,
+        ["carol@example.org true carol"]
+    );
+    assert_eq!(userinfo_calls(&w).await, 1);
+    assert!(failures(&w.app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_userinfo_answer_about_someone_else_is_refused() {
+    // Bob is invited; mallory's login gets a UserInfo answer about bob (his verified e-mail):
+    // taken at its word, it would hand mallory bob's invitation.
+    let w = world(&[
+        account("mallory", "mallory@example.org", true),
+        account("bob", "bob@example.org", true),
+    ])
+    .await;
+    let owner = w.app.owner("acme").await;
+    let jwt = w.app.jwt(&owner);
+    let invited = w
+        .app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&jwt),
+            Some(&serde_json::json!({ "email": "bob@example.org", "role": "member" })),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "{invited:?}");
+    for (mode, reason) in [
+        (
+            serde_json::json!({ "mode": "as_account", "sub": "bob" }),
+            "userinfo_subject",
+        ),
+        (serde_json::json!({ "mode": "malformed" }), "userinfo"),
+    ] {
+        let (authorize, state) = begin(&w, "").await;
+        let back = at_provider(&w, &authorize, "mallory").await;
+        provider_mode(&w, "next-userinfo", mode.clone()).await;
+        let reply = callback(&w, &back, Some(&state)).await;
+        assert_eq!(reply.status, 401, "{mode}: {reply:?}");
+        assert_eq!(reply.problem_code(), "unauthenticated");
+        assert!(
+            set_cookie(&reply, api_http::SESSION_COOKIE).is_none(),
+            "{mode}"
+        );
+        assert_eq!(
+            failures(&w.app).await.last().map(String::as_str),
+            Some(reason),
+            "{mode}"
+        );
+    }
+    assert_eq!(userinfo_calls(&w).await, 2);
+    assert_eq!(w.app.count("SELECT count(*) FROM sessions").await, 0);
+    assert!(stored_user(&w.app, "mallory").await.is_empty());
+    assert!(stored_user(&w.app, "bob").await.is_empty(), "still invited");
+    // Bob, in a browser of his own, gets his invitation.
+    let w = World {
+        browser: browser(),
+        ..w
+    };
+    let session = session_of(&login(&w, "", "bob").await);
+    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
+    assert_eq!(me.json()["user_id"], invited.json()["id"]);
+    assert_eq!(me.json()["role"], "member");
+}
+
+#[tokio::test]
+async fn an_id_token_that_carries_the_email_spares_the_userinfo_request() {
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    // As Auth0 sends it: the e-mail and its verification in the ID token itself.
+    provider_mode(
+        &w,
+        "next-id-token",
+        serde_json::json!({ "mode": "with_email" }),
+    )
+    .await;
+    session_of(&login(&w, "", "alice").await);
+    assert_eq!(userinfo_calls(&w).await, 0);
+    assert_eq!(
+        stored_user(&w.app, "alice").await,
+        ["alice@example.org true alice"]
+    );
+    // Without them in the ID token, UserInfo is asked.
+    session_of(&login(&w, "", "alice").await);
+    assert_eq!(userinfo_calls(&w).await, 1);
 }
