@@ -4,6 +4,7 @@
 //! - `test`: every test of the workspace against real PostgreSQL.
 //! - `migrate up|down|status|fresh`: migrations as the owner role.
 //! - `audit`: cargo-deny (advisories, licenses, bans, sources), offline when it must be.
+//! - `tls-scan`: testssl.sh against the server's own TLS listener.
 //! - `lint`: fmt, clippy and audit; `ci`: lint, then test.
 //! - `gen-keys`: fresh secrets in the formats the server expects.
 //! - `reencrypt [--dry-run]`: re-encryption of the development database.
@@ -19,6 +20,7 @@ mod pg;
 mod run;
 #[cfg(test)]
 mod tidy;
+mod tls_scan;
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +76,9 @@ enum Task {
     },
     /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
     Audit,
+    /// Scan the server's TLS listener with testssl.sh (a certificate from a CA made for the
+    /// run); fails on any finding rated HIGH or CRITICAL.
+    TlsScan,
     /// The gates before the tests: fmt --check, clippy -D warnings (--locked), audit.
     Lint,
     /// lint, then test: everything CI checks.
@@ -98,6 +103,7 @@ fn main() -> Result<()> {
             other => bail!("unknown benchmark suite {other}"),
         },
         Task::Audit => audit::run(&root),
+        Task::TlsScan => tls_scan::run(&root),
         Task::Lint => lint(&root),
         Task::Ci => lint(&root).and_then(|()| test(&root, &[])),
         Task::GenKeys => {
