@@ -460,13 +460,8 @@ async fn return_to_must_be_an_allowed_origin_exactly() {
     );
 }
 
-#[tokio::test]
-async fn an_unverified_email_cannot_take_over_an_invitation() {
-    let w = world(&[
-        account("mallory", "bob@example.org", false),
-        account("bob", "bob@example.org", true),
-    ])
-    .await;
+/// An organization that invites `bob@example.org` as a member; the invitation's reply.
+async fn invite_bob(w: &World) -> Reply {
     let owner = w.app.owner("acme").await;
     let jwt = w.app.jwt(&owner);
     let invited = w
@@ -479,6 +474,17 @@ async fn an_unverified_email_cannot_take_over_an_invitation() {
         )
         .await;
     assert_eq!(invited.status, 201, "{invited:?}");
+    invited
+}
+
+#[tokio::test]
+async fn an_unverified_email_cannot_take_over_an_invitation() {
+    let w = world(&[
+        account("mallory", "bob@example.org", false),
+        account("bob", "bob@example.org", true),
+    ])
+    .await;
+    let invited = invite_bob(&w).await;
     let reply = login(&w, "", "mallory").await;
     assert_eq!(reply.status, 401, "{reply:?}");
     assert_eq!(failures(&w.app).await, ["email_unverified"]);
@@ -1027,18 +1033,7 @@ async fn a_userinfo_answer_about_someone_else_is_refused() {
         account("bob", "bob@example.org", true),
     ])
     .await;
-    let owner = w.app.owner("acme").await;
-    let jwt = w.app.jwt(&owner);
-    let invited = w
-        .app
-        .call(
-            "POST",
-            "/api/v1/users",
-            Some(&jwt),
-            Some(&serde_json::json!({ "email": "bob@example.org", "role": "member" })),
-        )
-        .await;
-    assert_eq!(invited.status, 201, "{invited:?}");
+    let invited = invite_bob(&w).await;
     for (mode, reason) in [
         (
             serde_json::json!({ "mode": "as_account", "sub": "bob" }),

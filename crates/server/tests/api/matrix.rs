@@ -151,10 +151,8 @@ async fn another_organizations_resources_are_404_on_every_route_that_takes_an_id
     }
 }
 
-/// Every operation of the document, fed malformed bodies and query strings by an owner with
-/// a fresh login: always a 4xx problem+json, never a 500, never parser text.
-#[tokio::test]
-async fn no_route_answers_bad_input_with_a_server_error() {
+/// An owner's app, a fresh access token of theirs and the id of their one project.
+async fn owner_with_a_project() -> (TestApp, String, String) {
     let app = spawn_app().await;
     let owner = app.owner("a").await;
     let jwt = app.jwt(&owner);
@@ -170,6 +168,22 @@ async fn no_route_answers_bad_input_with_a_server_error() {
         .as_str()
         .unwrap()
         .to_owned();
+    (app, jwt, project)
+}
+
+/// A path of the document with every parameter replaced by `id`.
+fn concrete(path: &str, id: &str) -> String {
+    path.split('/')
+        .map(|s| if s.starts_with('{') { id } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every operation of the document, fed malformed bodies and query strings by an owner with
+/// a fresh login: always a 4xx problem+json, never a 500, never parser text.
+#[tokio::test]
+async fn no_route_answers_bad_input_with_a_server_error() {
+    let (app, jwt, project) = owner_with_a_project().await;
     let spec = app.call("GET", "/openapi.json", None, None).await.json();
     let bodies: [(&str, Vec<u8>); 7] = [
         ("truncated", b"{\"name\": ".to_vec()),
@@ -191,17 +205,7 @@ async fn no_route_answers_bad_input_with_a_server_error() {
         if !path.starts_with("/api/") {
             continue;
         }
-        let url = path
-            .split('/')
-            .map(|s| {
-                if s.starts_with('{') {
-                    project.as_str()
-                } else {
-                    s
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let url = concrete(path, &project);
         for (method, operation) in item.as_object().unwrap() {
             operations += 1;
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -269,21 +273,7 @@ fn with_nul(schema: &Value) -> Option<Value> {
 /// `jsonb`).
 #[tokio::test]
 async fn a_nul_character_in_any_field_is_a_400_naming_it() {
-    let app = spawn_app().await;
-    let owner = app.owner("a").await;
-    let jwt = app.jwt(&owner);
-    let project = app
-        .call(
-            "POST",
-            "/api/v1/projects",
-            Some(&jwt),
-            Some(&json!({"name": "p"})),
-        )
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (app, jwt, project) = owner_with_a_project().await;
     // The schemathesis find: a NUL in a key of an endpoint's JSON template.
     let reply = app
         .call(
@@ -313,17 +303,7 @@ async fn a_nul_character_in_any_field_is_a_400_naming_it() {
     };
     let (mut fields, mut parameters) = (0, 0);
     for (path, item) in spec["paths"].as_object().unwrap() {
-        let url = path
-            .split('/')
-            .map(|s| {
-                if s.starts_with('{') {
-                    project.as_str()
-                } else {
-                    s
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let url = concrete(path, &project);
         for (method, operation) in item.as_object().unwrap() {
             let method = method.to_uppercase();
             if let Some(body) =
