@@ -97,33 +97,35 @@ impl SecretColumns {
     ) -> Result<SecretString, StoreError> {
         match self.cipher.open(context, &stored.0, self.clock.now()) {
             Ok(opened) => {
-                match opened.provenance {
-                    Provenance::LegacyPlaintext => {
-                        self.legacy_plaintext_reads.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
+                let legacy = match opened.provenance {
+                    Provenance::LegacyPlaintext => Some((
+                        &self.legacy_plaintext_reads,
+                        "legacy plaintext read inside the migration window; run reencrypt",
+                    )),
+                    Provenance::LegacyUnbound(_) => Some((
+                        &self.legacy_unbound_reads,
+                        "unbound legacy token read inside its migration window; run reencrypt",
+                    )),
+                    Provenance::OlderKey(_) => {
+                        tracing::debug!(
                             table = context.table,
                             column = context.column,
                             row = %context.row_id,
-                            "legacy plaintext read inside the migration window; run reencrypt"
+                            provenance = ?opened.provenance,
+                            "secret read from a value that re-encryption will rewrite"
                         );
+                        None
                     }
-                    Provenance::LegacyUnbound(_) => {
-                        self.legacy_unbound_reads.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            table = context.table,
-                            column = context.column,
-                            row = %context.row_id,
-                            "unbound legacy token read inside its migration window; run reencrypt"
-                        );
-                    }
-                    Provenance::OlderKey(_) => tracing::debug!(
+                    Provenance::Current => None,
+                };
+                if let Some((reads, message)) = legacy {
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
                         table = context.table,
                         column = context.column,
                         row = %context.row_id,
-                        provenance = ?opened.provenance,
-                        "secret read from a value that re-encryption will rewrite"
-                    ),
-                    Provenance::Current => {}
+                        "{message}"
+                    );
                 }
                 Ok(opened.secret)
             }

@@ -381,41 +381,22 @@ pub(crate) async fn session_token(
     if principal.method() != AuthMethod::Session {
         return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
     }
-    let state = caller.state();
-    let now = state.clock.now();
     let membership = principal.membership();
-    let jti = Uuid::now_v7();
-    let sid = crate::sessions::sid(&req.get_session())?;
-    let token = state
-        .auth
-        .jwt
-        .issue(
-            &crypto::Subject {
-                user: *principal.user_id().as_uuid(),
-                organization: membership.map(|m| *m.organization_id.as_uuid()),
-                role: membership.map(|m| m.role.as_str().to_owned()),
-                // A session without a login time is never fresh.
-                auth_time: principal
-                    .auth_time()
-                    .unwrap_or(chrono::DateTime::UNIX_EPOCH),
-                session: Some(sid),
-            },
-            jti,
-            now,
-        )
-        .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
-    let mut event = caller.event(
-        Operation::MintSessionToken.policy().event,
-        AuditOutcome::Success,
-    );
-    event.target_type = Some("access_token".to_owned());
-    event.target_id = Some(jti.to_string());
-    event.reason = Some("session_token".to_owned());
-    state
-        .audit_log
-        .unscoped_record(membership.map(|m| m.organization_id), event)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(AccessToken::bearer(token, state.auth.jwt.lifetime())))
+    let subject = crypto::Subject {
+        user: *principal.user_id().as_uuid(),
+        organization: membership.map(|m| *m.organization_id.as_uuid()),
+        role: membership.map(|m| m.role.as_str().to_owned()),
+        // A session without a login time is never fresh.
+        auth_time: principal
+            .auth_time()
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH),
+        session: Some(crate::sessions::sid(&req.get_session())?),
+    };
+    crate::routes::session::issue_access_token(
+        caller.state(),
+        &RequestMeta::of(&req),
+        Operation::MintSessionToken,
+        &subject,
+    )
+    .await
 }

@@ -3,7 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use domain::{AuditOutcome, Operation};
+use domain::{AuditOutcome, Operation, OrganizationId, UserId};
 use ports::AuthMethod;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -180,33 +180,47 @@ pub(crate) async fn local_login(
         .filter(|u| u.is_active)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
     let now = state.clock.now();
+    let subject = crypto::Subject {
+        user: *user.user_id.as_uuid(),
+        organization: user.membership.map(|m| *m.organization_id.as_uuid()),
+        role: user.membership.map(|m| m.role.as_str().to_owned()),
+        auth_time: now,
+        session: None,
+    };
+    issue_access_token(
+        &state,
+        &RequestMeta::of(&req),
+        Operation::LocalLogin,
+        &subject,
+    )
+    .await
+}
+
+/// Issues an access token for `subject` as `op` declares (its audit event, in the subject's
+/// organization, naming the token's id), and answers with it, never cached.
+pub(crate) async fn issue_access_token(
+    state: &AppState,
+    meta: &RequestMeta,
+    op: Operation,
+    subject: &crypto::Subject,
+) -> Result<HttpResponse, ApiError> {
     let jti = Uuid::now_v7();
     let token = state
         .auth
         .jwt
-        .issue(
-            &crypto::Subject {
-                user: *user.user_id.as_uuid(),
-                organization: user.membership.map(|m| *m.organization_id.as_uuid()),
-                role: user.membership.map(|m| m.role.as_str().to_owned()),
-                auth_time: now,
-                session: None,
-            },
-            jti,
-            now,
-        )
+        .issue(subject, jti, state.clock.now())
         .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
-    let mut event = RequestMeta::of(&req).event(
-        Some(user.user_id),
-        Operation::LocalLogin.policy().event,
+    let mut event = meta.event(
+        Some(UserId::from_uuid(subject.user)),
+        op.policy().event,
         AuditOutcome::Success,
     );
     event.target_type = Some("access_token".to_owned());
     event.target_id = Some(jti.to_string());
-    event.reason = Some("local_login".to_owned());
+    event.reason = Some(op.name().to_owned());
     state
         .audit_log
-        .unscoped_record(user.membership.map(|m| m.organization_id), event)
+        .unscoped_record(subject.organization.map(OrganizationId::from_uuid), event)
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
