@@ -26,6 +26,26 @@ pub(crate) const AUTH_TIME_KEY: &str = "auth_time";
 /// leaves the cookie and the store's hash).
 pub(crate) const SID_KEY: &str = "sid";
 
+/// Revokes every access token minted from `session` (those that carry its `sid`): at logout,
+/// and when a new login replaces the session in the same browser.
+pub(crate) async fn revoke_minted_tokens(
+    state: &crate::AppState,
+    session: &actix_session::Session,
+) -> Result<(), ApiError> {
+    let (Ok(Some(sid)), Ok(Some(user))) = (
+        session.get::<uuid::Uuid>(SID_KEY),
+        session.get::<uuid::Uuid>(USER_KEY),
+    ) else {
+        return Ok(());
+    };
+    let until = state.clock.now() + state.auth.jwt.lifetime();
+    state
+        .identity
+        .unscoped_revoke_session_tokens(sid, UserId::from_uuid(user), until)
+        .await?;
+    Ok(())
+}
+
 /// The `sid` of the request's session: the one it has, or a new one it keeps from now on.
 pub(crate) fn sid(session: &actix_session::Session) -> Result<uuid::Uuid, ApiError> {
     if let Ok(Some(sid)) = session.get::<uuid::Uuid>(SID_KEY) {

@@ -306,8 +306,10 @@ pub(crate) async fn callback(
         Ok(_) => return Err(failed(&state, &meta, "user_inactive", refused()).await),
         Err(reason) => return Err(failed(&state, &meta, reason, refused()).await),
     };
-    // A new session id at every login: whatever id the browser had is not the one after.
+    // A new session id at every login: whatever id the browser had is not the one after, and
+    // the access tokens minted from the session it had end with it.
     let session = req.get_session();
+    crate::sessions::revoke_minted_tokens(&state, &session).await?;
     session.renew();
     session.clear();
     let inserted = session

@@ -134,13 +134,7 @@ async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse,
     let session = req.get_session();
     let state = caller.state();
     // Every access token minted from this session ends with it.
-    if let Ok(Some(sid)) = session.get::<Uuid>(crate::sessions::SID_KEY) {
-        let until = state.clock.now() + state.auth.jwt.lifetime();
-        state
-            .identity
-            .unscoped_revoke_session_tokens(sid, caller.principal().user_id(), until)
-            .await?;
-    }
+    crate::sessions::revoke_minted_tokens(state, &session).await?;
     session.purge();
     let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
     event.target_type = Some("session".to_owned());

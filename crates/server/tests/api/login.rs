@@ -842,6 +842,26 @@ async fn logging_out_a_session_revokes_the_access_tokens_minted_from_it() {
             .await,
         2
     );
+
+    // A new login in the same browser (a step-up, say) replaces the session, and the tokens
+    // minted from the one it replaces end with it: the next logout cannot miss them.
+    let before = mint(other_session.clone()).await;
+    let (authorize, state) = begin(&w, "?max_age=0").await;
+    let back = at_provider(&w, &authorize, "alice").await;
+    let stepped =
+        session_of(&callback_in_session(&w, &back, Some(&state), Some(&other_session)).await);
+    for jwt in [&elsewhere, &before] {
+        let reply = w.app.call("GET", "/api/v1/me", Some(jwt), None).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
+    let after = mint(stepped).await;
+    assert_eq!(
+        w.app
+            .call("GET", "/api/v1/me", Some(&after), None)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
