@@ -414,3 +414,54 @@ async fn the_server_chooses_the_cipher_suite_not_the_client() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// nginx's `$proxy_add_x_forwarded_for`, AWS ALB and Envoy append the address they saw to the
+/// client's own `X-Forwarded-For`, on the same line. A client that puts one byte outside
+/// visible ASCII in its own part (proxies pass it on; actix accepts it) must not make the whole
+/// line unreadable: the request would count as the proxy's own, recorded under the proxy's
+/// address, and a guesser blocked under its real address would keep guessing.
+#[tokio::test]
+async fn a_byte_outside_ascii_in_the_clients_part_does_not_make_the_proxy_the_client() {
+    use reqwest::header::HeaderValue;
+    let app = spawn_app_configured(Profile::Production, |args| {
+        args.browser.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        args.login.public_url = Some("https://api.example.com".to_owned());
+        // Two strikes block; every strike counts.
+        args.blocks.block_strikes = 2;
+        args.blocks.block_first_seconds = 600;
+        args.blocks.block_permanent_after = 2;
+        args.blocks.block_strike_interval_ms = 0;
+        args.blocks.block_refresh_ms = 100;
+    })
+    .await;
+    let guess = |n: u32, forwarded: HeaderValue| {
+        let app = &app;
+        async move {
+            app.send(
+                app.client
+                    .get(app.url("/api/v1/me"))
+                    .bearer_auth(format!("rh-{n:0>43}"))
+                    .header("x-forwarded-proto", "https")
+                    .header("x-forwarded-for", forwarded),
+            )
+            .await
+        }
+    };
+    // The guesser at 198.51.100.66 guesses twice and is blocked.
+    let plain = HeaderValue::from_static("198.51.100.66");
+    assert_eq!(guess(1, plain.clone()).await.status, 401);
+    let blocked = guess(2, plain).await;
+    assert_eq!(
+        (blocked.status, blocked.problem_code().as_str()),
+        (403, "blocked")
+    );
+    // It writes `X-Forwarded-For: \xff` itself; the proxy appends the address it saw.
+    let forged = HeaderValue::from_bytes(b"\xff, 198.51.100.66").unwrap();
+    let again = guess(3, forged).await;
+    let recorded = last_client_ip(&app, "authentication.failed").await;
+    assert_eq!(
+        (again.status, again.problem_code().as_str()),
+        (403, "blocked"),
+        "the blocked guesser guesses on, recorded as {recorded}: {again:?}"
+    );
+}
