@@ -227,3 +227,40 @@ async fn a_stored_secret_cannot_be_sent_elsewhere_without_a_fresh_login() {
         assert_eq!(reply.status, 200, "{path} {change}: {reply:?}");
     }
 }
+
+/// A model without an `endpoint` sends its key to its provider's own API: the provider (and
+/// with some providers the model name, which may carry a URL) says where. Changing it moves
+/// the stored key as surely as changing `endpoint` does.
+#[tokio::test]
+async fn a_models_key_without_an_endpoint_cannot_be_sent_to_another_provider() {
+    let app = spawn_app().await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    let token = api_token(&app, &owner).await;
+    let stale = stale_jwt(&app, &owner);
+    let key = "sk-live-model-key-without-endpoint-0123456789";
+    app.secret(key);
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/models",
+            Some(&jwt),
+            Some(&json!({"name": "m", "model_name": "gpt-4o", "provider": "openai", "key": key})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let path = format!("/api/v1/models/{}", created.json()["id"].as_str().unwrap());
+    let change = json!({"provider": "huggingface",
+                        "model_name": "https://attacker.example/v1/models/collect"});
+    for (who, credential, status) in [("API token", &token, 403), ("stale", &stale, 401)] {
+        let reply = app
+            .call("PATCH", &path, Some(credential), Some(&change))
+            .await;
+        assert_eq!(reply.status, status, "{who}: {reply:?}");
+    }
+    assert_eq!(
+        app.strings("SELECT provider FROM models").await,
+        ["openai"],
+        "nothing moved"
+    );
+}
