@@ -691,3 +691,66 @@ async fn events_written_before_the_key_verify_as_unkeyed_and_new_ones_chain_on_k
         "{summary}"
     );
 }
+
+#[tokio::test]
+async fn a_date_before_what_postgresql_can_hold_is_a_bad_request_not_a_server_error() {
+    let app = spawn_app().await;
+    let owner = app.owner("acme").await;
+    let jwt = app.jwt(&owner);
+    // RFC 3339 relaxed, as chrono reads it: a signed year of five digits or a year before
+    // 4713 BC parses, but PostgreSQL's timestamptz cannot hold it.
+    for query in [
+        "since=-5000-01-01T00:00:00Z",
+        "until=-10000-01-01T00:00:00Z",
+    ] {
+        let reply = app
+            .call(
+                "GET",
+                &format!("/api/v1/audit-events?{query}"),
+                Some(&jwt),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {reply:?}");
+    }
+}
+
+/// Unkeyed links are history from before the key; a chain with no keyed event yet (every
+/// chain quiet since the upgrade, the system chain of a new installation) must not take new
+/// ones from whoever may INSERT, or the application role writes events that verify forever
+/// as that history, without the key.
+#[tokio::test]
+async fn no_unkeyed_event_is_taken_after_the_upgrade_even_before_a_chains_first_keyed_one() {
+    use ports::AuditLog;
+    let app = spawn_app().await;
+    let in_system_chain = app
+        .count("SELECT count(*) FROM audit_events WHERE organization_id IS NULL")
+        .await;
+    assert_eq!(
+        in_system_chain, 0,
+        "a new installation's system chain is empty"
+    );
+    // The application role, with no key, appends a made-up event through its own function.
+    let (event, _) = unkeyed_event(None, 1, [0; 32], "forged-1");
+    let append = format!(
+        "BEGIN; SELECT app_system_audit_head(); SELECT app_system_audit_append('{}', 1, '{}', \
+         NULL, 'authentication.failed', 'credential', 'forged-1', 'failure', 'unknown', \
+         '192.0.2.7', 'req-forged-1', decode('{}', 'hex'), decode('{}', 'hex'), 1::smallint); \
+         COMMIT;",
+        event.id.as_uuid(),
+        event.occurred_at.to_rfc3339(),
+        hex(&event.prev_hash),
+        hex(&event.hash),
+    );
+    app.db
+        .app_pool(1)
+        .await
+        .execute_unprepared(&append)
+        .await
+        .unwrap();
+    let verdict = app.store.unscoped_verify(None).await.unwrap();
+    assert!(
+        matches!(verdict, ports::ChainVerdict::Broken { .. }),
+        "an event written today without the key verifies: {verdict:?}"
+    );
+}
