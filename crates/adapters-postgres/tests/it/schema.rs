@@ -382,3 +382,47 @@ async fn no_table_has_a_password_column() {
     .await;
     assert_eq!(columns, Vec::<Option<String>>::new());
 }
+
+#[tokio::test]
+async fn predefined_roles_that_write_every_table_or_run_programs_make_the_app_role_unfit() {
+    let db = TestDatabase::new().await;
+    let app = db.app_pool(1).await;
+    let admin = db.admin_pool().await;
+    let app_role = db.app_role();
+    let mut unnoticed = Vec::new();
+    for (grant, revoke) in [
+        // UPDATE and DELETE on every table: the audit log's tail can be cut.
+        (
+            format!("GRANT pg_write_all_data TO {app_role}"),
+            format!("REVOKE pg_write_all_data FROM {app_role}"),
+        ),
+        // COPY … FROM PROGRAM: a shell as the server's operating-system user.
+        (
+            format!("GRANT pg_execute_server_program TO {app_role}"),
+            format!("REVOKE pg_execute_server_program FROM {app_role}"),
+        ),
+        // Files of the server, its configuration and data directory included.
+        (
+            format!("GRANT pg_read_server_files TO {app_role}"),
+            format!("REVOKE pg_read_server_files FROM {app_role}"),
+        ),
+        // A replication connection streams every tenant's rows, past every policy.
+        (
+            format!("ALTER ROLE {app_role} REPLICATION"),
+            format!("ALTER ROLE {app_role} NOREPLICATION"),
+        ),
+    ] {
+        admin.execute_unprepared(&grant).await.unwrap();
+        let report = inspect_role(&app).await.unwrap();
+        let delete = app
+            .execute_unprepared("DELETE FROM audit_events WHERE false")
+            .await
+            .map(|_| "DELETE on audit_events allowed")
+            .unwrap_or("-");
+        admin.execute_unprepared(&revoke).await.unwrap();
+        if report.problems().is_empty() {
+            unnoticed.push(format!("{grant} ({delete})"));
+        }
+    }
+    assert!(unnoticed.is_empty(), "fit to serve after: {unnoticed:#?}");
+}
