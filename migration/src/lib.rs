@@ -18,6 +18,7 @@ mod m20261206_000001_keyed_audit_chain;
 mod m20261206_000002_session_token_revocation;
 mod m20261206_000003_departed_users_read_only;
 mod m20261206_000004_definer_functions_hardened;
+mod m20261206_000005_keyed_audit_only;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
 
@@ -90,6 +91,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_session_token_revocation::Migration),
             Box::new(m20261206_000003_departed_users_read_only::Migration),
             Box::new(m20261206_000004_definer_functions_hardened::Migration),
+            Box::new(m20261206_000005_keyed_audit_only::Migration),
         ]
     }
 }

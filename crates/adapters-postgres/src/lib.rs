@@ -521,6 +521,14 @@ pub struct RoleReport {
     /// Whether the role may create objects in the `public` schema (a function or a table of
     /// its own would shadow or sidestep the migrations' objects).
     pub can_create_in_schema: bool,
+    /// Whether the role may create schemas in the database.
+    pub can_create_in_database: bool,
+    /// Whether the role may open replication connections (which stream every row, past
+    /// every policy).
+    pub replication: bool,
+    /// PostgreSQL's predefined `pg_*` roles this one is a member of (writing every table,
+    /// reading server files, running programs, ...): none is needed to serve.
+    pub predefined_memberships: i64,
 }
 
 impl RoleReport {
@@ -551,6 +559,18 @@ impl RoleReport {
         if self.can_create_in_schema {
             problems.push("may CREATE in the public schema");
         }
+        if self.can_create_in_database {
+            problems.push("may CREATE schemas in the database");
+        }
+        if self.replication {
+            problems.push("may replicate (REPLICATION streams every row past the policies)");
+        }
+        if self.predefined_memberships > 0 {
+            problems.push(
+                "is a member of a predefined pg_* role (e.g. pg_write_all_data, \
+                 pg_execute_server_program)",
+            );
+        }
         problems
     }
 }
@@ -572,7 +592,13 @@ pub async fn inspect_role(db: &DatabaseConnection) -> Result<RoleReport, StoreEr
                        AND c.relnamespace = 'public'::pg_catalog.regnamespace))) \
                   AS powerful_memberships, \
                 pg_catalog.has_schema_privilege(r.oid, 'public', 'CREATE') \
-                  AS can_create_in_schema \
+                  AS can_create_in_schema, \
+                pg_catalog.has_database_privilege(r.oid, pg_catalog.current_database(), 'CREATE') \
+                  AS can_create_in_database, \
+                r.rolreplication AS replication, \
+                (SELECT count(*) FROM pg_catalog.pg_roles m WHERE m.oid <> r.oid \
+                   AND m.rolname LIKE 'pg\\_%' \
+                   AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')) AS predefined_memberships \
          FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
     );
     RoleReport::find_by_statement(stmt)

@@ -73,13 +73,19 @@ fn hop(text: &str) -> Option<IpAddr> {
         .and_then(|(ip, _)| ip.parse().ok())
 }
 
-/// The values of one header, all occurrences in order, split at commas.
+/// The values of one header, all occurrences in order, split at commas. The split is on the
+/// raw bytes: a client's unreadable part (a byte outside ASCII) must not hide the parts the
+/// proxies appended after it on the same line; it stands as an element that is no address.
 fn list<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Vec<&'a str> {
     headers
         .get_all(name)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|part| {
+            std::str::from_utf8(part)
+                .ok()
+                .filter(|text| text.is_ascii())
+                .map_or("?", str::trim)
+        })
         .filter(|v| !v.is_empty())
         .collect()
 }

@@ -111,7 +111,8 @@ operations! {
     /// Writing or clearing a model's `key`.
     WriteModelKey = "write_model_key":
         Member(Role::Member), fresh: true, api_tokens: false, SecretWritten;
-    /// Changing where a model's stored key is sent (`endpoint`).
+    /// Changing where a model's stored key is sent (`endpoint`, and `provider` or
+    /// `model_name`, which decide it where no endpoint is set).
     RetargetModel = "retarget_model":
         Member(Role::Member), fresh: true, api_tokens: false, ModelUpdated;
     CreateApiToken = "create_token":

@@ -235,9 +235,9 @@ pub(crate) async fn seed_other_tables(admin: &DatabaseConnection, tenant: &Tenan
            VALUES (gen_random_uuid(), '{org}', '{user}', 't', 'sealed',
                    sha256(gen_random_uuid()::text::bytea), 'rh-...abcd', now(), now());
          INSERT INTO audit_events (id, organization_id, seq, occurred_at, action, outcome,
-                                   prev_hash, hash)
+                                   prev_hash, hash, hash_version)
            VALUES (gen_random_uuid(), '{org}', 1000, now(), 'project.created', 'success',
-                   sha256(''::bytea), sha256('x'::bytea));
+                   sha256(''::bytea), sha256('x'::bytea), 2);
          INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
            VALUES (sha256(gen_random_uuid()::text::bytea), '{user}', now(), now(),
                    now() + interval '1 hour');"

@@ -2,7 +2,7 @@
 //! hash chain that names the first event that was altered, inserted or removed.
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use domain::{Action, AuditAction, AuditEvent, UserId};
 use ports::{AuditFilter, ChainVerdict};
 use serde::{Deserialize, Serialize};
@@ -121,9 +121,14 @@ pub(crate) async fn list_events(
         .transpose()
         .map_err(|_| invalid("action"))?;
     let (skip, limit) = super::list::skip_and_limit(q.skip, q.limit)?;
+    // Instants PostgreSQL can hold and a person means: years 1 to 9999.
+    let instant = |field: &'static str, at: Option<DateTime<Utc>>| match at {
+        Some(at) if !(1..=9999).contains(&at.year()) => Err(invalid(field)),
+        at => Ok(at),
+    };
     let filter = AuditFilter {
-        since: q.since,
-        until: q.until,
+        since: instant("since", q.since)?,
+        until: instant("until", q.until)?,
         actor: q.actor_id.map(UserId::from_uuid),
         action,
     };

@@ -239,10 +239,18 @@ pub(crate) async fn update_model(
     if writes_key {
         wider.push(Operation::WriteModelKey);
     }
-    // Where the stored key is sent: moving it is as sensitive as writing the key.
-    if let ports::Patch::Set(endpoint) = &patch.endpoint {
+    // Where the stored key is sent: the endpoint, or without one the provider and the model
+    // name (a provider resolves the address; a model name can be a URL). Moving it is as
+    // sensitive as writing the key.
+    let names_target = !matches!(patch.endpoint, ports::Patch::Keep)
+        || !matches!(patch.provider, ports::Patch::Keep)
+        || !matches!(patch.model_name, ports::Patch::Keep);
+    if names_target {
         let current = uow.models().get(id).await?;
-        if *endpoint != current.endpoint && current.key.is_set() {
+        let moves = matches!(&patch.endpoint, ports::Patch::Set(e) if *e != current.endpoint)
+            || matches!(&patch.provider, ports::Patch::Set(p) if *p != current.provider)
+            || matches!(&patch.model_name, ports::Patch::Set(m) if *m != current.model_name);
+        if moves && current.key.is_set() {
             wider.push(Operation::RetargetModel);
         }
     }

@@ -30,7 +30,8 @@ fn verify_args(serve: &server::config::ServeArgs, heads: &[&str]) -> AuditVerify
 }
 
 /// Runs `sql` as the database owner (a DBA, a restored backup) in one transaction whose
-/// tenant is `org`: the owner is subject to row-level security too, but sets it at will.
+/// tenant is `org`: the owner is subject to row-level security too, but sets it at will, and
+/// may drop the constraint that refuses new unkeyed events.
 async fn as_owner(db: &TestDatabase, org: Option<OrganizationId>, sql: &str) {
     let owner = sea_orm::Database::connect(db.owner_url()).await.unwrap();
     let tenant = org.map_or(
@@ -38,7 +39,10 @@ async fn as_owner(db: &TestDatabase, org: Option<OrganizationId>, sql: &str) {
         |o| format!("SELECT set_config('app.current_organization', '{o}', true)"),
     );
     owner
-        .execute_unprepared(&format!("BEGIN; {tenant}; {sql}; COMMIT;"))
+        .execute_unprepared(&format!(
+            "BEGIN; ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS audit_events_keyed; \
+             {tenant}; {sql}; COMMIT;"
+        ))
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
@@ -742,15 +746,22 @@ async fn no_unkeyed_event_is_taken_after_the_upgrade_even_before_a_chains_first_
         hex(&event.prev_hash),
         hex(&event.hash),
     );
-    app.db
+    let refused = app
+        .db
         .app_pool(1)
         .await
         .execute_unprepared(&append)
         .await
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("audit_events_keyed"), "{refused}");
     let verdict = app.store.unscoped_verify(None).await.unwrap();
-    assert!(
-        matches!(verdict, ports::ChainVerdict::Broken { .. }),
-        "an event written today without the key verifies: {verdict:?}"
+    assert_eq!(
+        verdict,
+        ports::ChainVerdict::Intact {
+            events: 0,
+            unkeyed: 0
+        },
+        "nothing written without the key"
     );
 }
