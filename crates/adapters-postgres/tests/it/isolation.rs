@@ -413,3 +413,75 @@ async fn a_former_organization_reads_but_never_changes_a_departed_user() {
         vec![Some("departed@a.example".to_owned())]
     );
 }
+
+/// The same attack as above, not after the removal but in it: the organization's own
+/// removal of a member (or a change while they are still one) writes their identity at the
+/// provider and their address too, and the departed row is the attacker's. And the context's
+/// user is only what the caller wrote: naming the departed user opens their row again.
+#[tokio::test]
+async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_naming_them() {
+    let w = world().await;
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let member = uow
+        .users()
+        .invite(Email::new("member@a.example").unwrap(), Role::Member)
+        .await
+        .unwrap()
+        .id;
+    let departed = uow
+        .users()
+        .invite(Email::new("departed@a.example").unwrap(), Role::Member)
+        .await
+        .unwrap()
+        .id;
+    uow.users().remove(departed).await.unwrap();
+    uow.commit().await.unwrap();
+
+    let app = w.db.app_pool(1).await;
+    let (a, a_user) = (w.a.org, w.a.principal.user_id());
+    let mut written = Vec::new();
+    for (user, sql) in [
+        (
+            a_user.to_string(),
+            format!(
+                "UPDATE users SET organization_id = NULL, role = NULL, \
+                 left_organization_id = '{a}', idp_subject = 'attacker|1', \
+                 email = 'attacker1@evil.example', is_verified = true WHERE id = '{member}'"
+            ),
+        ),
+        (
+            departed.to_string(),
+            format!(
+                "UPDATE users SET idp_subject = 'attacker|2', \
+                 email = 'attacker2@evil.example', is_verified = true WHERE id = '{departed}'"
+            ),
+        ),
+    ] {
+        let txn = app.begin().await.unwrap();
+        txn.execute_unprepared(&format!(
+            "SELECT set_config('app.current_organization', '{a}', true),
+                    set_config('app.current_user', '{user}', true)"
+        ))
+        .await
+        .unwrap();
+        if let Ok(done) = txn.execute_unprepared(&sql).await
+            && done.rows_affected() > 0
+        {
+            written.push(sql);
+        }
+        txn.commit().await.unwrap();
+    }
+    let admin = w.db.admin_pool().await;
+    let subjects = texts(
+        &admin,
+        &format!(
+            "SELECT idp_subject FROM users WHERE id IN ('{member}', '{departed}') \
+             AND organization_id IS NULL ORDER BY idp_subject"
+        ),
+    )
+    .await;
+    assert!(
+        written.is_empty(),
+        "departed users now signed in by the attacker: {subjects:?}; through {written:#?}"
+    );
+}
