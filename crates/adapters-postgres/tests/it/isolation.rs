@@ -378,19 +378,28 @@ async fn a_former_organization_reads_but_never_changes_a_departed_user() {
         1,
         "still readable"
     );
-    let takeover = txn
+    let renamed = txn
         .execute_unprepared(&format!(
-            "UPDATE users SET idp_subject = 'attacker|1', email = 'attacker@evil.example', \
-             is_verified = true WHERE id = '{departed}'"
+            "UPDATE users SET name = 'Renamed' WHERE id = '{departed}'"
         ))
         .await
         .unwrap();
     assert_eq!(
-        takeover.rows_affected(),
+        renamed.rows_affected(),
         0,
         "a departed user is not theirs to change"
     );
-    txn.commit().await.unwrap();
+    // Who a user is cannot be written by the application role at all.
+    let takeover = crate::fails(
+        &txn,
+        &format!(
+            "UPDATE users SET idp_subject = 'attacker|1', email = 'attacker@evil.example', \
+             is_verified = true WHERE id = '{departed}'"
+        ),
+    )
+    .await;
+    assert!(takeover.contains("permission denied"), "{takeover}");
+    txn.rollback().await.unwrap();
 
     // The user, in no organization, still changes their own row.
     let txn = in_context(String::new(), departed.to_string()).await;
