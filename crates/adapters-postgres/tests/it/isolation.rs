@@ -337,38 +337,47 @@ async fn an_uncommitted_unit_of_work_leaves_nothing() {
     );
 }
 
+/// A user invited into the first organization of `w` and removed from it again.
+async fn invited_and_removed(w: &crate::World, email: &str) -> domain::UserId {
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let departed = uow
+        .users()
+        .invite(Email::new(email).unwrap(), Role::Member)
+        .await
+        .unwrap()
+        .id;
+    uow.users().remove(departed).await.unwrap();
+    uow.commit().await.unwrap();
+    departed
+}
+
+/// A transaction of the application role whose context names `org` and `user`, as raw SQL
+/// could set it.
+async fn in_context(
+    app: &sea_orm::DatabaseConnection,
+    org: &str,
+    user: &str,
+) -> sea_orm::DatabaseTransaction {
+    let txn = app.begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        "SELECT set_config('app.current_organization', '{org}', true),
+                set_config('app.current_user', '{user}', true)"
+    ))
+    .await
+    .unwrap();
+    txn
+}
+
 /// Raw SQL as the application role in the former organization's context: the row of a user
 /// who was removed stays readable, but nothing of it can be changed any more (their identity
 /// at the provider, their address), while the user still may change their own row.
 #[tokio::test]
 async fn a_former_organization_reads_but_never_changes_a_departed_user() {
     let w = world().await;
-    let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let departed = uow
-        .users()
-        .invite(Email::new("departed@a.example").unwrap(), Role::Member)
-        .await
-        .unwrap()
-        .id;
-    uow.users().remove(departed).await.unwrap();
-    uow.commit().await.unwrap();
-
+    let departed = invited_and_removed(&w, "departed@a.example").await;
     let app = w.db.app_pool(1).await;
     let (a, a_user) = (w.a.org, w.a.principal.user_id());
-    let in_context = |org: String, user: String| {
-        let app = app.clone();
-        async move {
-            let txn = app.begin().await.unwrap();
-            txn.execute_unprepared(&format!(
-                "SELECT set_config('app.current_organization', '{org}', true),
-                        set_config('app.current_user', '{user}', true)"
-            ))
-            .await
-            .unwrap();
-            txn
-        }
-    };
-    let txn = in_context(a.to_string(), a_user.to_string()).await;
+    let txn = in_context(&app, &a.to_string(), &a_user.to_string()).await;
     assert_eq!(
         count(
             &txn,
@@ -402,7 +411,7 @@ async fn a_former_organization_reads_but_never_changes_a_departed_user() {
     txn.rollback().await.unwrap();
 
     // The user, in no organization, still changes their own row.
-    let txn = in_context(String::new(), departed.to_string()).await;
+    let txn = in_context(&app, "", &departed.to_string()).await;
     let own = txn
         .execute_unprepared(&format!(
             "UPDATE users SET name = 'Me' WHERE id = '{departed}'"
@@ -437,15 +446,8 @@ async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_nami
         .await
         .unwrap()
         .id;
-    let departed = uow
-        .users()
-        .invite(Email::new("departed@a.example").unwrap(), Role::Member)
-        .await
-        .unwrap()
-        .id;
-    uow.users().remove(departed).await.unwrap();
     uow.commit().await.unwrap();
-
+    let departed = invited_and_removed(&w, "departed@a.example").await;
     let app = w.db.app_pool(1).await;
     let (a, a_user) = (w.a.org, w.a.principal.user_id());
     let mut written = Vec::new();
@@ -466,13 +468,7 @@ async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_nami
             ),
         ),
     ] {
-        let txn = app.begin().await.unwrap();
-        txn.execute_unprepared(&format!(
-            "SELECT set_config('app.current_organization', '{a}', true),
-                    set_config('app.current_user', '{user}', true)"
-        ))
-        .await
-        .unwrap();
+        let txn = in_context(&app, &a.to_string(), &user).await;
         if let Ok(done) = txn.execute_unprepared(&sql).await
             && done.rows_affected() > 0
         {
