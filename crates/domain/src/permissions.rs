@@ -10,21 +10,14 @@ pub struct Actor {
     pub role: Role,
 }
 
-/// Something a member of an organization may want to do.
+/// Something a member of an organization may want to read. What changes state is an
+/// [`crate::Operation`], with its own declared policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Read the organization, its members, projects, endpoints and models.
     ReadContent,
-    /// Create, change or delete projects, endpoints and models.
-    WriteContent,
-    /// Create, list, refresh or revoke one's own API tokens.
+    /// List and read one's own API tokens.
     ManageOwnTokens,
-    /// Invite a person into the organization.
-    InviteUser,
-    /// Change the organization's settings.
-    UpdateOrganization,
-    /// Delete the organization and everything in it.
-    DeleteOrganization,
     /// Read and verify the organization's audit log.
     ReadAuditLog,
 }
@@ -44,9 +37,8 @@ pub enum PermissionDenied {
 
 const fn required_role(action: Action) -> Role {
     match action {
-        Action::ReadContent | Action::WriteContent | Action::ManageOwnTokens => Role::Member,
-        Action::InviteUser | Action::UpdateOrganization | Action::ReadAuditLog => Role::Admin,
-        Action::DeleteOrganization => Role::Owner,
+        Action::ReadContent | Action::ManageOwnTokens => Role::Member,
+        Action::ReadAuditLog => Role::Admin,
     }
 }
 
@@ -138,12 +130,8 @@ mod tests {
     fn each_action_needs_its_role() {
         let table = [
             (Action::ReadContent, Role::Member),
-            (Action::WriteContent, Role::Member),
             (Action::ManageOwnTokens, Role::Member),
-            (Action::InviteUser, Role::Admin),
-            (Action::UpdateOrganization, Role::Admin),
             (Action::ReadAuditLog, Role::Admin),
-            (Action::DeleteOrganization, Role::Owner),
         ];
         for (action, required) in table {
             for role in [Role::Member, Role::Admin, Role::Owner] {
