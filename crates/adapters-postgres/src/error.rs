@@ -21,6 +21,8 @@ pub(crate) fn corrupt(table: &'static str, column: &'static str, id: uuid::Uuid)
 /// Names of unique constraints, as the port reports them.
 const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("users_email_key", "users.email"),
+    ("users_verified_email_key", "users.email"),
+    ("invitations_once_per_organization", "invitations.email"),
     ("users_idp_subject_key", "users.idp_subject"),
     ("organizations_pkey", "organizations.id"),
     ("projects_pkey", "projects.id"),

@@ -15,6 +15,7 @@ mod reencrypt;
 mod secret_columns;
 mod uow;
 mod uow_audit;
+mod uow_invitations;
 mod uow_secrets;
 mod uow_tokens;
 
@@ -23,11 +24,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{Email, Membership, Organization, OrganizationId, Role, UserId};
+use domain::{
+    InvitationId, Membership, Organization, OrganizationId, PendingInvitation, Role, UserId,
+};
 use ports::{
-    AccessTokenSubject, Clock, FoundingError, HealthCheck, IdentityDirectory, NewIdentity,
-    NewOrganization, Principal, Refusal, RefusalReason, ResolvedApiToken, ResolvedUser, StoreError,
-    TenantScope, UnitOfWork, UnitOfWorkFactory,
+    AccessTokenSubject, Clock, FoundingError, HealthCheck, IdentityDirectory, InvitationError,
+    NewIdentity, NewOrganization, Principal, Refusal, RefusalReason, ResolvedApiToken,
+    ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -204,6 +207,105 @@ impl UnitOfWorkFactory for PgStore {
         txn.commit().await.map_err(map_db_err)?;
         Ok(organization)
     }
+
+    async fn accept_invitation(
+        &self,
+        invitee: &Principal,
+        invitation: InvitationId,
+        event: ports::NewAuditEvent,
+    ) -> Result<Membership, InvitationError> {
+        let user = *invitee.user_id().as_uuid();
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT organization_id, role, outcome FROM app_accept_invitation($1, $2)",
+            [user.into(), (*invitation.as_uuid()).into()],
+        );
+        let answer = AcceptRow::find_by_statement(stmt)
+            .one(&txn)
+            .await
+            .map_err(map_db_err)?;
+        let (org, role) = match answer {
+            Some(AcceptRow {
+                organization_id: Some(org),
+                role: Some(role),
+                outcome,
+            }) if outcome == "joined" => (org, role),
+            Some(AcceptRow { outcome, .. }) if outcome == "already_member" => {
+                return Err(InvitationError::AlreadyMember);
+            }
+            Some(AcceptRow { outcome, .. }) if outcome == "full" => {
+                return Err(InvitationError::Full);
+            }
+            _ => return Err(InvitationError::NotFound),
+        };
+        let role: Role = role
+            .parse()
+            .map_err(|_| corrupt("invitations", "role", *invitation.as_uuid()))?;
+        let organization_id = OrganizationId::from_uuid(org);
+        set_tenant(&txn, Some(org), Some(user)).await?;
+        uow_audit::append_in(
+            &txn,
+            &self.audit_key,
+            organization_id,
+            event,
+            self.clock.now(),
+        )
+        .await?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(Membership {
+            organization_id,
+            role,
+        })
+    }
+
+    async fn decline_invitation(
+        &self,
+        invitee: &Principal,
+        invitation: InvitationId,
+        event: ports::NewAuditEvent,
+    ) -> Result<OrganizationId, InvitationError> {
+        let user = *invitee.user_id().as_uuid();
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT organization_id FROM app_decline_invitation($1, $2)",
+            [user.into(), (*invitation.as_uuid()).into()],
+        );
+        let Some(row) = txn.query_one_raw(stmt).await.map_err(map_db_err)? else {
+            return Err(InvitationError::NotFound);
+        };
+        let org: Uuid = row.try_get("", "organization_id").map_err(map_db_err)?;
+        let organization_id = OrganizationId::from_uuid(org);
+        set_tenant(&txn, Some(org), Some(user)).await?;
+        uow_audit::append_in(
+            &txn,
+            &self.audit_key,
+            organization_id,
+            event,
+            self.clock.now(),
+        )
+        .await?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(organization_id)
+    }
+}
+
+#[derive(FromQueryResult)]
+struct AcceptRow {
+    organization_id: Option<Uuid>,
+    role: Option<String>,
+    outcome: String,
+}
+
+#[derive(FromQueryResult)]
+struct PendingRow {
+    invitation_id: Uuid,
+    organization_id: Uuid,
+    organization_name: String,
+    role: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(FromQueryResult)]
@@ -286,32 +388,35 @@ impl IdentityDirectory for PgStore {
         .await
     }
 
-    async fn unscoped_pending_invitation(
+    async fn unscoped_invitations_for(
         &self,
-        verified_email: &Email,
-    ) -> Result<Option<ResolvedUser>, StoreError> {
-        self.resolve(
-            "SELECT user_id, organization_id, role, is_active FROM app_pending_invitation($1)",
-            vec![verified_email.as_str().into()],
-        )
-        .await
-    }
-
-    async fn unscoped_claim_invitation(
-        &self,
-        verified_email: &Email,
-        subject: &str,
-    ) -> Result<Option<ResolvedUser>, StoreError> {
-        self.resolve(
-            "SELECT user_id, organization_id, role, is_active \
-             FROM app_claim_invitation($1, $2, $3)",
-            vec![
-                verified_email.as_str().into(),
-                subject.into(),
-                self.clock.now().into(),
-            ],
-        )
-        .await
+        user: UserId,
+    ) -> Result<Vec<PendingInvitation>, StoreError> {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT invitation_id, organization_id, organization_name, role, created_at, \
+                    expires_at FROM app_my_invitations($1)",
+            [(*user.as_uuid()).into()],
+        );
+        PendingRow::find_by_statement(stmt)
+            .all(&self.db)
+            .await
+            .map_err(map_db_err)?
+            .into_iter()
+            .map(|row| {
+                Ok(PendingInvitation {
+                    id: InvitationId::from_uuid(row.invitation_id),
+                    organization_id: OrganizationId::from_uuid(row.organization_id),
+                    organization_name: row.organization_name,
+                    role: row
+                        .role
+                        .parse()
+                        .map_err(|_| corrupt("invitations", "role", row.invitation_id))?,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
+                })
+            })
+            .collect()
     }
 
     async fn unscoped_api_token(
@@ -460,37 +565,19 @@ impl IdentityDirectory for PgStore {
         self.unscoped_revoke_access_token(sid, user, until).await
     }
 
-    async fn unscoped_register(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {
-        let id = Uuid::now_v7();
-        let now = self.clock.now();
-        let txn = self.db.begin().await.map_err(map_db_err)?;
-        // The new user acts on their own row only; no organization is in scope.
-        set_tenant(&txn, None, Some(id)).await?;
-        let row = users::ActiveModel {
-            id: Set(id),
-            email: Set(identity.email.as_str().to_owned()),
-            name: Set(identity.name.map(|n| n.as_str().to_owned())),
-            given_name: Set(None),
-            family_name: Set(None),
-            picture: Set(None),
-            is_active: Set(true),
-            is_verified: Set(identity.email_verified),
-            idp_subject: Set(Some(identity.subject)),
-            organization_id: Set(None),
-            role: Set(None),
-            left_organization_id: Set(None),
-            last_login_at: Set(Some(now)),
-            settings: Set(serde_json::json!({})),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        row.insert(&txn).await.map_err(map_db_err)?;
-        txn.commit().await.map_err(map_db_err)?;
-        Ok(ResolvedUser {
-            user_id: UserId::from_uuid(id),
-            membership: None,
-            is_active: true,
-        })
+    async fn unscoped_sign_in(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {
+        self.resolve(
+            "SELECT user_id, organization_id, role, is_active FROM app_sign_in($1, $2, $3, $4, $5)",
+            vec![
+                Uuid::now_v7().into(),
+                identity.subject.into(),
+                identity.email.as_str().into(),
+                identity.email_verified.into(),
+                identity.name.map(|n| n.as_str().to_owned()).into(),
+            ],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)
     }
 }
 

@@ -3,12 +3,12 @@
 
 use domain::{
     AuthType, Description, Email, Endpoint, EndpointId, EndpointProtocol, HttpMethod, HttpUrl,
-    Membership, Model, ModelId, Name, Organization, OrganizationId, Project, ProjectId,
-    RequestHeaders, Role, User, UserId,
+    Invitation, InvitationId, Membership, Model, ModelId, Name, Organization, OrganizationId,
+    Project, ProjectId, RequestHeaders, Role, User, UserId,
 };
 use ports::StoreError;
 
-use crate::entities::{endpoints, models, organizations, projects, users};
+use crate::entities::{endpoints, invitations, models, organizations, projects, users};
 use crate::error::corrupt;
 use crate::secret_columns::slot;
 
@@ -56,6 +56,26 @@ impl TryFrom<organizations::Model> for Organization {
             owner_id: m.owner_id.map(UserId::from_uuid),
             created_at: m.created_at,
             updated_at: m.updated_at,
+        })
+    }
+}
+
+impl TryFrom<invitations::Model> for Invitation {
+    type Error = StoreError;
+
+    fn try_from(m: invitations::Model) -> Result<Self, StoreError> {
+        const T: &str = "invitations";
+        Ok(Self {
+            id: InvitationId::from_uuid(m.id),
+            organization_id: OrganizationId::from_uuid(m.organization_id),
+            email: Email::new(&m.email).map_err(|_| corrupt(T, "email", m.id))?,
+            role: m
+                .role
+                .parse::<Role>()
+                .map_err(|_| corrupt(T, "role", m.id))?,
+            invited_by: m.invited_by.map(UserId::from_uuid),
+            created_at: m.created_at,
+            expires_at: m.expires_at,
         })
     }
 }

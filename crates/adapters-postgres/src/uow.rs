@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{Email, Organization, Project, ProjectId, Role, User, UserId};
+use domain::{Organization, Project, ProjectId, Role, User, UserId};
 use ports::{
     Clock, NewProject, OrganizationPatch, OrganizationSort, OrganizationStore, Page, PageRequest,
     ProjectPatch, ProjectSort, ProjectStore, SortDirection, StoreError, TenantScope, UnitOfWork,
@@ -140,6 +140,10 @@ impl UnitOfWork for PgUnitOfWork {
     }
 
     fn users(&self) -> &dyn UserStore {
+        self
+    }
+
+    fn invitations(&self) -> &dyn ports::InvitationStore {
         self
     }
 
@@ -352,29 +356,6 @@ impl UserStore for PgUnitOfWork {
             .await
             .map_err(|e| self.abort(e))?;
         Ok(owners.len() as u64)
-    }
-
-    async fn invite(&self, email: Email, role: Role) -> Result<User, StoreError> {
-        let now = self.now();
-        let row = users::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            email: Set(email.as_str().to_owned()),
-            name: Set(None),
-            given_name: Set(None),
-            family_name: Set(None),
-            picture: Set(None),
-            is_active: Set(true),
-            is_verified: Set(false),
-            idp_subject: Set(None),
-            organization_id: Set(Some(self.org())),
-            role: Set(Some(role.as_str().to_owned())),
-            left_organization_id: Set(None),
-            last_login_at: Set(None),
-            settings: Set(serde_json::json!({})),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        self.insert_row(row).await
     }
 
     async fn set_role(&self, id: UserId, role: Role) -> Result<User, StoreError> {

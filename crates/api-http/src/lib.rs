@@ -163,6 +163,7 @@ pub fn app(
         .configure(routes::login::routes)
         .configure(routes::organizations::routes)
         .configure(routes::users::routes)
+        .configure(routes::invitations::routes)
         .configure(routes::projects::routes)
         .configure(routes::endpoints::routes)
         .configure(routes::models::routes)

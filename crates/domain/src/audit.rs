@@ -15,6 +15,9 @@ pub enum AuditAction {
     OrganizationUpdated,
     OrganizationDeleted,
     UserInvited,
+    InvitationAccepted,
+    InvitationDeclined,
+    InvitationRevoked,
     UserRoleChanged,
     UserRemoved,
     UserLeft,
@@ -50,6 +53,9 @@ impl AuditAction {
             Self::OrganizationUpdated => "organization.updated",
             Self::OrganizationDeleted => "organization.deleted",
             Self::UserInvited => "user.invited",
+            Self::InvitationAccepted => "invitation.accepted",
+            Self::InvitationDeclined => "invitation.declined",
+            Self::InvitationRevoked => "invitation.revoked",
             Self::UserRoleChanged => "user.role_changed",
             Self::UserRemoved => "user.removed",
             Self::UserLeft => "user.left",
@@ -78,7 +84,7 @@ impl AuditAction {
 
 impl AuditAction {
     /// Every action, for parsing stored text back.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 33] = [
         Self::AuthenticationSucceeded,
         Self::AuthenticationFailed,
         Self::LoggedOut,
@@ -87,6 +93,9 @@ impl AuditAction {
         Self::OrganizationUpdated,
         Self::OrganizationDeleted,
         Self::UserInvited,
+        Self::InvitationAccepted,
+        Self::InvitationDeclined,
+        Self::InvitationRevoked,
         Self::UserRoleChanged,
         Self::UserRemoved,
         Self::UserLeft,

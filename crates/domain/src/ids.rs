@@ -82,6 +82,10 @@ id_type!(
     /// Identifies an audit event.
     AuditEventId
 );
+id_type!(
+    /// Identifies an invitation into an organization.
+    InvitationId
+);
 
 #[cfg(test)]
 mod tests {

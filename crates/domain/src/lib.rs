@@ -11,6 +11,7 @@ mod audit;
 mod blocks;
 mod endpoint;
 mod ids;
+mod invitation;
 mod model;
 mod organization;
 mod permissions;
@@ -25,8 +26,10 @@ pub use audit::{AuditAction, AuditEvent, AuditOutcome};
 pub use blocks::{BlockKey, BlockKeyError, BlockPolicy, BlockState, ClientRecord, StrikeVerdict};
 pub use endpoint::{AuthType, Endpoint, EndpointProtocol, HttpMethod};
 pub use ids::{
-    ApiTokenId, AuditEventId, EndpointId, IdParseError, ModelId, OrganizationId, ProjectId, UserId,
+    ApiTokenId, AuditEventId, EndpointId, IdParseError, InvitationId, ModelId, OrganizationId,
+    ProjectId, UserId,
 };
+pub use invitation::{INVITATION_TTL_DAYS, Invitation, PendingInvitation};
 pub use model::Model;
 pub use organization::Organization;
 pub use permissions::{

@@ -20,6 +20,8 @@ pub enum Action {
     ManageOwnTokens,
     /// Read and verify the organization's audit log.
     ReadAuditLog,
+    /// List the organization's pending invitations.
+    ReadInvitations,
 }
 
 /// Why an action was refused.
@@ -38,7 +40,7 @@ pub enum PermissionDenied {
 const fn required_role(action: Action) -> Role {
     match action {
         Action::ReadContent | Action::ManageOwnTokens => Role::Member,
-        Action::ReadAuditLog => Role::Admin,
+        Action::ReadAuditLog | Action::ReadInvitations => Role::Admin,
     }
 }
 
@@ -132,6 +134,7 @@ mod tests {
             (Action::ReadContent, Role::Member),
             (Action::ManageOwnTokens, Role::Member),
             (Action::ReadAuditLog, Role::Admin),
+            (Action::ReadInvitations, Role::Admin),
         ];
         for (action, required) in table {
             for role in [Role::Member, Role::Admin, Role::Owner] {

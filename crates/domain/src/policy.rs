@@ -80,6 +80,14 @@ operations! {
     /// Inviting a person, whatever the role offered.
     InviteUser = "invite_user":
         Member(Role::Admin), fresh: true, api_tokens: false, UserInvited;
+    /// Withdrawing a pending invitation.
+    RevokeInvitation = "revoke_invitation":
+        Member(Role::Admin), fresh: false, api_tokens: true, InvitationRevoked;
+    /// Joining the organization of an invitation addressed to one's verified address.
+    AcceptInvitation = "accept_invitation":
+        Authenticated, fresh: true, api_tokens: false, InvitationAccepted;
+    DeclineInvitation = "decline_invitation":
+        Authenticated, fresh: false, api_tokens: false, InvitationDeclined;
     ChangeRole = "change_role":
         Member(Role::Member), fresh: true, api_tokens: false, UserRoleChanged;
     RemoveUser = "remove_user":

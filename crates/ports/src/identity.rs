@@ -113,21 +113,12 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         subject: &str,
     ) -> Result<Option<ResolvedUser>, StoreError>;
 
-    /// A pending invitation (a user row with this e-mail that no identity has claimed yet).
-    /// Callers MUST only use it with an e-mail the identity provider has verified.
-    async fn unscoped_pending_invitation(
+    /// The pending, unexpired invitations addressed to `user`'s e-mail address, in every
+    /// organization; none while the identity provider has not verified that address.
+    async fn unscoped_invitations_for(
         &self,
-        verified_email: &Email,
-    ) -> Result<Option<ResolvedUser>, StoreError>;
-
-    /// Links the identity provider's `subject` to the pending invitation of `verified_email`
-    /// (once: a claimed invitation is no longer pending) and returns the invited user.
-    /// Callers MUST only use it with an e-mail the identity provider has verified.
-    async fn unscoped_claim_invitation(
-        &self,
-        verified_email: &Email,
-        subject: &str,
-    ) -> Result<Option<ResolvedUser>, StoreError>;
+        user: UserId,
+    ) -> Result<Vec<domain::PendingInvitation>, StoreError>;
 
     /// Authenticates a presented API token: well-formed, found by digest, opened in its row,
     /// equal in constant time, not expired, its owner active and still in the token's
@@ -169,7 +160,10 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         until: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Creates a user with no organization for a first sign-in.
-    /// MUST return `Duplicate` when the subject or the e-mail is already taken.
-    async fn unscoped_register(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError>;
+    /// The user of the identity provider's subject, created (in no organization) at its
+    /// first sign-in; its e-mail address and that address's verification are the provider's
+    /// as of this sign-in. Claims nothing: invitations are accepted explicitly. MUST return
+    /// `Duplicate { what: "users.email" }` when another user holds the address verified and
+    /// the provider says it is verified for this one too.
+    async fn unscoped_sign_in(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError>;
 }

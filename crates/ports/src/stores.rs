@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use domain::{
-    Description, Email, HttpUrl, Name, Organization, Project, ProjectId, Role, User, UserId,
+    Description, Email, HttpUrl, Invitation, InvitationId, Membership, Name, Organization,
+    OrganizationId, Project, ProjectId, Role, User, UserId,
 };
 
 use crate::{FoundingError, Page, PageRequest, Principal, StoreError, TenantScope};
@@ -37,6 +38,42 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
         new: NewOrganization,
         event: crate::NewAuditEvent,
     ) -> Result<Organization, FoundingError>;
+
+    /// The principal joins the organization of `invitation`, which MUST be pending, addressed
+    /// to the principal's verified e-mail address and unexpired (`NotFound` otherwise, the
+    /// same for an invitation of someone else), and records `event` in that organization's
+    /// audit log, in one transaction; the invitation is used up.
+    async fn accept_invitation(
+        &self,
+        invitee: &Principal,
+        invitation: InvitationId,
+        event: crate::NewAuditEvent,
+    ) -> Result<Membership, InvitationError>;
+
+    /// The principal declines `invitation` (as for accepting, only their own): it is removed
+    /// and `event` recorded in the inviting organization's audit log, in one transaction.
+    async fn decline_invitation(
+        &self,
+        invitee: &Principal,
+        invitation: InvitationId,
+        event: crate::NewAuditEvent,
+    ) -> Result<OrganizationId, InvitationError>;
+}
+
+/// Why an invitation could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum InvitationError {
+    /// No pending invitation of that id is addressed to the principal's verified address.
+    #[error("no such invitation")]
+    NotFound,
+    /// The principal already belongs to an organization; a user belongs to at most one.
+    #[error("the user already belongs to an organization")]
+    AlreadyMember,
+    /// The organization has as many members as it may have.
+    #[error("the organization is full")]
+    Full,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// One transaction in one tenant.
@@ -48,6 +85,7 @@ pub trait UnitOfWork: Send + Sync {
     fn scope(&self) -> &TenantScope;
     fn organizations(&self) -> &dyn OrganizationStore;
     fn users(&self) -> &dyn UserStore;
+    fn invitations(&self) -> &dyn InvitationStore;
     fn projects(&self) -> &dyn ProjectStore;
     fn endpoints(&self) -> &dyn crate::EndpointStore;
     fn models(&self) -> &dyn crate::ModelStore;
@@ -133,12 +171,30 @@ pub trait UserStore: Send + Sync {
     /// until the unit of work ends, so that two concurrent demotions cannot both count the
     /// other owner.
     async fn count_owners(&self) -> Result<u64, StoreError>;
-    /// Adds a pending member who joins at their first sign-in with this (verified) e-mail.
-    /// MUST return `Duplicate { what: "users.email" }` when the e-mail is taken.
-    async fn invite(&self, email: Email, role: Role) -> Result<User, StoreError>;
     async fn set_role(&self, id: UserId, role: Role) -> Result<User, StoreError>;
     /// Takes the user out of the organization (the user itself lives on with the provider).
     async fn remove(&self, id: UserId) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationSort {
+    Email,
+    CreatedAt,
+}
+
+/// The pending invitations of the scope's organization. Nothing here looks beyond it: an
+/// address is invited the same whether or not anyone uses it elsewhere.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Invites `email` with `role`, by the scope's user, for [`domain::INVITATION_TTL_DAYS`].
+    /// MUST return `Duplicate { what: "invitations.email" }` when the organization already
+    /// invited the address, and `Duplicate { what: "users.email" }` when one of its members
+    /// has it.
+    async fn create(&self, email: Email, role: Role) -> Result<Invitation, StoreError>;
+    async fn list(&self, page: PageRequest<InvitationSort>)
+    -> Result<Page<Invitation>, StoreError>;
+    /// Withdraws a pending invitation; `NotFound` for one of another organization.
+    async fn revoke(&self, id: InvitationId) -> Result<Invitation, StoreError>;
 }
 
 /// Fields of a new project.

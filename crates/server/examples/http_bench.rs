@@ -96,7 +96,7 @@ async fn main() {
         Arc::new(serve.audit.key().unwrap()),
     );
     let user = store
-        .unscoped_register(NewIdentity {
+        .unscoped_sign_in(NewIdentity {
             subject: "bench|owner".to_owned(),
             email: Email::new("owner@bench.example").unwrap(),
             email_verified: true,

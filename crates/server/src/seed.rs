@@ -41,7 +41,7 @@ pub async fn seed_dev(args: &ServeArgs) -> Result<String, StartupError> {
     let user = match existing {
         Some(user) => user,
         None => store
-            .unscoped_register(NewIdentity {
+            .unscoped_sign_in(NewIdentity {
                 subject: DEV_ADMIN_SUBJECT.to_owned(),
                 email: valid(Email::new(DEV_ADMIN_EMAIL))?,
                 email_verified: true,

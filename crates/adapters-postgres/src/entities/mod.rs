@@ -3,6 +3,7 @@
 
 pub(crate) mod api_tokens;
 pub(crate) mod endpoints;
+pub(crate) mod invitations;
 pub(crate) mod models;
 pub(crate) mod organizations;
 pub(crate) mod projects;

@@ -1,17 +1,40 @@
 //! Identity resolution crosses tenants only through the narrow SECURITY DEFINER functions.
 
-use domain::{Email, Role};
-use ports::{IdentityDirectory, NewIdentity, StoreError, UnitOfWorkFactory};
+use domain::Email;
+use ports::{IdentityDirectory, NewIdentity, StoreError};
 
 use crate::{count, texts, world};
 
-const FUNCTIONS: [&str; 2] = ["app_user_by_subject", "app_pending_invitation"];
+/// The identity functions and their arguments and output columns: nothing of the tenant's
+/// data beyond what signing in and answering one's own invitations need.
+const FUNCTIONS: [(&str, &str); 5] = [
+    (
+        "app_user_by_subject",
+        "p_subject,user_id,organization_id,role,is_active",
+    ),
+    (
+        "app_sign_in",
+        "p_id,p_subject,p_email,p_verified,p_name,user_id,organization_id,role,is_active",
+    ),
+    (
+        "app_my_invitations",
+        "p_user,invitation_id,organization_id,organization_name,role,created_at,expires_at",
+    ),
+    (
+        "app_accept_invitation",
+        "p_user,p_invitation,organization_id,role,outcome",
+    ),
+    (
+        "app_decline_invitation",
+        "p_user,p_invitation,organization_id,role",
+    ),
+];
 
 #[tokio::test]
 async fn the_functions_return_only_what_they_must_and_public_cannot_call_them() {
     let w = world().await;
     let admin = w.db.admin_pool().await;
-    for function in FUNCTIONS {
+    for (function, arguments) in FUNCTIONS {
         // SECURITY DEFINER with a fixed search_path.
         let config = texts(
             &admin,
@@ -26,7 +49,7 @@ async fn the_functions_return_only_what_they_must_and_public_cannot_call_them() 
             config.contains("search_path=pg_catalog, pg_temp"),
             "{function}: {config}"
         );
-        // Exactly four output columns.
+        // Exactly these arguments and output columns.
         let columns = texts(
             &admin,
             &format!(
@@ -34,17 +57,7 @@ async fn the_functions_return_only_what_they_must_and_public_cannot_call_them() 
             ),
         )
         .await;
-        assert_eq!(
-            columns,
-            vec![Some(format!(
-                "{},user_id,organization_id,role,is_active",
-                if function == "app_user_by_subject" {
-                    "p_subject"
-                } else {
-                    "p_email"
-                }
-            ))]
-        );
+        assert_eq!(columns, vec![Some(arguments.to_owned())], "{function}");
         // Not executable by PUBLIC (a NULL ACL would mean the default: PUBLIC may execute).
         assert_eq!(
             count(
@@ -103,55 +116,42 @@ async fn resolution_finds_users_across_organizations_and_nothing_else() {
             .is_none()
     );
 
-    // Pending invitations only: a registered user is not one.
-    let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let email = Email::new("invitee@else.example").unwrap();
-    let invited = uow
-        .users()
-        .invite(email.clone(), Role::Admin)
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
-    let pending = w
-        .store
-        .unscoped_pending_invitation(&email)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(pending.user_id, invited.id);
-    assert_eq!(pending.membership.unwrap().role, Role::Admin);
-    let registered = Email::new("owner@a.example").unwrap();
-    assert!(
-        w.store
-            .unscoped_pending_invitation(&registered)
-            .await
-            .unwrap()
-            .is_none()
-    );
-
-    // Registration refuses a taken subject or e-mail.
-    let taken = |subject: &str, email: &str| NewIdentity {
+    // A sign-in is by subject: the same subject is the same user, whose address follows the
+    // provider's; a verified address is one user's, an unverified one is nobody's claim.
+    let signed = |subject: &str, email: &str, verified: bool| NewIdentity {
         subject: subject.to_owned(),
         email: Email::new(email).unwrap(),
-        email_verified: true,
+        email_verified: verified,
         name: None,
     };
+    let again = w
+        .store
+        .unscoped_sign_in(signed("auth0|a", "renamed@a.example", true))
+        .await
+        .unwrap();
+    assert_eq!(again.user_id, w.a.principal.user_id());
+    assert_eq!(again.membership.unwrap().organization_id, w.a.org);
     assert!(matches!(
         w.store
-            .unscoped_register(taken("auth0|a", "fresh@x.example"))
-            .await,
-        Err(StoreError::Duplicate {
-            what: "users.idp_subject"
-        })
-    ));
-    assert!(matches!(
-        w.store
-            .unscoped_register(taken("auth0|fresh", "owner@b.example"))
+            .unscoped_sign_in(signed("auth0|fresh", "owner@b.example", true))
             .await,
         Err(StoreError::Duplicate {
             what: "users.email"
         })
     ));
+    let unverified = w
+        .store
+        .unscoped_sign_in(signed("auth0|fresh", "owner@b.example", false))
+        .await
+        .unwrap();
+    assert_ne!(unverified.user_id, w.b.principal.user_id());
+    assert!(unverified.membership.is_none());
+    let another = w
+        .store
+        .unscoped_sign_in(signed("auth0|other", "owner@b.example", false))
+        .await
+        .unwrap();
+    assert_ne!(another.user_id, unverified.user_id);
 }
 
 /// Every SECURITY DEFINER function of the schema, including ones added later: a fixed
@@ -169,12 +169,13 @@ async fn every_security_definer_function_is_closed_to_public() {
     assert_eq!(
         functions,
         [
+            "app_accept_invitation",
             "app_access_token_subject",
             "app_api_token_by_digest",
-            "app_claim_invitation",
+            "app_decline_invitation",
             "app_end_sessions_of_changed_user",
+            "app_my_invitations",
             "app_organization_ids",
-            "app_pending_invitation",
             "app_revoke_access_token",
             "app_session_create",
             "app_session_delete",
@@ -182,6 +183,7 @@ async fn every_security_definer_function_is_closed_to_public() {
             "app_session_touch",
             "app_session_update",
             "app_sessions_purge",
+            "app_sign_in",
             "app_system_audit_append",
             "app_system_audit_events",
             "app_system_audit_head",

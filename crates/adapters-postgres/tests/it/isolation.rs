@@ -3,9 +3,8 @@
 
 use domain::{Email, Name, Role};
 use ports::{
-    FoundingError, IdentityDirectory, NewOrganization, OrganizationPatch, OrganizationSort,
-    PageRequest, Patch, ProjectPatch, ProjectSort, Sort, SortDirection, StoreError,
-    UnitOfWorkFactory, UserSort,
+    FoundingError, NewOrganization, OrganizationPatch, OrganizationSort, PageRequest, Patch,
+    ProjectPatch, ProjectSort, Sort, SortDirection, StoreError, UnitOfWorkFactory, UserSort,
 };
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
@@ -184,49 +183,55 @@ async fn the_database_rejects_rows_outside_the_tenant() {
 #[tokio::test]
 async fn repositories_do_their_work_inside_the_tenant() {
     let w = world().await;
+    let invited = crate::joined(&w.store, &w.a, "new.member@a.example", Role::Member).await;
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let email = Email::new("new.member@a.example").unwrap();
-    let invited = uow
-        .users()
-        .invite(email.clone(), Role::Member)
-        .await
-        .unwrap();
-    assert_eq!(invited.membership.unwrap().organization_id, w.a.org);
-    uow.commit().await.unwrap();
+    let member = uow.users().get(invited).await.unwrap();
+    assert_eq!(member.membership.unwrap().organization_id, w.a.org);
+    drop(uow);
 
     // A failed statement aborts the unit of work: its commit fails and keeps nothing.
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
     let doomed = Email::new("doomed@a.example").unwrap();
-    uow.users()
-        .invite(doomed.clone(), Role::Member)
+    uow.invitations()
+        .create(doomed.clone(), Role::Member)
         .await
         .unwrap();
     assert!(matches!(
-        uow.users().invite(email, Role::Admin).await,
+        uow.invitations().create(doomed, Role::Admin).await,
         Err(StoreError::Duplicate {
-            what: "users.email"
+            what: "invitations.email"
         })
     ));
     assert!(
         uow.commit().await.is_err(),
         "an aborted unit of work must not report a commit"
     );
-    assert!(
-        w.store
-            .unscoped_pending_invitation(&doomed)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let uow = w.store.begin(&w.a.scope()).await.unwrap();
+    let pending = uow
+        .invitations()
+        .list(page(ports::InvitationSort::Email))
+        .await
+        .unwrap();
+    assert_eq!(pending.total, 0, "the aborted invitation was not kept");
+    // A member's address is not invited again.
+    assert!(matches!(
+        uow.invitations()
+            .create(Email::new("new.member@a.example").unwrap(), Role::Admin)
+            .await,
+        Err(StoreError::Duplicate {
+            what: "users.email"
+        })
+    ));
+    drop(uow);
 
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
     assert_eq!(uow.users().count_owners().await.unwrap(), 1);
-    let promoted = uow.users().set_role(invited.id, Role::Owner).await.unwrap();
+    let promoted = uow.users().set_role(invited, Role::Owner).await.unwrap();
     assert_eq!(promoted.membership.unwrap().role, Role::Owner);
     assert_eq!(uow.users().count_owners().await.unwrap(), 2);
-    uow.users().remove(invited.id).await.unwrap();
+    uow.users().remove(invited).await.unwrap();
     assert!(matches!(
-        uow.users().get(invited.id).await,
+        uow.users().get(invited).await,
         Err(StoreError::NotFound)
     ));
 
@@ -287,7 +292,7 @@ async fn repositories_do_their_work_inside_the_tenant() {
         .unwrap();
         let sql = format!(
             "SELECT count(*) FROM users WHERE id = '{}' AND organization_id IS NULL",
-            invited.id
+            invited
         );
         assert_eq!(count(&txn, &sql).await, expected);
         txn.rollback().await.unwrap();
@@ -339,13 +344,8 @@ async fn an_uncommitted_unit_of_work_leaves_nothing() {
 
 /// A user invited into the first organization of `w` and removed from it again.
 async fn invited_and_removed(w: &crate::World, email: &str) -> domain::UserId {
+    let departed = crate::joined(&w.store, &w.a, email, Role::Member).await;
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let departed = uow
-        .users()
-        .invite(Email::new(email).unwrap(), Role::Member)
-        .await
-        .unwrap()
-        .id;
     uow.users().remove(departed).await.unwrap();
     uow.commit().await.unwrap();
     departed
@@ -439,14 +439,7 @@ async fn a_former_organization_reads_but_never_changes_a_departed_user() {
 #[tokio::test]
 async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_naming_them() {
     let w = world().await;
-    let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let member = uow
-        .users()
-        .invite(Email::new("member@a.example").unwrap(), Role::Member)
-        .await
-        .unwrap()
-        .id;
-    uow.commit().await.unwrap();
+    let member = crate::joined(&w.store, &w.a, "member@a.example", Role::Member).await;
     let departed = invited_and_removed(&w, "departed@a.example").await;
     let app = w.db.app_pool(1).await;
     let (a, a_user) = (w.a.org, w.a.principal.user_id());
@@ -488,5 +481,67 @@ async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_nami
     assert!(
         written.is_empty(),
         "departed users now signed in by the attacker: {subjects:?}; through {written:#?}"
+    );
+}
+
+/// Raw SQL as the application role, with a context it chose: a user outside any organization
+/// writes themselves into one, a member of another organization moves themselves over, and a
+/// user row is planted straight into it. The database refuses each: the one way into an
+/// organization that has members is the owner's function that accepts an invitation.
+#[tokio::test]
+async fn nobody_enters_an_organization_but_by_accepting_an_invitation() {
+    let w = world().await;
+    let lone = ports::IdentityDirectory::unscoped_sign_in(
+        &w.store,
+        ports::NewIdentity {
+            subject: "idp|lone".to_owned(),
+            email: Email::new("lone@else.example").unwrap(),
+            email_verified: true,
+            name: None,
+        },
+    )
+    .await
+    .unwrap()
+    .user_id;
+    let app = w.db.app_pool(1).await;
+    let a = w.a.org;
+    let b_owner = w.b.principal.user_id();
+    for (user, sql) in [
+        (
+            lone.to_string(),
+            format!("UPDATE users SET organization_id = '{a}', role = 'owner' WHERE id = '{lone}'"),
+        ),
+        (
+            b_owner.to_string(),
+            format!(
+                "UPDATE users SET organization_id = '{a}', role = 'owner' WHERE id = '{b_owner}'"
+            ),
+        ),
+        (
+            lone.to_string(),
+            format!(
+                "INSERT INTO users (id, email, is_active, is_verified, organization_id, role, \
+                 settings, created_at, updated_at) VALUES (gen_random_uuid(), \
+                 'planted@evil.example', true, false, '{a}', 'owner', '{{}}', now(), now())"
+            ),
+        ),
+    ] {
+        let txn = in_context(&app, &a.to_string(), &user).await;
+        let refused = fails(&txn, &sql).await;
+        assert!(
+            refused.contains("only by accepting") || refused.contains("row-level security"),
+            "{sql}: {refused}"
+        );
+        txn.rollback().await.unwrap();
+    }
+    let admin = w.db.admin_pool().await;
+    assert_eq!(
+        count(
+            &admin,
+            &format!("SELECT count(*) FROM users WHERE organization_id = '{a}'")
+        )
+        .await,
+        1,
+        "only A's owner"
     );
 }

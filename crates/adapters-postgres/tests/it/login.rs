@@ -5,8 +5,8 @@
 use chrono::Duration;
 use domain::{Email, Role};
 use ports::{
-    IdentityDirectory, LoginAttempts, PendingLogin, SessionEnd, SessionLifetime, SessionLookup,
-    SessionStore, UnitOfWorkFactory,
+    AuthMethod, IdentityDirectory, InvitationError, LoginAttempts, NewIdentity, PendingLogin,
+    Principal, SessionEnd, SessionLifetime, SessionLookup, SessionStore, UnitOfWorkFactory,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -143,20 +143,14 @@ async fn disabling_or_removing_a_user_ends_their_sessions() {
     let db = test_support::TestDatabase::new().await;
     let store = crate::store_for(&db, 2).await;
     let acme = tenant(&store, "acme").await;
-    let uow = store.begin(&acme.scope()).await.unwrap();
-    let member = uow
-        .users()
-        .invite(Email::new("member@acme.example").unwrap(), Role::Member)
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let member = crate::joined(&store, &acme, "member@acme.example", Role::Member).await;
     let owner = acme.principal.user_id();
     store
         .create([1; 32], owner, None, "{}".to_owned(), LIFETIME)
         .await
         .unwrap();
     store
-        .create([2; 32], member.id, None, "{}".to_owned(), LIFETIME)
+        .create([2; 32], member, None, "{}".to_owned(), LIFETIME)
         .await
         .unwrap();
     store
@@ -165,7 +159,7 @@ async fn disabling_or_removing_a_user_ends_their_sessions() {
         .unwrap();
 
     let uow = store.begin(&acme.scope()).await.unwrap();
-    uow.users().remove(member.id).await.unwrap();
+    uow.users().remove(member).await.unwrap();
     uow.commit().await.unwrap();
     assert_eq!(
         lookup(&store, 2).await.err(),
@@ -189,40 +183,191 @@ async fn disabling_or_removing_a_user_ends_their_sessions() {
     assert_eq!(count(&admin, "SELECT count(*) FROM sessions").await, 0);
 }
 
+fn identity(subject: &str, email: &str, verified: bool) -> NewIdentity {
+    NewIdentity {
+        subject: subject.to_owned(),
+        email: Email::new(email).unwrap(),
+        email_verified: verified,
+        name: None,
+    }
+}
+
+/// The invitation functions answer only for the invitee's own verified address, once, before
+/// the invitation expires, and never move a member of another organization.
 #[tokio::test]
-async fn an_invitation_is_claimed_once() {
+async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
     let db = test_support::TestDatabase::new().await;
     let store = crate::store_for(&db, 2).await;
     let acme = tenant(&store, "acme").await;
+    let globex = tenant(&store, "globex").await;
     let uow = store.begin(&acme.scope()).await.unwrap();
-    let invited = uow
-        .users()
-        .invite(Email::new("new@acme.example").unwrap(), Role::Admin)
+    let invitation = uow
+        .invitations()
+        .create(Email::new("new@acme.example").unwrap(), Role::Admin)
         .await
         .unwrap();
     uow.commit().await.unwrap();
-    let email = Email::new("new@acme.example").unwrap();
-    let claimed = store
-        .unscoped_claim_invitation(&email, "idp|new")
+    let event = |user: domain::UserId| {
+        ports::NewAuditEvent::by(Some(user), domain::AuditAction::InvitationAccepted)
+    };
+    let declined = |user: domain::UserId| {
+        ports::NewAuditEvent::by(Some(user), domain::AuditAction::InvitationDeclined)
+    };
+    let lone =
+        |user: domain::UserId| Principal::authenticated(user, None, AuthMethod::Operator, None);
+
+    // The same address, unverified, and a verified stranger: nothing to see or answer.
+    let squatter = store
+        .unscoped_sign_in(identity("idp|squatter", "new@acme.example", false))
+        .await
+        .unwrap();
+    let stranger = store
+        .unscoped_sign_in(identity("idp|stranger", "other@else.example", true))
+        .await
+        .unwrap();
+    for user in [squatter.user_id, stranger.user_id] {
+        assert!(
+            store
+                .unscoped_invitations_for(user)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            store
+                .accept_invitation(&lone(user), invitation.id, event(user))
+                .await,
+            Err(InvitationError::NotFound)
+        ));
+        assert!(matches!(
+            store
+                .decline_invitation(&lone(user), invitation.id, declined(user))
+                .await,
+            Err(InvitationError::NotFound)
+        ));
+    }
+
+    // The verified address sees it, accepts it once.
+    let invitee = store
+        .unscoped_sign_in(identity("idp|new", "new@acme.example", true))
+        .await
+        .unwrap();
+    assert_ne!(invitee.user_id, squatter.user_id, "one user per subject");
+    assert!(invitee.membership.is_none(), "a login joins nothing");
+    let pending = store
+        .unscoped_invitations_for(invitee.user_id)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, invitation.id);
+    assert_eq!(pending[0].organization_id, acme.org);
+    assert_eq!(pending[0].organization_name, "Organization acme");
+    assert_eq!(pending[0].role, Role::Admin);
+    let joined = store
+        .accept_invitation(
+            &lone(invitee.user_id),
+            invitation.id,
+            event(invitee.user_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (joined.organization_id, joined.role),
+        (acme.org, Role::Admin)
+    );
+    assert!(matches!(
+        store
+            .accept_invitation(
+                &lone(invitee.user_id),
+                invitation.id,
+                event(invitee.user_id)
+            )
+            .await,
+        Err(InvitationError::NotFound)
+    ));
+    let again = store
+        .unscoped_user_by_subject("idp|new")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(claimed.user_id, invited.id);
-    assert_eq!(claimed.membership.unwrap().role, Role::Admin);
+    assert_eq!(again.membership, Some(joined));
+
+    // Another organization's invitation does not move a member; it can be declined.
+    let uow = store.begin(&globex.scope()).await.unwrap();
+    let second = uow
+        .invitations()
+        .create(Email::new("new@acme.example").unwrap(), Role::Owner)
+        .await
+        .unwrap();
+    let expiring = uow
+        .invitations()
+        .create(Email::new("other@else.example").unwrap(), Role::Member)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    assert!(matches!(
+        store
+            .accept_invitation(&lone(invitee.user_id), second.id, event(invitee.user_id))
+            .await,
+        Err(InvitationError::AlreadyMember)
+    ));
     assert_eq!(
         store
-            .unscoped_user_by_subject("idp|new")
+            .decline_invitation(&lone(invitee.user_id), second.id, declined(invitee.user_id))
             .await
-            .unwrap()
-            .unwrap()
-            .user_id,
-        invited.id
+            .unwrap(),
+        globex.org
     );
     assert!(
         store
-            .unscoped_claim_invitation(&email, "idp|someone-else")
+            .unscoped_invitations_for(invitee.user_id)
             .await
             .unwrap()
-            .is_none()
+            .is_empty()
+    );
+
+    // An expired invitation is no longer there to accept.
+    let admin = db.admin_pool().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &admin,
+        &format!(
+            "UPDATE invitations SET expires_at = now() - interval '1 second' \
+             WHERE id = '{}'",
+            expiring.id
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(
+        store
+            .unscoped_invitations_for(stranger.user_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .accept_invitation(
+                &lone(stranger.user_id),
+                expiring.id,
+                event(stranger.user_id)
+            )
+            .await,
+        Err(InvitationError::NotFound)
+    ));
+    // Each answer is in the inviting organization's audit log, nothing for the refused ones.
+    let answers = |org: domain::OrganizationId| {
+        format!(
+            "SELECT action FROM audit_events WHERE organization_id = '{org}' \
+             AND action LIKE 'invitation.%' ORDER BY seq"
+        )
+    };
+    assert_eq!(
+        texts(&admin, &answers(acme.org)).await,
+        [Some("invitation.accepted".to_owned())]
+    );
+    assert_eq!(
+        texts(&admin, &answers(globex.org)).await,
+        [Some("invitation.declined".to_owned())]
     );
 }

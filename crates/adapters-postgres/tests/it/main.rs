@@ -15,7 +15,7 @@ mod tokens;
 use std::sync::Arc;
 
 use adapters_postgres::{PgStore, PoolOptions, SecretColumns};
-use domain::{Email, Membership, Name, OrganizationId, ProjectId, Role};
+use domain::{Email, Membership, Name, OrganizationId, ProjectId, Role, UserId};
 use ports::{
     AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
     SystemClock, TenantScope, UnitOfWorkFactory,
@@ -134,7 +134,7 @@ pub(crate) async fn clocked() -> (TestDatabase, Arc<test_support::ManualClock>, 
 
 pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
     let user = store
-        .unscoped_register(NewIdentity {
+        .unscoped_sign_in(NewIdentity {
             subject: format!("auth0|{label}"),
             email: Email::new(&format!("owner@{label}.example")).unwrap(),
             email_verified: true,
@@ -179,6 +179,35 @@ pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
         org: org.id,
         project: project.id,
     }
+}
+
+/// A person who signs in with `email` (verified), is invited into `tenant`'s organization
+/// with `role` and accepts: the one way into an organization.
+pub(crate) async fn joined(store: &PgStore, tenant: &Tenant, email: &str, role: Role) -> UserId {
+    let email = Email::new(email).unwrap();
+    let user = store
+        .unscoped_sign_in(NewIdentity {
+            subject: format!("idp|{}", uuid::Uuid::now_v7()),
+            email: email.clone(),
+            email_verified: true,
+            name: None,
+        })
+        .await
+        .unwrap();
+    let uow = store.begin(&tenant.scope()).await.unwrap();
+    let invitation = uow.invitations().create(email, role).await.unwrap();
+    uow.commit().await.unwrap();
+    let invitee = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
+    let joined = store
+        .accept_invitation(
+            &invitee,
+            invitation.id,
+            ports::NewAuditEvent::by(Some(user.user_id), domain::AuditAction::InvitationAccepted),
+        )
+        .await
+        .unwrap();
+    assert_eq!(joined.organization_id, tenant.org);
+    user.user_id
 }
 
 pub(crate) async fn world() -> World {

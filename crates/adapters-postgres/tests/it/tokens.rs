@@ -1,6 +1,6 @@
 //! API tokens: shown once, sealed at rest with a digest for lookup, their owner's alone.
 
-use domain::{Email, Membership, Name, Role};
+use domain::{Membership, Name, Role};
 use ports::{
     ApiTokenSort, AuthMethod, PageRequest, Principal, Sort, SortDirection, StoreError,
     UnitOfWorkFactory,
@@ -35,12 +35,8 @@ fn page() -> PageRequest<ApiTokenSort> {
 #[tokio::test]
 async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
     let w = world().await;
+    let colleague = crate::joined(&w.store, &w.a, "colleague@a.example", Role::Admin).await;
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let colleague = uow
-        .users()
-        .invite(Email::new("colleague@a.example").unwrap(), Role::Admin)
-        .await
-        .unwrap();
     let (token, value) = uow
         .api_tokens()
         .create(Name::new("ci").unwrap(), None)
@@ -82,7 +78,7 @@ async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
 
     // Another member of the same organization neither sees nor touches it.
     let other = Principal::authenticated(
-        colleague.id,
+        colleague,
         Some(Membership {
             organization_id: w.a.org,
             role: Role::Admin,
@@ -261,15 +257,9 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
     );
 
     // A token of a user who left the organization is dead.
-    let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    let colleague = uow
-        .users()
-        .invite(Email::new("c@a.example").unwrap(), Role::Member)
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let colleague = crate::joined(&w.store, &w.a, "c@a.example", Role::Member).await;
     let member = Principal::authenticated(
-        colleague.id,
+        colleague,
         Some(Membership {
             organization_id: w.a.org,
             role: Role::Member,
@@ -290,7 +280,7 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
     uow.commit().await.unwrap();
     assert_eq!(refusal(&w, &member_value).await, None);
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
-    uow.users().remove(colleague.id).await.unwrap();
+    uow.users().remove(colleague).await.unwrap();
     uow.commit().await.unwrap();
     assert_eq!(
         refusal(&w, &member_value).await,

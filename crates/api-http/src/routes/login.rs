@@ -201,33 +201,23 @@ fn refused() -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated)
 }
 
-/// The user the provider's person is: linked by subject; else the invitation of their e-mail,
-/// if the provider verified it; else a new user with no organization. `Err` names why not.
+/// The user the provider's person is: the user of their subject, registered at a first
+/// login, with the address and its verification as the provider says them now. A login
+/// joins no organization: invitations are accepted explicitly. `Err` names why not.
 async fn link(state: &AppState, who: &VerifiedLogin) -> Result<ResolvedUser, &'static str> {
-    let identity = &state.identity;
-    if let Some(user) = identity
-        .unscoped_user_by_subject(&who.subject)
-        .await
-        .map_err(|_| "store")?
-    {
-        return Ok(user);
-    }
-    let email = who
-        .email
-        .as_deref()
-        .and_then(|e| Email::new(e).ok())
-        .ok_or("no_email")?;
-    if who.email_verified
-        && let Some(user) = identity
-            .unscoped_claim_invitation(&email, &who.subject)
+    let Some(email) = who.email.as_deref().and_then(|e| Email::new(e).ok()) else {
+        // Without an address only a returning user is known, as they were.
+        return state
+            .identity
+            .unscoped_user_by_subject(&who.subject)
             .await
             .map_err(|_| "store")?
-    {
-        return Ok(user);
-    }
+            .ok_or("no_email");
+    };
     let name = who.name.as_deref().and_then(|n| Name::new(n).ok());
-    match identity
-        .unscoped_register(NewIdentity {
+    match state
+        .identity
+        .unscoped_sign_in(NewIdentity {
             subject: who.subject.clone(),
             email,
             email_verified: who.email_verified,
@@ -236,13 +226,9 @@ async fn link(state: &AppState, who: &VerifiedLogin) -> Result<ResolvedUser, &'s
         .await
     {
         Ok(user) => Ok(user),
-        // The e-mail belongs to someone already (an invitation the provider did not verify
-        // this person for, or another account): never linked without the provider's word.
-        Err(StoreError::Duplicate { .. }) => Err(if who.email_verified {
-            "email_taken"
-        } else {
-            "email_unverified"
-        }),
+        // Another user holds the address, verified: a second identity with the same
+        // verified address is not made (the provider's word for both cannot be right).
+        Err(StoreError::Duplicate { .. }) => Err("email_taken"),
         Err(_) => Err("store"),
     }
 }

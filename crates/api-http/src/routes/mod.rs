@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod endpoints;
+pub(crate) mod invitations;
 pub(crate) mod list;
 pub(crate) mod login;
 pub(crate) mod models;

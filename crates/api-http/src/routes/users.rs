@@ -1,18 +1,19 @@
-//! Members of the caller's organization: listing, inviting, changing roles and removing.
+//! Members of the caller's organization: listing, changing roles and removing (inviting is
+//! in `invitations`).
 //! Nobody raises their own role, only owners touch owners, the last owner stays; changing a
 //! role and removing a member need a fresh login.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, Actor, Email, Name, Operation, PermissionDenied, Role, User, UserId};
-use ports::{PageRequest, Sort, SortDirection, UserSort};
+use domain::{Action, Actor, Name, Operation, Role, User, UserId};
+use ports::UserSort;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::list::{ListQuery, SortKey, page_response};
-use super::{created, required};
+use super::required;
 use crate::auth::Caller;
 use crate::error::Problem;
 use crate::{ApiError, ErrorCode};
@@ -20,7 +21,6 @@ use crate::{ApiError, ErrorCode};
 pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(list_users)
         .service(get_user)
-        .service(invite_user)
         .service(change_role)
         .service(remove_user);
 }
@@ -46,8 +46,6 @@ pub(crate) struct UserView {
     organization_id: Option<Uuid>,
     /// owner, admin or member.
     role: Option<&'static str>,
-    /// `true` once the invited person has signed in.
-    has_signed_in: bool,
     last_login_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -67,21 +65,11 @@ impl From<User> for UserView {
             is_verified: u.is_verified,
             organization_id: u.membership.map(|m| *m.organization_id.as_uuid()),
             role: u.membership.map(|m| m.role.as_str()),
-            has_signed_in: u.idp_subject.is_some(),
             last_login_at: u.last_login_at,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
     }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Invitation {
-    /// The person joins when they first sign in with this (verified) e-mail address.
-    email: String,
-    /// owner, admin or member (default). Only an owner invites an owner.
-    role: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -154,56 +142,6 @@ pub(crate) async fn get_user(
         .get(UserId::from_uuid(user_id.into_inner()))
         .await?;
     Ok(web::Json(user.into()))
-}
-
-/// Invites a person by e-mail (admins and owners).
-#[utoipa::path(
-    tag = "users",
-    security(("bearer" = [])),
-    request_body = Invitation,
-    responses(
-        (status = 201, body = UserView),
-        (status = 400, body = Problem),
-        (status = 403, body = Problem),
-        (status = 409, description = "The e-mail address is taken, or the organization is full", body = Problem)
-    )
-)]
-#[post("/api/v1/users")]
-pub(crate) async fn invite_user(
-    caller: Caller,
-    body: crate::extract::Json<Invitation>,
-) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
-    let email = required("email", b.email.as_str(), Email::new)?;
-    let role = match b.role.as_deref() {
-        None => Role::Member,
-        Some(text) => required("role", text, str::parse::<Role>)?,
-    };
-    let scope = caller.permit_in(Operation::InviteUser).await?;
-    if role == Role::Owner && scope.role() != Role::Owner {
-        return Err(caller.forbidden(PermissionDenied::OwnerProtected).await);
-    }
-    let uow = caller.state().units.begin(&scope).await?;
-    let organization = uow.organizations().current().await?;
-    let one = PageRequest::new(
-        0,
-        1,
-        Sort {
-            field: UserSort::CreatedAt,
-            direction: SortDirection::Ascending,
-        },
-    )
-    .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
-    let members = uow.users().list(one).await?.total;
-    if !organization.has_room_for_member(members) {
-        return Err(ApiError::new(ErrorCode::Conflict).with_field("max_users"));
-    }
-    let user = uow.users().invite(email, role).await?;
-    let mut event = caller.event_of(Operation::InviteUser, "user", user.id);
-    event.reason = Some(role.as_str().to_owned());
-    uow.audit().record(event).await?;
-    uow.commit().await?;
-    Ok(created(UserView::from(user)))
 }
 
 /// Changes a member's role (fresh login). Nobody raises their own role; admins manage

@@ -107,7 +107,11 @@ async fn events_carry_actor_target_address_and_request_id_and_filter() {
         )
         .await;
     let actions: Vec<_> = by_member.pluck("action");
-    assert_eq!(actions, [json!("project.created")]);
+    assert_eq!(
+        actions,
+        [json!("project.created"), json!("invitation.accepted")],
+        "newest first: the member joined by accepting, then created a project"
+    );
     let future = app
         .call(
             "GET",

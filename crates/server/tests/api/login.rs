@@ -468,7 +468,7 @@ async fn invite_bob(w: &World) -> Reply {
         .app
         .call(
             "POST",
-            "/api/v1/users",
+            "/api/v1/invitations",
             Some(&jwt),
             Some(&serde_json::json!({ "email": "bob@example.org", "role": "member" })),
         )
@@ -477,26 +477,76 @@ async fn invite_bob(w: &World) -> Reply {
     invited
 }
 
+/// The invitations the session's user sees, and their answer to `invitation` (`accept` or
+/// `decline`) sent as the frontend sends it.
+async fn answer(w: &World, session: &str, invitation: &Reply, verb: &str) -> Reply {
+    let path = format!(
+        "/api/v1/me/invitations/{}/{verb}",
+        invitation.json()["id"].as_str().unwrap()
+    );
+    with_session(w, "POST", &path, session, Some(FRONTEND)).await
+}
+
+/// The ids of the invitations the session's user sees.
+async fn pending_for(w: &World, session: &str) -> Vec<serde_json::Value> {
+    let reply = with_session(w, "GET", "/api/v1/me/invitations", session, None).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.pluck("id")
+}
+
+/// Mallory's provider account carries bob's address, unverified: she signs up, but sees and
+/// claims nothing, and squats nothing. Bob, verified, logs in: he joins nothing until he
+/// accepts, and then joins with the invited role.
 #[tokio::test]
-async fn an_unverified_email_cannot_take_over_an_invitation() {
+async fn an_unverified_address_claims_nothing_and_nobody_joins_without_accepting() {
     let w = world(&[
         account("mallory", "bob@example.org", false),
         account("bob", "bob@example.org", true),
     ])
     .await;
     let invited = invite_bob(&w).await;
-    let reply = login(&w, "", "mallory").await;
-    assert_eq!(reply.status, 401, "{reply:?}");
-    assert_eq!(failures(&w.app).await, ["email_unverified"]);
+    let mallory = session_of(&login(&w, "", "mallory").await);
+    let me = with_session(&w, "GET", "/auth/me", &mallory, None).await;
+    assert_eq!(me.json()["organization_id"], serde_json::Value::Null);
+    assert!(pending_for(&w, &mallory).await.is_empty());
+    let taken = answer(&w, &mallory, &invited, "accept").await;
+    assert_eq!(taken.status, 404, "{taken:?}");
+    assert_eq!(answer(&w, &mallory, &invited, "decline").await.status, 404);
+    assert_eq!(
+        stored_user(&w.app, "mallory").await,
+        ["bob@example.org false mallory"]
+    );
+
     // The provider's browser session is mallory's; a fresh browser signs in as bob.
     let w = World {
         browser: browser(),
         ..w
     };
-    let session = session_of(&login(&w, "", "bob").await);
-    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
-    assert_eq!(me.json()["user_id"], invited.json()["id"]);
+    let bob = session_of(&login(&w, "", "bob").await);
+    let me = with_session(&w, "GET", "/auth/me", &bob, None).await;
+    assert_eq!(
+        me.json()["organization_id"],
+        serde_json::Value::Null,
+        "{me:?}"
+    );
+    assert_ne!(me.json()["user_id"], serde_json::Value::Null);
+    assert_eq!(pending_for(&w, &bob).await, [invited.json()["id"].clone()]);
+    let joined = answer(&w, &bob, &invited, "accept").await;
+    assert_eq!(joined.status, 200, "{joined:?}");
+    assert_eq!(
+        joined.json()["organization_id"],
+        invited.json()["organization_id"]
+    );
+    assert_eq!(joined.json()["role"], "member");
+    let me = with_session(&w, "GET", "/auth/me", &bob, None).await;
+    assert_eq!(
+        me.json()["organization_id"],
+        invited.json()["organization_id"]
+    );
     assert_eq!(me.json()["role"], "member");
+    assert!(pending_for(&w, &bob).await.is_empty(), "used up");
+    assert_eq!(answer(&w, &bob, &invited, "accept").await.status, 404);
+    assert!(failures(&w.app).await.is_empty());
 }
 
 #[tokio::test]
@@ -1087,8 +1137,12 @@ async fn a_userinfo_answer_about_someone_else_is_refused() {
         ..w
     };
     let session = session_of(&login(&w, "", "bob").await);
+    assert_eq!(
+        pending_for(&w, &session).await,
+        [invited.json()["id"].clone()]
+    );
+    assert_eq!(answer(&w, &session, &invited, "accept").await.status, 200);
     let me = with_session(&w, "GET", "/auth/me", &session, None).await;
-    assert_eq!(me.json()["user_id"], invited.json()["id"]);
     assert_eq!(me.json()["role"], "member");
 }
 

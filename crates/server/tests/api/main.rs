@@ -8,6 +8,7 @@ mod binary;
 mod blocks;
 mod headers;
 mod health;
+mod invitations;
 mod limits;
 mod login;
 mod matrix;
@@ -461,7 +462,7 @@ impl TestApp {
     pub(crate) async fn owner(&self, label: &str) -> TestUser {
         let resolved = self
             .store
-            .unscoped_register(NewIdentity {
+            .unscoped_sign_in(NewIdentity {
                 subject: format!("test|{label}-{}", Uuid::now_v7()),
                 email: Email::new(&format!("{label}-{}@example.org", Uuid::now_v7())).unwrap(),
                 email_verified: true,
@@ -491,20 +492,37 @@ impl TestApp {
         }
     }
 
-    /// A new member of `owner`'s organization with `role`.
+    /// A new member of `owner`'s organization with `role`: signed in with a verified
+    /// address, invited, and accepting (the one way in).
     pub(crate) async fn member(&self, owner: &TestUser, role: Role) -> TestUser {
+        let email = Email::new(&format!("m-{}@example.org", Uuid::now_v7())).unwrap();
+        let user = self
+            .store
+            .unscoped_sign_in(NewIdentity {
+                subject: format!("test|member-{}", Uuid::now_v7()),
+                email: email.clone(),
+                email_verified: true,
+                name: None,
+            })
+            .await
+            .unwrap();
         let uow = self.store.begin(&owner.scope()).await.unwrap();
-        let user = uow
-            .users()
-            .invite(
-                Email::new(&format!("m-{}@example.org", Uuid::now_v7())).unwrap(),
-                role,
+        let invitation = uow.invitations().create(email, role).await.unwrap();
+        uow.commit().await.unwrap();
+        let invitee = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
+        self.store
+            .accept_invitation(
+                &invitee,
+                invitation.id,
+                ports::NewAuditEvent::by(
+                    Some(user.user_id),
+                    domain::AuditAction::InvitationAccepted,
+                ),
             )
             .await
             .unwrap();
-        uow.commit().await.unwrap();
         TestUser {
-            id: user.id,
+            id: user.user_id,
             membership: Membership {
                 organization_id: owner.membership.organization_id,
                 role,

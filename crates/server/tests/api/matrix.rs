@@ -32,6 +32,7 @@ async fn snapshot(app: &TestApp, org: &TestUser) -> BTreeMap<&'static str, Strin
         ("endpoints", "organization_id"),
         ("models", "organization_id"),
         ("api_tokens", "organization_id"),
+        ("invitations", "organization_id"),
         ("audit_events", "organization_id"),
     ] {
         let row = admin
@@ -85,7 +86,10 @@ async fn another_organizations_resources_are_404_on_every_route_that_takes_an_id
     let token_reply = app.create_api_token(&a_jwt, "A's token").await;
     let token = token_reply.json()["id"].as_str().unwrap().to_owned();
     let member = app.member(&a, Role::Member).await;
+    // Pending, and addressed to nobody of B: B can neither withdraw nor answer it.
+    let invitation = create("/api/v1/invitations", json!({"email": "invited@a.example"})).await;
     let ids: BTreeMap<&str, String> = BTreeMap::from([
+        ("invitation_id", invitation),
         ("project_id", project),
         ("endpoint_id", endpoint),
         ("model_id", model),

@@ -62,9 +62,10 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
     let member_refusals = [
         (
             "POST",
-            "/api/v1/users".to_owned(),
+            "/api/v1/invitations".to_owned(),
             Some(json!({"email": "x@example.org"})),
         ),
+        ("GET", "/api/v1/invitations".to_owned(), None),
         (
             "PATCH",
             "/api/v1/organizations/current".to_owned(),
@@ -85,7 +86,7 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
     let invited = app
         .call(
             "POST",
-            "/api/v1/users",
+            "/api/v1/invitations",
             Some(&app.jwt(&admin)),
             Some(&json!({"email": "new@example.org", "role": "admin"})),
         )
@@ -94,23 +95,39 @@ async fn members_admins_and_owners_on_the_administrative_routes() {
         (invited.status, role_of(&invited)),
         (201, "admin".to_owned())
     );
-    assert_eq!(invited.json()["has_signed_in"], false);
     let again = app
         .call(
             "POST",
-            "/api/v1/users",
+            "/api/v1/invitations",
             Some(&app.jwt(&admin)),
             Some(&json!({"email": "new@example.org"})),
         )
         .await;
     assert_eq!(
         (again.status, again.json()["field"].clone()),
-        (409, json!("email"))
+        (409, json!("email")),
+        "invited by this organization already"
     );
+    let listed = app
+        .call("GET", "/api/v1/invitations", Some(&app.jwt(&admin)), None)
+        .await;
+    assert_eq!(listed.pluck("email"), [json!("new@example.org")]);
+    let withdrawn = app
+        .call(
+            "DELETE",
+            &format!(
+                "/api/v1/invitations/{}",
+                invited.json()["id"].as_str().unwrap()
+            ),
+            Some(&app.jwt(&admin)),
+            None,
+        )
+        .await;
+    assert_eq!(withdrawn.status, 204);
     let admin_refusals = [
         (
             "POST",
-            "/api/v1/users".to_owned(),
+            "/api/v1/invitations".to_owned(),
             Some(json!({"email": "boss@example.org", "role": "owner"})),
         ),
         ("PATCH", user(&admin), Some(json!({"role": "owner"}))),

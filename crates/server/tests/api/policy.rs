@@ -52,10 +52,11 @@ async fn a_leaked_api_token_or_a_stale_login_hands_out_no_power() {
     let stale = stale_jwt(&app, &owner);
     let member = app.member(&owner, domain::Role::Member).await;
     let users_before = app.count("SELECT count(*) FROM users").await;
+    let invitations_before = app.count("SELECT count(*) FROM invitations").await;
     for role in ["owner", "admin", "member"] {
         let invite = json!({"email": format!("attacker-{role}@evil.example"), "role": role});
         let reply = app
-            .call("POST", "/api/v1/users", Some(&token), Some(&invite))
+            .call("POST", "/api/v1/invitations", Some(&token), Some(&invite))
             .await;
         assert_eq!(
             (reply.status, reply.problem_code().as_str()),
@@ -63,7 +64,7 @@ async fn a_leaked_api_token_or_a_stale_login_hands_out_no_power() {
             "an API token invites nobody ({role}): {reply:?}"
         );
         let reply = app
-            .call("POST", "/api/v1/users", Some(&stale), Some(&invite))
+            .call("POST", "/api/v1/invitations", Some(&stale), Some(&invite))
             .await;
         assert_eq!(
             (reply.status, reply.problem_code().as_str()),
@@ -72,6 +73,10 @@ async fn a_leaked_api_token_or_a_stale_login_hands_out_no_power() {
         );
     }
     assert_eq!(app.count("SELECT count(*) FROM users").await, users_before);
+    assert_eq!(
+        app.count("SELECT count(*) FROM invitations").await,
+        invitations_before
+    );
     let member_path = format!("/api/v1/users/{}", member.id);
     let org = "/api/v1/organizations/current";
     let token_id = app

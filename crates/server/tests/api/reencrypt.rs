@@ -38,7 +38,7 @@ async fn store(db: &TestDatabase, keys: &str, window: bool) -> PgStore {
 /// An organization with `models` models, each with the key `sk-<label>-<n>`.
 async fn organization(store: &PgStore, label: &str, models: usize) -> (TenantScope, Vec<ModelId>) {
     let user = store
-        .unscoped_register(NewIdentity {
+        .unscoped_sign_in(NewIdentity {
             subject: format!("test|{label}"),
             email: Email::new(&format!("owner@{label}.example")).unwrap(),
             email_verified: true,

@@ -1,0 +1,122 @@
+//! Invitations per organization (A6): what an organization learns by inviting is the same
+//! whether or not the address belongs to anyone elsewhere, and a person in another
+//! organization is moved by no invitation; they may decline it.
+
+use domain::Role;
+use serde_json::{Value, json};
+
+use crate::{TestApp, TestUser, spawn_app};
+
+async fn email_of(app: &TestApp, user: &TestUser) -> String {
+    app.strings(&format!(
+        "SELECT email FROM users WHERE id = '{}'",
+        user.id.as_uuid()
+    ))
+    .await
+    .remove(0)
+}
+
+/// The reply's fields apart from the ones that differ by nature (id, address, times).
+fn shape(reply: &crate::Reply) -> (u16, Vec<String>, Value, Value) {
+    let body = reply.json();
+    let mut keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    (
+        reply.status,
+        keys,
+        body["role"].clone(),
+        body["organization_id"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn an_invitation_answers_the_same_whether_the_address_exists_elsewhere() {
+    let app = spawn_app().await;
+    let a = app.owner("a").await;
+    let a_member = app.member(&a, Role::Member).await;
+    let b = app.owner("b").await;
+    let b_jwt = app.jwt(&b);
+    let invite = |email: String| {
+        let (app, b_jwt) = (&app, b_jwt.clone());
+        async move {
+            app.call(
+                "POST",
+                "/api/v1/invitations",
+                Some(&b_jwt),
+                Some(&json!({"email": email, "role": "admin"})),
+            )
+            .await
+        }
+    };
+    // The attack: B probes addresses that are A's owner's, A's member's, and nobody's.
+    let unknown = invite("nobody-anywhere@example.org".to_owned()).await;
+    assert_eq!(unknown.status, 201, "{unknown:?}");
+    let mut replies = Vec::new();
+    for user in [&a, &a_member] {
+        let reply = invite(email_of(&app, user).await).await;
+        assert_eq!(shape(&reply), shape(&unknown), "{reply:?}");
+        replies.push(reply);
+    }
+    // A's people stay A's: nothing of theirs changed, and B's list shows only B's invitations.
+    for user in [&a, &a_member] {
+        let me = app
+            .call("GET", "/api/v1/me", Some(&app.jwt(user)), None)
+            .await;
+        assert_eq!(
+            me.json()["organization_id"],
+            json!(a.membership.organization_id.as_uuid())
+        );
+    }
+    let listed = app
+        .call("GET", "/api/v1/invitations", Some(&b_jwt), None)
+        .await;
+    assert_eq!(listed.header("x-total-count"), Some("3"));
+
+    // A's member sees B's invitation (their address is verified) but accepting it moves
+    // nobody: a user belongs to one organization. Declining removes it, and B's log says so.
+    let member_jwt = app.jwt(&a_member);
+    let theirs = app
+        .call("GET", "/api/v1/me/invitations", Some(&member_jwt), None)
+        .await;
+    assert_eq!(theirs.pluck("id"), [replies[1].json()["id"].clone()]);
+    assert_eq!(theirs.json()[0]["role"], "admin");
+    let path = |verb: &str| {
+        format!(
+            "/api/v1/me/invitations/{}/{verb}",
+            replies[1].json()["id"].as_str().unwrap()
+        )
+    };
+    let accepted = app
+        .call("POST", &path("accept"), Some(&member_jwt), None)
+        .await;
+    assert_eq!(accepted.status, 409, "{accepted:?}");
+    let declined = app
+        .call("POST", &path("decline"), Some(&member_jwt), None)
+        .await;
+    assert_eq!(declined.status, 204, "{declined:?}");
+    assert_eq!(
+        app.strings(&format!(
+            "SELECT action FROM audit_events WHERE organization_id = '{}' \
+             AND (action LIKE 'invitation.%' OR action = 'user.invited') ORDER BY seq",
+            b.membership.organization_id.as_uuid()
+        ))
+        .await,
+        [
+            "user.invited",
+            "user.invited",
+            "user.invited",
+            "invitation.declined"
+        ]
+    );
+    // Another person's invitation is not theirs to answer: 404, as for one that never was.
+    let others = format!(
+        "/api/v1/me/invitations/{}/decline",
+        replies[0].json()["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.call("POST", &others, Some(&member_jwt), None)
+            .await
+            .status,
+        404
+    );
+}
