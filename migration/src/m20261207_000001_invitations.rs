@@ -42,14 +42,14 @@ CREATE TABLE invitations (
 );
 CREATE INDEX invitations_email_idx ON invitations (email);
 
--- The rows invited the old way (a user row without a subject) become invitations.
+-- The rows invited the old way (a user row without a subject) become invitations. The owner
+-- reads and writes them past the policies for this once (FORCEd again below).
+ALTER TABLE users NO FORCE ROW LEVEL SECURITY;
 INSERT INTO invitations (id, organization_id, email, role, invited_by, created_at, expires_at)
 SELECT u.id, u.organization_id, u.email, u.role, NULL, u.created_at,
        pg_catalog.now() + interval '14 days'
 FROM users AS u
 WHERE u.idp_subject IS NULL AND u.organization_id IS NOT NULL;
-
-ALTER TABLE users NO FORCE ROW LEVEL SECURITY;
 UPDATE users
 SET left_organization_id = organization_id, organization_id = NULL, role = NULL
 WHERE idp_subject IS NULL AND organization_id IS NOT NULL;

@@ -120,3 +120,90 @@ async fn an_invitation_answers_the_same_whether_the_address_exists_elsewhere() {
         404
     );
 }
+
+/// The schema before invitations kept an invited person as a user row without a subject,
+/// already in the organization. The migration carries each over as an invitation (the role
+/// kept, 14 days to answer) and takes the placeholder out of the organization: removed, or
+/// kept as a departed user where something refers to it. The invited person then joins by
+/// accepting, as anyone invited now.
+#[tokio::test]
+async fn invited_rows_of_the_earlier_schema_become_invitations() {
+    use migration::MigratorTrait;
+    use ports::{IdentityDirectory, UnitOfWorkFactory};
+
+    let app = spawn_app().await;
+    let a = app.owner("a").await;
+    let org = a.membership.organization_id.as_uuid().to_string();
+    let owner_db = sea_orm::Database::connect(app.db.owner_url())
+        .await
+        .unwrap();
+    migration::Migrator::down(&owner_db, Some(1)).await.unwrap();
+    let admin = app.db.admin_pool().await;
+    let (plain, kept) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &admin,
+        &format!(
+            "INSERT INTO users (id, email, is_active, is_verified, organization_id, role, \
+             settings, created_at, updated_at) VALUES \
+             ('{plain}', 'old@example.org', true, false, '{org}', 'admin', '{{}}', now(), now()), \
+             ('{kept}', 'kept@example.org', true, false, '{org}', 'member', '{{}}', now(), now());
+             INSERT INTO projects (id, organization_id, name, owner_id, created_at, updated_at) \
+             VALUES (gen_random_uuid(), '{org}', 'owned by an invitee', '{kept}', now(), now());"
+        ),
+    )
+    .await
+    .unwrap();
+    migration::Migrator::up(&owner_db, None).await.unwrap();
+
+    assert_eq!(
+        app.strings(&format!(
+            "SELECT concat_ws(' ', email, role, (expires_at > now() + interval '13 days')::text) \
+             FROM invitations WHERE organization_id = '{org}' ORDER BY email"
+        ))
+        .await,
+        ["kept@example.org member true", "old@example.org admin true"]
+    );
+    assert_eq!(
+        app.strings(&format!(
+            "SELECT concat_ws(' ', email, coalesce(organization_id::text, '-'), \
+             left_organization_id::text) FROM users WHERE id IN ('{plain}', '{kept}')"
+        ))
+        .await,
+        [format!("kept@example.org - {org}")],
+        "the placeholder a project refers to stays, out of the organization; the other is gone"
+    );
+
+    // The invited person signs in (verified) and joins by accepting.
+    let user = app
+        .store
+        .unscoped_sign_in(ports::NewIdentity {
+            subject: "idp|old".to_owned(),
+            email: domain::Email::new("old@example.org").unwrap(),
+            email_verified: true,
+            name: None,
+        })
+        .await
+        .unwrap();
+    assert!(user.membership.is_none());
+    let pending = app
+        .store
+        .unscoped_invitations_for(user.user_id)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    let invitee =
+        ports::Principal::authenticated(user.user_id, None, ports::AuthMethod::Operator, None);
+    let joined = app
+        .store
+        .accept_invitation(
+            &invitee,
+            pending[0].id,
+            ports::NewAuditEvent::by(Some(user.user_id), domain::AuditAction::InvitationAccepted),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (joined.organization_id, joined.role),
+        (a.membership.organization_id, Role::Admin)
+    );
+}
