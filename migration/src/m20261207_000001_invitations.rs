@@ -10,7 +10,10 @@
 //! - `app_sign_in` links a login to its user by subject (registering a newcomer, following
 //!   the provider's address and its verification); it claims nothing.
 //! - `app_my_invitations`, `app_accept_invitation`, `app_decline_invitation` answer only for
-//!   the pending invitations of the caller's own verified address.
+//!   the pending invitations of the caller's own verified address, and only while the
+//!   inviter still may hand out the role (an owner for an owner, else an admin or owner, still
+//!   in the organization): an insider who is demoted or removed cannot come back through an
+//!   invitation they sent themselves beforehand.
 //! - A trigger refuses any write that puts a user into an organization that already has
 //!   members, unless it comes from the owner's functions (accepting): founding an
 //!   organization, which has no member yet, is the only other way in.
@@ -116,6 +119,22 @@ $$;
 CREATE TRIGGER users_join_by_acceptance BEFORE INSERT OR UPDATE OF organization_id ON users
 FOR EACH ROW EXECUTE FUNCTION app_membership_by_acceptance();
 
+-- Whether an invitation is still backed by its inviter: an owner for an owner's invitation,
+-- an admin or owner for any other, still active in the organization. An inviter who was
+-- demoted or removed hands out nothing afterwards (invitations of the earlier schema name no
+-- inviter and stand as they were). Called from the owner's functions below.
+CREATE FUNCTION app_invitation_backed(p_org uuid, p_role text, p_inviter uuid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p_inviter IS NULL OR EXISTS (
+        SELECT 1 FROM public.users AS u
+        WHERE u.id = p_inviter AND u.organization_id = p_org AND u.is_active
+          AND (u.role = 'owner' OR (u.role = 'admin' AND p_role <> 'owner'))
+    )
+$$;
+
 -- The user of the provider's subject, registered on a first login (id p_id), with the
 -- provider's address and its verification as the provider says them now.
 CREATE FUNCTION app_sign_in(p_id uuid, p_subject text, p_email text, p_verified boolean,
@@ -162,6 +181,7 @@ BEGIN
         JOIN public.users AS u ON u.id = p_user AND u.is_verified AND u.email = i.email
         JOIN public.organizations AS o ON o.id = i.organization_id AND o.deleted_at IS NULL
         WHERE i.expires_at > pg_catalog.now()
+          AND public.app_invitation_backed(i.organization_id, i.role, i.invited_by)
         ORDER BY i.created_at, i.id;
     PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
 END
@@ -186,6 +206,7 @@ BEGIN
     JOIN public.organizations AS o ON o.id = i.organization_id AND o.deleted_at IS NULL
     WHERE i.id = p_invitation AND i.email = v_user.email AND v_user.is_verified
       AND v_user.is_active AND i.expires_at > pg_catalog.now()
+      AND public.app_invitation_backed(i.organization_id, i.role, i.invited_by)
     FOR UPDATE OF i;
     IF v_inv.id IS NULL THEN
         PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
@@ -237,6 +258,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION app_membership_by_acceptance() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app_invitation_backed(uuid, text, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app_sign_in(uuid, text, text, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app_my_invitations(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app_accept_invitation(uuid, uuid) FROM PUBLIC;
@@ -254,6 +276,7 @@ DROP FUNCTION app_decline_invitation(uuid, uuid);
 DROP FUNCTION app_accept_invitation(uuid, uuid);
 DROP FUNCTION app_my_invitations(uuid);
 DROP FUNCTION app_sign_in(uuid, text, text, boolean, text);
+DROP FUNCTION app_invitation_backed(uuid, text, uuid);
 DROP TRIGGER users_join_by_acceptance ON users;
 DROP FUNCTION app_membership_by_acceptance();
 DROP POLICY tenant_insert ON users;

@@ -207,3 +207,126 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
         (a.membership.organization_id, Role::Admin)
     );
 }
+
+/// A signed-in person with a verified address and no organization.
+async fn newcomer(app: &TestApp, email: &str) -> ports::Principal {
+    use ports::IdentityDirectory;
+    let user = app
+        .store
+        .unscoped_sign_in(ports::NewIdentity {
+            subject: format!("idp|{email}"),
+            email: domain::Email::new(email).unwrap(),
+            email_verified: true,
+            name: None,
+        })
+        .await
+        .unwrap();
+    ports::Principal::authenticated(user.user_id, None, ports::AuthMethod::Operator, None)
+}
+
+/// The attack: an owner about to be demoted or removed first invites their own other
+/// account as owner (or admin), to come back in later. An invitation hands out only what
+/// its inviter still may: it dies with the inviter's authority.
+#[tokio::test]
+async fn an_invitation_dies_with_its_inviters_authority() {
+    use ports::{IdentityDirectory, InvitationError, UnitOfWorkFactory};
+
+    let app = spawn_app().await;
+    let owner = app.owner("a").await;
+    let insider = app.member(&owner, Role::Owner).await;
+    let invite = |email: &'static str, role: &'static str| {
+        let (app, jwt) = (&app, app.jwt(&insider));
+        async move {
+            let reply = app
+                .call(
+                    "POST",
+                    "/api/v1/invitations",
+                    Some(&jwt),
+                    Some(&json!({"email": email, "role": role})),
+                )
+                .await;
+            assert_eq!(reply.status, 201, "{reply:?}");
+            reply
+        }
+    };
+    invite("alt-owner@evil.example", "owner").await;
+    invite("alt-admin@evil.example", "admin").await;
+    let insider_path = format!("/api/v1/users/{}", insider.id.as_uuid());
+    let visible = |email: &'static str| {
+        let app = &app;
+        async move {
+            let who = newcomer(app, email).await;
+            let pending = app
+                .store
+                .unscoped_invitations_for(who.user_id())
+                .await
+                .unwrap();
+            (who, pending)
+        }
+    };
+    let (_, both) = visible("alt-owner@evil.example").await;
+    assert_eq!(both.len(), 1, "backed while the insider is an owner");
+
+    // Demoted to admin: the owner's invitation is dead, the admin's stands.
+    let demoted = app
+        .call(
+            "PATCH",
+            &insider_path,
+            Some(&app.jwt(&owner)),
+            Some(&json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(demoted.status, 200, "{demoted:?}");
+    let (alt_owner, pending) = visible("alt-owner@evil.example").await;
+    assert!(pending.is_empty(), "{pending:?}");
+    let (_, pending) = visible("alt-admin@evil.example").await;
+    assert_eq!(pending.len(), 1);
+    let owner_invitation = app
+        .strings("SELECT id::text FROM invitations WHERE email = 'alt-owner@evil.example'")
+        .await
+        .remove(0);
+    let accept = |who: ports::Principal, id: String| {
+        let app = &app;
+        async move {
+            app.store
+                .accept_invitation(
+                    &who,
+                    domain::InvitationId::from_uuid(id.parse().unwrap()),
+                    ports::NewAuditEvent::by(
+                        Some(who.user_id()),
+                        domain::AuditAction::InvitationAccepted,
+                    ),
+                )
+                .await
+        }
+    };
+    assert!(matches!(
+        accept(alt_owner, owner_invitation).await,
+        Err(InvitationError::NotFound)
+    ));
+
+    // Removed: nothing they invited is backed any more.
+    let removed = app
+        .call("DELETE", &insider_path, Some(&app.jwt(&owner)), None)
+        .await;
+    assert_eq!(removed.status, 204, "{removed:?}");
+    let (alt_admin, pending) = visible("alt-admin@evil.example").await;
+    assert!(pending.is_empty(), "{pending:?}");
+    let admin_invitation = app
+        .strings("SELECT id::text FROM invitations WHERE email = 'alt-admin@evil.example'")
+        .await
+        .remove(0);
+    assert!(matches!(
+        accept(alt_admin, admin_invitation).await,
+        Err(InvitationError::NotFound)
+    ));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM users WHERE organization_id = '{}'",
+            owner.membership.organization_id.as_uuid()
+        ))
+        .await,
+        1,
+        "only the real owner is left"
+    );
+}
