@@ -29,30 +29,31 @@ const LAST: &str = "SELECT seq, hash FROM audit_events WHERE organization_id = $
                     ORDER BY seq DESC LIMIT 1";
 const INSERT: &str = "INSERT INTO audit_events (id, organization_id, seq, occurred_at, \
                       actor_user_id, action, target_type, target_id, outcome, reason, \
-                      client_ip, request_id, prev_hash, hash, hash_version) \
+                      client_ip, request_id, occurrences, prev_hash, hash, hash_version) \
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS inet), $12, \
-                              $13, $14, $15)";
+                              $13, $14, $15, $16)";
 const SYSTEM_HEAD: &str = "SELECT seq, hash FROM app_system_audit_head()";
 /// INSERT's values but the organization.
 const SYSTEM_APPEND: &str = "SELECT app_system_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                             CAST($10 AS inet), $11, $12, $13, $14)";
+                             CAST($10 AS inet), $11, $12, $13, $14, $15)";
 const CHAIN_PAGE: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                           target_type, target_id, outcome, reason, \
-                          host(client_ip) AS client_ip, request_id, prev_hash, hash, \
+                          host(client_ip) AS client_ip, request_id, occurrences, prev_hash, hash, \
                           hash_version FROM audit_events WHERE organization_id = $1 AND seq > $2 \
                           ORDER BY seq LIMIT $3";
 const SYSTEM_PAGE: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                            target_type, target_id, outcome, reason, client_ip, request_id, \
-                           prev_hash, hash, hash_version FROM app_system_audit_events($1, $2)";
+                           occurrences, prev_hash, hash, hash_version \
+                           FROM app_system_audit_events($1, $2)";
 const NEWEST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                       target_type, target_id, outcome, reason, host(client_ip) AS client_ip, \
-                      request_id, prev_hash, hash, hash_version FROM audit_events \
+                      request_id, occurrences, prev_hash, hash, hash_version FROM audit_events \
                       WHERE organization_id = $1 ORDER BY seq DESC LIMIT 1";
 const EVENT_HASH: &str =
     "SELECT seq, hash FROM audit_events WHERE organization_id = $1 AND seq = $2";
 const LIST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                     target_type, target_id, outcome, reason, host(client_ip) AS client_ip, \
-                    request_id, prev_hash, hash, hash_version FROM audit_events \
+                    request_id, occurrences, prev_hash, hash, hash_version FROM audit_events \
                     WHERE organization_id = $1 \
                       AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
                       AND ($3::timestamptz IS NULL OR occurred_at < $3) \
@@ -80,6 +81,7 @@ struct Row {
     reason: Option<String>,
     client_ip: Option<String>,
     request_id: Option<String>,
+    occurrences: i32,
     prev_hash: Vec<u8>,
     hash: Vec<u8>,
     hash_version: i16,
@@ -115,6 +117,10 @@ impl TryFrom<Row> for AuditEvent {
                 .transpose()
                 .map_err(|_| bad("client_ip"))?,
             request_id: r.request_id,
+            occurrences: u32::try_from(r.occurrences)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| bad("occurrences"))?,
             prev_hash: r
                 .prev_hash
                 .as_slice()
@@ -208,6 +214,8 @@ async fn append(
         reason: new.reason,
         client_ip: new.client_ip,
         request_id: new.request_id,
+        // What the column holds: at least 1, at most `integer`'s largest value.
+        occurrences: new.occurrences.clamp(1, i32::MAX.unsigned_abs()),
         prev_hash,
         hash: [0; 32],
     };
@@ -227,6 +235,7 @@ async fn append(
         event.reason.clone().into(),
         event.client_ip.map(|ip| ip.to_string()).into(),
         event.request_id.clone().into(),
+        i32::try_from(event.occurrences).unwrap_or(i32::MAX).into(),
         event.prev_hash.to_vec().into(),
         event.hash.to_vec().into(),
         AuditLink::Keyed.version().into(),

@@ -111,6 +111,7 @@ impl RequestMeta {
             reason: None,
             client_ip: self.client_ip,
             request_id: self.request_id.clone(),
+            occurrences: 1,
         }
     }
 }

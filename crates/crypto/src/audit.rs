@@ -184,6 +184,12 @@ fn encode(h: &mut impl Update, label: &[u8], prev_hash: &[u8; 32], event: &Audit
     let ip = event.client_ip.map(|ip| ip.to_string());
     optional(h, ip.as_deref().map(str::as_bytes));
     optional(h, event.request_id.as_deref().map(str::as_bytes));
+    // An event that stands for several occurrences says so; one that stands for one encodes
+    // as events did before the count existed, so their links stay as they were.
+    if event.occurrences != 1 {
+        field(h, b"occurrences");
+        field(h, &event.occurrences.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +214,7 @@ mod tests {
             reason: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
             request_id: Some("r1".to_owned()),
+            occurrences: 1,
             prev_hash: [9; 32],
             hash: [9; 32],
         }
@@ -257,6 +264,8 @@ mod tests {
                 |e| e.reason = Some("expired".to_owned()),
                 |e| e.client_ip = None,
                 |e| e.request_id = Some(String::new()),
+                |e| e.occurrences = 2,
+                |e| e.occurrences = u32::MAX,
                 // Moving bytes between adjacent fields must not collide.
                 |e| {
                     e.target_type = Some("api_tokent".to_owned());
@@ -268,6 +277,12 @@ mod tests {
                 change(&mut changed);
                 assert_ne!(base, link(&AUDIT_GENESIS, &changed), "{name}: change {n}");
             }
+            let counted = |n| {
+                let mut e = event();
+                e.occurrences = n;
+                link(&AUDIT_GENESIS, &e)
+            };
+            assert_ne!(counted(2), counted(3), "{name}: the count itself");
         }
     }
 

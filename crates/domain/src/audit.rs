@@ -181,6 +181,9 @@ pub struct AuditEvent {
     pub reason: Option<String>,
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
+    /// How many occurrences the event stands for: 1, or more for refusals of one kind from
+    /// one address counted over a minute and recorded once.
+    pub occurrences: u32,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
 }

@@ -20,6 +20,8 @@ pub struct NewAuditEvent {
     pub reason: Option<String>,
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
+    /// How many occurrences the event stands for (1 but for counted refusals).
+    pub occurrences: u32,
 }
 
 impl NewAuditEvent {
@@ -34,6 +36,7 @@ impl NewAuditEvent {
             reason: None,
             client_ip: None,
             request_id: None,
+            occurrences: 1,
         }
     }
 }

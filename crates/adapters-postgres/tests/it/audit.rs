@@ -19,6 +19,7 @@ fn event(tenant: &Tenant, action: AuditAction, target: &str) -> NewAuditEvent {
         reason: None,
         client_ip: Some("198.51.100.7".parse().unwrap()),
         request_id: Some(format!("req-{target}")),
+        occurrences: 1,
     }
 }
 
@@ -240,6 +241,7 @@ async fn events_of_no_organization_chain_apart_and_the_app_role_cannot_read_them
         reason: Some(reason.to_owned()),
         client_ip: Some("203.0.113.9".parse().unwrap()),
         request_id: Some("req-x".to_owned()),
+        occurrences: 1,
     };
     for reason in ["unknown", "malformed", "bad_signature"] {
         let event = w

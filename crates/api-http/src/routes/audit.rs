@@ -54,6 +54,9 @@ pub(crate) struct AuditEventView {
     reason: Option<String>,
     client_ip: Option<String>,
     request_id: Option<String>,
+    /// How many occurrences the event stands for: refusals of one kind from one address
+    /// are counted over a minute and recorded once; 1 for everything else.
+    occurrences: u32,
     /// Hex link of this event to the previous one: an HMAC-SHA256 under the server's audit
     /// chain key (plain SHA-256 for events written before the chain was keyed).
     hash: String,
@@ -78,6 +81,7 @@ impl From<AuditEvent> for AuditEventView {
             reason: e.reason,
             client_ip: e.client_ip.map(|ip| ip.to_string()),
             request_id: e.request_id,
+            occurrences: e.occurrences,
             hash: hex(&e.hash),
             prev_hash: hex(&e.prev_hash),
         }

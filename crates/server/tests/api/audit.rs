@@ -578,6 +578,7 @@ fn unkeyed_event(
         reason: Some("unknown".to_owned()),
         client_ip: Some("192.0.2.7".parse().unwrap()),
         request_id: Some(format!("req-{target}")),
+        occurrences: 1,
         prev_hash,
         hash: [0; 32],
     };
