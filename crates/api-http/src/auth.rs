@@ -229,13 +229,7 @@ async fn refuse(state: &AppState, meta: &RequestMeta, refusal: Refusal, kind: &s
     event.target_type = Some(kind.to_owned());
     event.target_id = refusal.token.map(|t| t.to_string());
     event.reason = Some(refusal.reason.as_str().to_owned());
-    if let Err(err) = state
-        .audit_log
-        .unscoped_record(refusal.organization, event)
-        .await
-    {
-        tracing::error!(error = %err, "the refused credential could not be recorded");
-    }
+    state.refusals.note(refusal.organization, event);
     let error =
         ApiError::new(ErrorCode::Unauthenticated).with_challenge(challenge(Some("invalid_token")));
     match meta.client_ip {

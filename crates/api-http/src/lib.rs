@@ -12,6 +12,7 @@ mod extract;
 mod headers;
 mod health;
 mod limits;
+mod refusals;
 mod request_context;
 mod routes;
 mod sessions;
@@ -36,6 +37,7 @@ pub use extract::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES};
 pub use headers::{API_CSP, DOCS_CSP, HSTS};
 pub use health::CachedHealth;
 pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
+pub use refusals::{DEFAULT_MAX_KINDS, RefusalLog};
 pub use request_context::REQUEST_ID_HEADER;
 pub use routes::login::{LOGIN_COOKIE, LoginSettings};
 pub use sessions::{SESSION_COOKIE, SessionSettings};
@@ -63,6 +65,8 @@ pub struct AppState {
     pub limiters: Limiters,
     /// The graduated response: blocks in force, strikes.
     pub blocker: Blocker,
+    /// Refused credentials and failed logins, counted and recorded once a window.
+    pub refusals: Arc<RefusalLog>,
     /// Browser sessions.
     pub sessions: SessionSettings,
     /// Browser login through the identity provider; `None` when none is configured (the

@@ -144,7 +144,7 @@ impl std::str::FromStr for AuditOutcome {
 }
 
 /// Whether the action succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditOutcome {
     Success,
     Failure,

@@ -304,6 +304,12 @@ pub struct AuditArgs {
     #[arg(long, env = "AUDIT_HEAD_LOG_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub head_log_seconds: u32,
+    /// Refused credentials and failed logins are counted per kind, client address and
+    /// window of this many seconds, and each count recorded as one event when its window
+    /// closes.
+    #[arg(long, env = "AUDIT_REFUSAL_WINDOW_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub refusal_window_seconds: u32,
 }
 
 impl AuditArgs {
@@ -318,6 +324,11 @@ impl AuditArgs {
     /// How often the chain heads are logged.
     pub fn head_log_every(&self) -> std::time::Duration {
         std::time::Duration::from_secs(u64::from(self.head_log_seconds))
+    }
+
+    /// The window refusals are counted over.
+    pub fn refusal_window(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::from(self.refusal_window_seconds))
     }
 }
 
@@ -868,6 +879,7 @@ mod tests {
             chain_key: key.map(|k| SecretString::from(k.to_owned())),
             chain_key_file: file,
             head_log_seconds: 300,
+            refusal_window_seconds: 60,
         };
         assert!(matches!(
             args(None, None).key(),

@@ -287,6 +287,8 @@ pub fn login_settings(
 const FORGET_IDLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often the records the graduated response no longer remembers are deleted.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often counted refusals whose window closed are recorded.
+const REFUSAL_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The background upkeep of the limits: forgetting idle clients, reading the blocks every
 /// replica and the operator set, and purging stale records.
@@ -397,6 +399,7 @@ pub struct Application {
     port: u16,
     http_port: Option<u16>,
     server: actix_web::dev::Server,
+    refusals: Arc<api_http::RefusalLog>,
 }
 
 impl std::fmt::Debug for Application {
@@ -439,6 +442,13 @@ impl Application {
             lifetime,
         );
         log_audit_heads(Arc::clone(&store), args.audit.head_log_every());
+        let refusals = Arc::new(api_http::RefusalLog::new(
+            store.clone(),
+            Arc::clone(&clock),
+            args.audit.refusal_window(),
+            api_http::DEFAULT_MAX_KINDS,
+        ));
+        tokio::spawn(Arc::clone(&refusals).run(REFUSAL_FLUSH_EVERY));
         let login = login_settings(args, store.clone(), Arc::clone(&clock))?;
         let sessions = api_http::SessionSettings {
             store: store.clone(),
@@ -456,6 +466,7 @@ impl Application {
             audit_log: store,
             clock,
             blocker,
+            refusals: Arc::clone(&refusals),
             sessions,
             login,
             auth,
@@ -504,6 +515,7 @@ impl Application {
             port,
             http_port,
             server: server.run(),
+            refusals,
         })
     }
 
@@ -517,8 +529,17 @@ impl Application {
         self.http_port
     }
 
-    /// Serves until the process is asked to stop (SIGINT or SIGTERM).
+    /// The refusals counted and not yet recorded (tests record them at once).
+    pub fn refusals(&self) -> Arc<api_http::RefusalLog> {
+        Arc::clone(&self.refusals)
+    }
+
+    /// Serves until the process is asked to stop (SIGINT or SIGTERM), then records the
+    /// refusals still being counted.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let recorded = self.refusals.flush(true).await;
+        tracing::info!(recorded, "counted refusals recorded at the stop");
+        served
     }
 }

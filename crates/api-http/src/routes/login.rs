@@ -182,9 +182,7 @@ async fn failed(state: &AppState, meta: &RequestMeta, reason: &str, error: ApiEr
     );
     event.target_type = Some("login".to_owned());
     event.reason = Some(reason.to_owned());
-    if let Err(err) = state.audit_log.unscoped_record(None, event).await {
-        tracing::error!(error = %err, "the failed login could not be recorded");
-    }
+    state.refusals.note(None, event);
     match meta.client_ip {
         Some(ip) if !NOT_STRIKES.contains(&reason) => {
             let verdict = state

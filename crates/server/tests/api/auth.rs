@@ -82,22 +82,26 @@ fn sign(claims: &Value, key: &str, kid: &str) -> String {
 }
 
 async fn audit_reasons(app: &TestApp, chain: &str) -> Vec<String> {
-    let admin = app.db.admin_pool().await;
+    let admin = app.admin_pool().await;
     let rows = admin
         .query_all_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
             format!(
-                "SELECT reason FROM audit_events WHERE {chain} \
+                "SELECT reason, occurrences FROM audit_events WHERE {chain} \
                  AND action = 'authentication.failed' ORDER BY occurred_at, seq"
             ),
         ))
         .await
         .unwrap();
+    // A counted event stands for its occurrences: each refusal is one reason here.
     rows.iter()
-        .map(|r| {
-            r.try_get::<Option<String>>("", "reason")
+        .flat_map(|r| {
+            let reason = r
+                .try_get::<Option<String>>("", "reason")
                 .unwrap()
-                .unwrap_or_default()
+                .unwrap_or_default();
+            let occurrences = r.try_get::<i32>("", "occurrences").unwrap();
+            std::iter::repeat_n(reason, usize::try_from(occurrences).unwrap())
         })
         .collect()
 }
@@ -287,7 +291,7 @@ async fn logout_revokes_the_token_and_disabling_or_removing_the_user_ends_theirs
     uow.commit().await.unwrap();
     assert_refused(me_with(&app, &member_token).await, "removed").await;
 
-    let admin = app.db.admin_pool().await;
+    let admin = app.admin_pool().await;
     admin
         .execute_unprepared(&format!(
             "UPDATE users SET is_active = false WHERE id = '{}'",

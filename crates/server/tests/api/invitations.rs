@@ -137,8 +137,17 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
     let owner_db = sea_orm::Database::connect(app.db.owner_url())
         .await
         .unwrap();
-    migration::Migrator::down(&owner_db, Some(1)).await.unwrap();
-    let admin = app.db.admin_pool().await;
+    // Back to the schema before invitations (and whatever came after it).
+    let migrations = migration::Migrator::migrations();
+    let invitations = migrations
+        .iter()
+        .position(|m| m.name() == "m20261207_000001_invitations")
+        .unwrap();
+    let steps = u32::try_from(migrations.len() - invitations).unwrap();
+    migration::Migrator::down(&owner_db, Some(steps))
+        .await
+        .unwrap();
+    let admin = app.admin_pool().await;
     let (plain, kept) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     sea_orm::ConnectionTrait::execute_unprepared(
         &admin,

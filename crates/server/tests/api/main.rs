@@ -70,6 +70,10 @@ pub(crate) struct TestApp {
     secrets: Mutex<Vec<(usize, String)>>,
     /// What the server was started with, to start another on the same database.
     pub(crate) args: ServeArgs,
+    /// The server's counted refusals: recorded before every look at the database or the
+    /// audit routes, so a test sees each refusal as soon as it happened (the counting itself
+    /// is proven by `audit::a_flood_of_refusals_is_counted_not_written_one_by_one`).
+    pub(crate) refusals: Arc<api_http::RefusalLog>,
 }
 
 /// A response, read whole.
@@ -218,6 +222,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             chain_key: Some(SecretString::from(AUDIT_KEY.to_owned())),
             chain_key_file: None,
             head_log_seconds: 300,
+            refusal_window_seconds: 60,
         },
         log_format: LogFormat::Json,
     }
@@ -253,7 +258,7 @@ pub(crate) async fn spawn_app_clocked(
     let jwt_key = test_support::random_fernet_key();
     let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
     configure(&mut args);
-    let address = start_server(&args, server_clock).await;
+    let (address, refusals) = start_server(&args, server_clock).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -294,6 +299,7 @@ pub(crate) async fn spawn_app_clocked(
         journal: Mutex::new(Vec::new()),
         secrets: Mutex::new(secrets),
         args,
+        refusals,
     }
 }
 
@@ -306,12 +312,16 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// Starts a server with `args` on a free port; its address.
-pub(crate) async fn start_server(args: &ServeArgs, clock: Arc<dyn Clock>) -> String {
+/// Starts a server with `args` on a free port; its address and its counted refusals.
+pub(crate) async fn start_server(
+    args: &ServeArgs,
+    clock: Arc<dyn Clock>,
+) -> (String, Arc<api_http::RefusalLog>) {
     let app = Application::build_with_clock(args, clock).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
+    let refusals = app.refusals();
     tokio::spawn(app.run_until_stopped());
-    address
+    (address, refusals)
 }
 
 impl TestApp {
@@ -319,12 +329,17 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The database as its superuser, once the counted refusals are recorded.
+    pub(crate) async fn admin_pool(&self) -> sea_orm::DatabaseConnection {
+        self.refusals.flush(true).await;
+        self.db.admin_pool().await
+    }
+
     /// The single number an SQL query returns, run as the database superuser (to look at
     /// what the application role cannot).
     pub(crate) async fn count(&self, sql: &str) -> i64 {
         use sea_orm::ConnectionTrait;
-        self.db
-            .admin_pool()
+        self.admin_pool()
             .await
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
@@ -341,8 +356,7 @@ impl TestApp {
     /// superuser.
     pub(crate) async fn strings(&self, sql: &str) -> Vec<String> {
         use sea_orm::ConnectionTrait;
-        self.db
-            .admin_pool()
+        self.admin_pool()
             .await
             .query_all_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
@@ -395,7 +409,12 @@ impl TestApp {
 
     /// Sends a prepared request and journals the reply.
     pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.unwrap();
+        let (client, request) = request.build_split();
+        let request = request.unwrap();
+        if request.url().path().starts_with("/api/v1/audit-events") {
+            self.refusals.flush(true).await;
+        }
+        let response = client.execute(request).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();

@@ -23,7 +23,7 @@ fn body_for(method: &str, path: &str) -> Value {
 /// Everything of `org` in every tenant table, as JSON text.
 async fn snapshot(app: &TestApp, org: &TestUser) -> BTreeMap<&'static str, String> {
     let org = org.membership.organization_id.as_uuid().to_string();
-    let admin = app.db.admin_pool().await;
+    let admin = app.admin_pool().await;
     let mut tables = BTreeMap::new();
     for (table, filter) in [
         ("organizations", "id"),

@@ -331,7 +331,7 @@ async fn organizations_are_founded_left_and_deleted() {
         );
     }
     // Its log keeps the deletion.
-    let admin_pool = app.db.admin_pool().await;
+    let admin_pool = app.admin_pool().await;
     let row = admin_pool
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,

@@ -299,7 +299,7 @@ async fn an_action_whose_audit_event_cannot_be_written_is_not_kept() {
     let app = spawn_app().await;
     let owner = app.owner("acme").await;
     let jwt = app.jwt(&owner);
-    let admin = app.db.admin_pool().await;
+    let admin = app.admin_pool().await;
     // The owner role makes the audit log refuse one kind of event.
     admin
         .execute_unprepared(

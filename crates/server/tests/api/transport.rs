@@ -23,7 +23,7 @@ async fn production_behind(trusted: &[&str], family: ForwardedHeaders) -> TestAp
 
 async fn last_client_ip(app: &TestApp, action: &str) -> String {
     use sea_orm::ConnectionTrait;
-    let admin = app.db.admin_pool().await;
+    let admin = app.admin_pool().await;
     admin
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
