@@ -53,6 +53,17 @@ SELECT u.id, u.organization_id, u.email, u.role, NULL, u.created_at,
        pg_catalog.now() + interval '14 days'
 FROM users AS u
 WHERE u.idp_subject IS NULL AND u.organization_id IS NOT NULL;
+-- Who invited them is in the organization's audit log (`user.invited`, the row as target):
+-- an invitation is backed only by its inviter's standing (see `app_invitation_backed`).
+ALTER TABLE audit_events NO FORCE ROW LEVEL SECURITY;
+UPDATE invitations AS i
+SET invited_by = (
+    SELECT a.actor_user_id FROM audit_events AS a
+    WHERE a.organization_id = i.organization_id AND a.action = 'user.invited'
+      AND a.target_id = i.id::text AND a.actor_user_id IS NOT NULL
+    ORDER BY a.seq DESC LIMIT 1
+);
+ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
 UPDATE users
 SET left_organization_id = organization_id, organization_id = NULL, role = NULL
 WHERE idp_subject IS NULL AND organization_id IS NOT NULL;
@@ -93,6 +104,27 @@ DROP POLICY tenant_insert ON users;
 CREATE POLICY tenant_insert ON users FOR INSERT
 WITH CHECK (organization_id IS NULL AND id = {USER});
 
+-- Whether p_org is being founded by p_user: no other member, and nothing in its audit log
+-- (founding records its first event after the founder joins).
+CREATE FUNCTION app_organization_is_new(p_org uuid, p_user uuid)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_new boolean;
+BEGIN
+    PERFORM pg_catalog.set_config('app.identity_resolution', 'on', true);
+    SELECT NOT EXISTS (SELECT 1 FROM public.users AS m
+                       WHERE m.organization_id = p_org AND m.id <> p_user)
+       AND NOT EXISTS (SELECT 1 FROM public.audit_events AS a WHERE a.organization_id = p_org)
+    INTO v_new;
+    PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
+    RETURN v_new;
+END
+$$;
+CREATE POLICY identity_resolution ON audit_events FOR SELECT TO CURRENT_USER
+USING (current_setting('app.identity_resolution', true) = 'on');
+
 CREATE FUNCTION app_membership_by_acceptance()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -100,15 +132,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     -- Runs as the writer: the owner inside its functions (accepting an invitation), else the
-    -- application role, whose policies make the organization written the one in context, so
-    -- the query below sees that organization's members.
+    -- application role, which may only found an organization: one that has neither another
+    -- member nor any audit event yet (an emptied organization still has its log). Whether it
+    -- is new is asked of the owner's function, so nothing the writer sets (its context, even
+    -- in the middle of the statement) changes the answer.
     IF NEW.organization_id IS NOT NULL
        AND (TG_OP = 'INSERT' OR NEW.organization_id IS DISTINCT FROM OLD.organization_id)
        AND current_user <> (SELECT r.rolname FROM pg_catalog.pg_class AS c
                             JOIN pg_catalog.pg_roles AS r ON r.oid = c.relowner
                             WHERE c.oid = 'public.users'::pg_catalog.regclass)
-       AND EXISTS (SELECT 1 FROM public.users AS m
-                   WHERE m.organization_id = NEW.organization_id AND m.id <> NEW.id)
+       AND NOT public.app_organization_is_new(NEW.organization_id, NEW.id)
     THEN
         RAISE EXCEPTION 'a user joins an organization only by accepting its invitation'
             USING ERRCODE = 'insufficient_privilege';
@@ -121,14 +154,14 @@ FOR EACH ROW EXECUTE FUNCTION app_membership_by_acceptance();
 
 -- Whether an invitation is still backed by its inviter: an owner for an owner's invitation,
 -- an admin or owner for any other, still active in the organization. An inviter who was
--- demoted or removed hands out nothing afterwards (invitations of the earlier schema name no
--- inviter and stand as they were). Called from the owner's functions below.
+-- demoted or removed hands out nothing afterwards, and one whose inviter is unknown hands out
+-- nothing at all. Called from the owner's functions below.
 CREATE FUNCTION app_invitation_backed(p_org uuid, p_role text, p_inviter uuid)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT p_inviter IS NULL OR EXISTS (
+    SELECT p_inviter IS NOT NULL AND EXISTS (
         SELECT 1 FROM public.users AS u
         WHERE u.id = p_inviter AND u.organization_id = p_org AND u.is_active
           AND (u.role = 'owner' OR (u.role = 'admin' AND p_role <> 'owner'))
@@ -162,6 +195,24 @@ BEGIN
     RETURN QUERY
         SELECT u.id, u.organization_id, u.role, u.is_active FROM public.users AS u
         WHERE u.id = v_id;
+    PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
+END
+$$;
+
+-- The user of the provider's subject, signing in with no address the server can use: known
+-- as before, but their stored address is no longer one the provider vouches for.
+CREATE FUNCTION app_sign_in_unaddressed(p_subject text)
+RETURNS TABLE (user_id uuid, organization_id uuid, role text, is_active boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('app.identity_resolution', 'on', true);
+    RETURN QUERY
+        UPDATE public.users AS u
+        SET is_verified = false, last_login_at = pg_catalog.now(), updated_at = pg_catalog.now()
+        WHERE u.idp_subject = p_subject
+        RETURNING u.id, u.organization_id, u.role, u.is_active;
     PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
 END
 $$;
@@ -258,6 +309,8 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION app_membership_by_acceptance() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app_organization_is_new(uuid, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION app_sign_in_unaddressed(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app_invitation_backed(uuid, text, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app_sign_in(uuid, text, text, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app_my_invitations(uuid) FROM PUBLIC;
@@ -275,10 +328,13 @@ fn down_sql() -> String {
 DROP FUNCTION app_decline_invitation(uuid, uuid);
 DROP FUNCTION app_accept_invitation(uuid, uuid);
 DROP FUNCTION app_my_invitations(uuid);
+DROP FUNCTION app_sign_in_unaddressed(text);
 DROP FUNCTION app_sign_in(uuid, text, text, boolean, text);
 DROP FUNCTION app_invitation_backed(uuid, text, uuid);
 DROP TRIGGER users_join_by_acceptance ON users;
 DROP FUNCTION app_membership_by_acceptance();
+DROP FUNCTION app_organization_is_new(uuid, uuid);
+DROP POLICY identity_resolution ON audit_events;
 DROP POLICY tenant_insert ON users;
 CREATE POLICY tenant_insert ON users FOR INSERT
 WITH CHECK (
@@ -331,8 +387,10 @@ REVOKE ALL ON FUNCTION app_claim_invitation(text, text, timestamptz) FROM PUBLIC
 }
 
 /// The functions the application role may call.
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 6] = [
+    "app_organization_is_new(uuid, uuid)",
     "app_sign_in(uuid, text, text, boolean, text)",
+    "app_sign_in_unaddressed(text)",
     "app_my_invitations(uuid)",
     "app_accept_invitation(uuid, uuid)",
     "app_decline_invitation(uuid, uuid)",

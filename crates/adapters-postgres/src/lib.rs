@@ -565,6 +565,17 @@ impl IdentityDirectory for PgStore {
         self.unscoped_revoke_access_token(sid, user, until).await
     }
 
+    async fn unscoped_sign_in_unaddressed(
+        &self,
+        subject: &str,
+    ) -> Result<Option<ResolvedUser>, StoreError> {
+        self.resolve(
+            "SELECT user_id, organization_id, role, is_active FROM app_sign_in_unaddressed($1)",
+            vec![subject.into()],
+        )
+        .await
+    }
+
     async fn unscoped_sign_in(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError> {
         self.resolve(
             "SELECT user_id, organization_id, role, is_active FROM app_sign_in($1, $2, $3, $4, $5)",

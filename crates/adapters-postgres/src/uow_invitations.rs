@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use domain::{Email, Invitation, InvitationId, Role};
 use ports::{InvitationSort, InvitationStore, Page, PageRequest, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Select,
@@ -13,9 +14,16 @@ use uuid::Uuid;
 use crate::entities::{invitations, users};
 use crate::uow::PgUnitOfWork;
 
+/// An invitation whose answer time has passed, by the database's clock (which set it).
+fn expired() -> Expr {
+    Expr::col(invitations::Column::ExpiresAt).lte(Expr::current_timestamp())
+}
+
 impl PgUnitOfWork {
     fn pending(&self) -> Select<invitations::Entity> {
-        invitations::Entity::find().filter(invitations::Column::OrganizationId.eq(self.org()))
+        invitations::Entity::find()
+            .filter(invitations::Column::OrganizationId.eq(self.org()))
+            .filter(expired().not())
     }
 }
 
@@ -33,6 +41,14 @@ impl InvitationStore for PgUnitOfWork {
                 what: "users.email",
             });
         }
+        // An expired invitation of the address makes room for the new one.
+        invitations::Entity::delete_many()
+            .filter(invitations::Column::OrganizationId.eq(self.org()))
+            .filter(invitations::Column::Email.eq(email.as_str()))
+            .filter(expired())
+            .exec(&self.txn)
+            .await
+            .map_err(|e| self.abort(e))?;
         // The times are the database's (the column defaults, `INVITATION_TTL_DAYS` ahead):
         // the functions that answer invitations compare them with the database's clock.
         let row = invitations::ActiveModel {

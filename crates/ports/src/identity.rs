@@ -166,4 +166,12 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
     /// `Duplicate { what: "users.email" }` when another user holds the address verified and
     /// the provider says it is verified for this one too.
     async fn unscoped_sign_in(&self, identity: NewIdentity) -> Result<ResolvedUser, StoreError>;
+
+    /// The user of `subject`, signing in without an address the server can use: as they are,
+    /// but their stored address no longer counts as verified (it is no longer the provider's
+    /// word). `None` when nobody has the subject.
+    async fn unscoped_sign_in_unaddressed(
+        &self,
+        subject: &str,
+    ) -> Result<Option<ResolvedUser>, StoreError>;
 }

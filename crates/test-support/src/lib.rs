@@ -266,6 +266,13 @@ impl OidcTestProvider {
         self.stop();
         self.spawn(kid);
     }
+
+    /// Restarts the provider on the same port with `accounts` as they are now (the same
+    /// people as the provider describes them later) and a new signing key `kid`.
+    pub fn restart_with_accounts(&mut self, accounts: &str, kid: &str) {
+        self.accounts = accounts.to_owned();
+        self.restart(kid);
+    }
 }
 
 impl Drop for OidcTestProvider {

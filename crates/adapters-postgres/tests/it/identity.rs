@@ -7,7 +7,7 @@ use crate::{count, texts, world};
 
 /// The identity functions and their arguments and output columns: nothing of the tenant's
 /// data beyond what signing in and answering one's own invitations need.
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 7] = [
     (
         "app_user_by_subject",
         "p_subject,user_id,organization_id,role,is_active",
@@ -16,6 +16,11 @@ const FUNCTIONS: [(&str, &str); 5] = [
         "app_sign_in",
         "p_id,p_subject,p_email,p_verified,p_name,user_id,organization_id,role,is_active",
     ),
+    (
+        "app_sign_in_unaddressed",
+        "p_subject,user_id,organization_id,role,is_active",
+    ),
+    ("app_organization_is_new", "p_org,p_user"),
     (
         "app_my_invitations",
         "p_user,invitation_id,organization_id,organization_name,role,created_at,expires_at",
@@ -176,6 +181,7 @@ async fn every_security_definer_function_is_closed_to_public() {
             "app_end_sessions_of_changed_user",
             "app_my_invitations",
             "app_organization_ids",
+            "app_organization_is_new",
             "app_revoke_access_token",
             "app_session_create",
             "app_session_delete",
@@ -184,6 +190,7 @@ async fn every_security_definer_function_is_closed_to_public() {
             "app_session_update",
             "app_sessions_purge",
             "app_sign_in",
+            "app_sign_in_unaddressed",
             "app_system_audit_append",
             "app_system_audit_events",
             "app_system_audit_head",

@@ -157,7 +157,11 @@ async fn the_database_rejects_rows_outside_the_tenant() {
         .await
         .unwrap();
         let error = fails(&txn, &sql).await;
-        assert!(error.contains("row-level security"), "{sql}: {error}");
+        // The policies refuse it, or (a user moved into B) the membership trigger first.
+        assert!(
+            error.contains("row-level security") || error.contains("only by accepting"),
+            "{sql}: {error}"
+        );
         txn.rollback().await.unwrap();
     }
 
@@ -544,4 +548,78 @@ async fn nobody_enters_an_organization_but_by_accepting_an_invitation() {
         1,
         "only A's owner"
     );
+}
+
+/// The attack: one UPDATE that touches two rows, B's owner (unchanged) and an outsider, whose
+/// SET list empties `app.current_organization` before the outsider's row is checked. The
+/// policies read the setting once per statement, so their check still says B; a trigger that
+/// looked for B's members through the writer's own policies would see none and take it for
+/// founding. The question is the owner's function's, which no setting of the writer moves.
+#[tokio::test]
+async fn a_context_changed_in_the_middle_of_a_statement_opens_no_organization() {
+    let w = world().await;
+    let evil = ports::IdentityDirectory::unscoped_sign_in(
+        &w.store,
+        ports::NewIdentity {
+            subject: "idp|mid-statement".to_owned(),
+            email: Email::new("mid-statement@evil.example").unwrap(),
+            email_verified: true,
+            name: None,
+        },
+    )
+    .await
+    .unwrap()
+    .user_id;
+    let app = w.db.app_pool(1).await;
+    let (b, b_owner) = (w.b.org, w.b.principal.user_id());
+    let txn = in_context(&app, &b.to_string(), &evil.to_string()).await;
+    let refused = fails(
+        &txn,
+        &format!(
+            "UPDATE users AS u SET organization_id = '{b}', \
+               role = CASE WHEN u.id = '{evil}' THEN 'owner' ELSE u.role END, \
+               name = CASE WHEN u.id = '{evil}' \
+                      THEN set_config('app.current_organization', '', true) ELSE u.name END \
+             WHERE u.id IN ('{b_owner}', '{evil}')"
+        ),
+    )
+    .await;
+    assert!(refused.contains("only by accepting"), "{refused}");
+    txn.rollback().await.unwrap();
+}
+
+/// The attack: in B's context, take every member out of B (an ordinary removal), then write
+/// oneself in: B has no member, which looked like founding. An organization is new only
+/// while its audit log is empty too, and the application role cannot delete from the log.
+#[tokio::test]
+async fn an_emptied_organization_is_not_founded_again() {
+    let w = world().await;
+    let evil = ports::IdentityDirectory::unscoped_sign_in(
+        &w.store,
+        ports::NewIdentity {
+            subject: "idp|emptier".to_owned(),
+            email: Email::new("emptier@evil.example").unwrap(),
+            email_verified: true,
+            name: None,
+        },
+    )
+    .await
+    .unwrap()
+    .user_id;
+    let app = w.db.app_pool(1).await;
+    let b = w.b.org;
+    let txn = in_context(&app, &b.to_string(), &evil.to_string()).await;
+    txn.execute_unprepared(&format!(
+        "UPDATE users SET organization_id = NULL, role = NULL, left_organization_id = '{b}' \
+         WHERE organization_id = '{b}'"
+    ))
+    .await
+    .unwrap();
+    let refused = fails(
+        &txn,
+        &format!("UPDATE users SET organization_id = '{b}', role = 'owner' WHERE id = '{evil}'"),
+    )
+    .await;
+    assert!(refused.contains("only by accepting"), "{refused}");
+    txn.rollback().await.unwrap();
 }

@@ -355,6 +355,26 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
             .await,
         Err(InvitationError::NotFound)
     ));
+    // It is no longer the organization's either: not listed, and the address may be invited
+    // again.
+    let uow = store.begin(&globex.scope()).await.unwrap();
+    let sort = ports::Sort {
+        field: ports::InvitationSort::CreatedAt,
+        direction: ports::SortDirection::Ascending,
+    };
+    let listed = uow
+        .invitations()
+        .list(ports::PageRequest::new(0, 10, sort).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 0);
+    let again = uow
+        .invitations()
+        .create(Email::new("other@else.example").unwrap(), Role::Member)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    assert_ne!(again.id, expiring.id);
     // Each answer is in the inviting organization's audit log, nothing for the refused ones.
     let answers = |org: domain::OrganizationId| {
         format!(

@@ -227,8 +227,13 @@ async fn without_a_tenant_context_the_app_role_sees_zero_rows() {
     );
 }
 
+/// The application role is one role of the cluster, shared by every test database: the tests
+/// that grant it powers for a moment (and check what it holds) take turns.
+static ROLE_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
+    let _turn = ROLE_CHANGES.lock().await;
     let db = TestDatabase::new().await;
     let app = db.app_pool(1).await;
     let report = inspect_role(&app).await.unwrap();
@@ -385,6 +390,7 @@ async fn no_table_has_a_password_column() {
 
 #[tokio::test]
 async fn predefined_roles_that_write_every_table_or_run_programs_make_the_app_role_unfit() {
+    let _turn = ROLE_CHANGES.lock().await;
     let db = TestDatabase::new().await;
     let app = db.app_pool(1).await;
     let admin = db.admin_pool().await;

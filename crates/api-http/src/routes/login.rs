@@ -204,10 +204,11 @@ fn refused() -> ApiError {
 /// joins no organization: invitations are accepted explicitly. `Err` names why not.
 async fn link(state: &AppState, who: &VerifiedLogin) -> Result<ResolvedUser, &'static str> {
     let Some(email) = who.email.as_deref().and_then(|e| Email::new(e).ok()) else {
-        // Without an address only a returning user is known, as they were.
+        // Without a usable address only a returning user is known, and the address stored
+        // for them is no longer one the provider vouches for.
         return state
             .identity
-            .unscoped_user_by_subject(&who.subject)
+            .unscoped_sign_in_unaddressed(&who.subject)
             .await
             .map_err(|_| "store")?
             .ok_or("no_email");

@@ -121,6 +121,39 @@ async fn an_invitation_answers_the_same_whether_the_address_exists_elsewhere() {
     );
 }
 
+/// Migrates back to the schema before invitations (and whatever came after it).
+async fn before_invitations(owner_db: &sea_orm::DatabaseConnection) {
+    use migration::MigratorTrait;
+    let migrations = migration::Migrator::migrations();
+    let invitations = migrations
+        .iter()
+        .position(|m| m.name() == "m20261207_000001_invitations")
+        .unwrap();
+    let steps = u32::try_from(migrations.len() - invitations).unwrap();
+    migration::Migrator::down(owner_db, Some(steps))
+        .await
+        .unwrap();
+}
+
+/// The `user.invited` events of the earlier schema, by `inviter`, one for each invited row
+/// (its target), as raw rows at the end of the organization's chain (their links are not the
+/// point here).
+fn invited_events(org: &str, inviter: &uuid::Uuid, invited: &[uuid::Uuid]) -> String {
+    invited
+        .iter()
+        .enumerate()
+        .map(|(n, target)| {
+            format!(
+                "INSERT INTO audit_events (id, organization_id, seq, occurred_at, action, \
+                 outcome, actor_user_id, target_type, target_id, prev_hash, hash, hash_version) \
+                 VALUES (gen_random_uuid(), '{org}', {}, now(), 'user.invited', 'success', \
+                 '{inviter}', 'user', '{target}', sha256(''::bytea), sha256('x'::bytea), 2);",
+                100_000 + n
+            )
+        })
+        .collect()
+}
+
 /// The schema before invitations kept an invited person as a user row without a subject,
 /// already in the organization. The migration carries each over as an invitation (the role
 /// kept, 14 days to answer) and takes the placeholder out of the organization: removed, or
@@ -137,16 +170,7 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
     let owner_db = sea_orm::Database::connect(app.db.owner_url())
         .await
         .unwrap();
-    // Back to the schema before invitations (and whatever came after it).
-    let migrations = migration::Migrator::migrations();
-    let invitations = migrations
-        .iter()
-        .position(|m| m.name() == "m20261207_000001_invitations")
-        .unwrap();
-    let steps = u32::try_from(migrations.len() - invitations).unwrap();
-    migration::Migrator::down(&owner_db, Some(steps))
-        .await
-        .unwrap();
+    before_invitations(&owner_db).await;
     let admin = app.admin_pool().await;
     let (plain, kept) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     sea_orm::ConnectionTrait::execute_unprepared(
@@ -157,7 +181,9 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
              ('{plain}', 'old@example.org', true, false, '{org}', 'admin', '{{}}', now(), now()), \
              ('{kept}', 'kept@example.org', true, false, '{org}', 'member', '{{}}', now(), now());
              INSERT INTO projects (id, organization_id, name, owner_id, created_at, updated_at) \
-             VALUES (gen_random_uuid(), '{org}', 'owned by an invitee', '{kept}', now(), now());"
+             VALUES (gen_random_uuid(), '{org}', 'owned by an invitee', '{kept}', now(), now());
+             {}",
+            invited_events(&org, a.id.as_uuid(), &[plain, kept])
         ),
     )
     .await
@@ -180,6 +206,16 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
         .await,
         [format!("kept@example.org - {org}")],
         "the placeholder a project refers to stays, out of the organization; the other is gone"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM invitations WHERE organization_id = '{org}' \
+             AND invited_by = '{}'",
+            a.id.as_uuid()
+        ))
+        .await,
+        2,
+        "the inviter, from the audit log"
     );
 
     // The invited person signs in (verified) and joins by accepting.
@@ -338,4 +374,80 @@ async fn an_invitation_dies_with_its_inviters_authority() {
         1,
         "only the real owner is left"
     );
+}
+
+/// The attack (found by review): an insider invites their own other account as owner before
+/// the upgrade, is removed after it, and the carried-over invitation would stand if it named
+/// no inviter. The migration takes the inviter from the audit log, so the invitation dies with
+/// the insider's standing; an invitation whose inviter is unknown hands out nothing.
+#[tokio::test]
+async fn an_invitation_carried_over_by_the_migration_dies_with_its_inviter() {
+    use migration::MigratorTrait;
+    use ports::{IdentityDirectory, UnitOfWorkFactory};
+
+    let app = spawn_app().await;
+    let owner = app.owner("a").await;
+    let insider = app.member(&owner, Role::Owner).await;
+    let org = owner.membership.organization_id.as_uuid().to_string();
+    let owner_db = sea_orm::Database::connect(app.db.owner_url())
+        .await
+        .unwrap();
+    before_invitations(&owner_db).await;
+    let (alt, orphan) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db.admin_pool().await,
+        &format!(
+            "INSERT INTO users (id, email, is_active, is_verified, organization_id, role, \
+             settings, created_at, updated_at) VALUES \
+             ('{alt}', 'alt-owner@evil.example', true, false, '{org}', 'owner', '{{}}', \
+              now(), now()), \
+             ('{orphan}', 'orphan@example.org', true, false, '{org}', 'admin', '{{}}', \
+              now(), now()); {}",
+            invited_events(&org, insider.id.as_uuid(), &[alt])
+        ),
+    )
+    .await
+    .unwrap();
+    migration::Migrator::up(&owner_db, None).await.unwrap();
+    let removed = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/users/{}", insider.id.as_uuid()),
+            Some(&app.jwt(&owner)),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, 204, "{removed:?}");
+    for email in ["alt-owner@evil.example", "orphan@example.org"] {
+        let who = newcomer(&app, email).await;
+        assert!(
+            app.store
+                .unscoped_invitations_for(who.user_id())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{email}"
+        );
+        let id = app
+            .strings(&format!(
+                "SELECT id::text FROM invitations WHERE email = '{email}'"
+            ))
+            .await
+            .remove(0);
+        let accepted = app
+            .store
+            .accept_invitation(
+                &who,
+                domain::InvitationId::from_uuid(id.parse().unwrap()),
+                ports::NewAuditEvent::by(
+                    Some(who.user_id()),
+                    domain::AuditAction::InvitationAccepted,
+                ),
+            )
+            .await;
+        assert!(
+            matches!(accepted, Err(ports::InvitationError::NotFound)),
+            "{email}: {accepted:?}"
+        );
+    }
 }

@@ -1166,3 +1166,43 @@ async fn an_id_token_that_carries_the_email_spares_the_userinfo_request() {
     session_of(&login(&w, "", "alice").await);
     assert_eq!(userinfo_calls(&w).await, 1);
 }
+
+/// The attack (found by review): Mallory's provider account once carried
+/// `shared@corp.example`, verified (a role address, a reassigned one). The provider no longer
+/// vouches for it: her account has no address any more. A login without a usable address
+/// used to leave the stored one verified, so when Corp invites the address for its new holder,
+/// Mallory would see and accept the invitation. Such a login now keeps the address but no
+/// longer counts it as verified.
+#[tokio::test]
+async fn a_login_without_an_address_no_longer_vouches_for_the_old_one() {
+    let mut w = world(&[account("mallory", "shared@corp.example", true)]).await;
+    session_of(&login(&w, "", "mallory").await);
+    assert_eq!(
+        stored_user(&w.app, "mallory").await,
+        ["shared@corp.example true mallory"]
+    );
+    // Later, at the provider: the address is no longer on Mallory's account.
+    w.provider.restart_with_accounts(
+        &serde_json::json!([{ "sub": "mallory", "name": "mallory" }]).to_string(),
+        "key-later",
+    );
+    w.browser = browser();
+    let owner = w.app.owner("corp").await;
+    let invited = w
+        .app
+        .call(
+            "POST",
+            "/api/v1/invitations",
+            Some(&w.app.jwt(&owner)),
+            Some(&serde_json::json!({ "email": "shared@corp.example", "role": "admin" })),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "{invited:?}");
+    let session = session_of(&login(&w, "", "mallory").await);
+    assert_eq!(
+        stored_user(&w.app, "mallory").await,
+        ["shared@corp.example false mallory"]
+    );
+    assert!(pending_for(&w, &session).await.is_empty());
+    assert_eq!(answer(&w, &session, &invited, "accept").await.status, 404);
+}
