@@ -1,7 +1,8 @@
 //! Browser login in PostgreSQL: the logins under way (`login_attempts`, the nonce and PKCE
 //! verifier sealed like every secret column, taken once by DELETE … RETURNING) and the
 //! server-side sessions, reached through the `app_session_*` functions by the SHA-256 of their
-//! cookie's id (the id itself is never stored).
+//! cookie's id (the id itself is never stored). Sessions live by the database's clock: the
+//! functions read `now()` themselves; only the timeouts are passed.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -24,13 +25,14 @@ const KEEP: &str = "INSERT INTO login_attempts (state_hash, nonce, pkce_verifier
 const TAKE: &str = "DELETE FROM login_attempts WHERE state_hash = $1 \
                     RETURNING nonce, pkce_verifier, return_to, max_age_secs, expires_at";
 const PURGE_LOGINS: &str = "DELETE FROM login_attempts WHERE expires_at <= $1";
-const CREATE: &str = "SELECT app_session_create($1, $2, $3, CAST($4 AS jsonb), $5, $6)";
+const CREATE: &str = "SELECT app_session_create($1, $2, $3, CAST($4 AS jsonb), \
+                      make_interval(secs => $5))";
 const LOAD: &str = "SELECT user_id, auth_time, data, created_at, last_seen_at, expires_at, \
-                    ended FROM app_session_load($1, $2, make_interval(secs => $3))";
+                    ended FROM app_session_load($1, make_interval(secs => $2))";
 const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
-const TOUCH: &str = "SELECT app_session_touch($1, $2)";
+const TOUCH: &str = "SELECT app_session_touch($1)";
 const DELETE: &str = "SELECT app_session_delete($1)";
-const PURGE_SESSIONS: &str = "SELECT app_sessions_purge($1, make_interval(secs => $2)) AS gone";
+const PURGE_SESSIONS: &str = "SELECT app_sessions_purge(make_interval(secs => $1)) AS gone";
 
 fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
@@ -145,7 +147,6 @@ impl SessionStore for PgStore {
         data: String,
         lifetime: SessionLifetime,
     ) -> Result<(), StoreError> {
-        let now = self.clock().now();
         self.connection()
             .execute_raw(statement(
                 CREATE,
@@ -154,8 +155,7 @@ impl SessionStore for PgStore {
                     (*user.as_uuid()).into(),
                     auth_time.into(),
                     data.into(),
-                    now.into(),
-                    (now + lifetime.absolute).into(),
+                    seconds(lifetime.absolute).into(),
                 ],
             ))
             .await
@@ -170,11 +170,7 @@ impl SessionStore for PgStore {
     ) -> Result<SessionLookup, StoreError> {
         let row = SessionRow::find_by_statement(statement(
             LOAD,
-            vec![
-                id_hash.to_vec().into(),
-                self.clock().now().into(),
-                seconds(lifetime.idle).into(),
-            ],
+            vec![id_hash.to_vec().into(), seconds(lifetime.idle).into()],
         ))
         .one(self.connection())
         .await
@@ -224,10 +220,7 @@ impl SessionStore for PgStore {
 
     async fn touch(&self, id_hash: [u8; 32]) -> Result<(), StoreError> {
         self.connection()
-            .execute_raw(statement(
-                TOUCH,
-                vec![id_hash.to_vec().into(), self.clock().now().into()],
-            ))
+            .execute_raw(statement(TOUCH, vec![id_hash.to_vec().into()]))
             .await
             .map_err(map_db_err)?;
         Ok(())
@@ -246,7 +239,7 @@ impl SessionStore for PgStore {
             .connection()
             .query_one_raw(statement(
                 PURGE_SESSIONS,
-                vec![self.clock().now().into(), seconds(lifetime.idle).into()],
+                vec![seconds(lifetime.idle).into()],
             ))
             .await
             .map_err(map_db_err)?;

@@ -314,3 +314,35 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
         1
     );
 }
+
+/// No SECURITY DEFINER function takes "now" from its caller: a caller-chosen time could keep an
+/// idle or expired session alive, stamp it as just used, or make revocations look expired. The
+/// only times passed in are facts the caller holds, each named here with its reason.
+#[tokio::test]
+async fn no_security_definer_function_takes_the_time_from_its_caller() {
+    let w = world().await;
+    let admin = w.db.admin_pool().await;
+    let timed = texts(
+        &admin,
+        "SELECT p.proname || '(' || a.name || ')' FROM pg_proc p,
+                unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, type)
+         WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
+           AND a.type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+         ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        timed,
+        [
+            // When the access token expires: how long its revocation must be kept.
+            "app_revoke_access_token(p_expires_at)",
+            // When the person authenticated at the provider (the ID token's `auth_time`).
+            "app_session_create(p_auth_time)",
+            "app_session_update(p_auth_time)",
+            // The event's time, which its keyed link covers (computed by the server, which
+            // holds the key).
+            "app_system_audit_append(p_occurred_at)",
+        ]
+        .map(|f| Some(f.to_owned()))
+    );
+}

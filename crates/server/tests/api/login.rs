@@ -1,7 +1,8 @@
 //! Browser login against a real OpenID Connect provider (oidc-provider, run by Node): the
 //! whole flow with the provider's login form, the session cookie's attributes, the attacks
 //! that must fail, key rotation at the provider, the provider being down, session fixation,
-//! expiry with the server's clock in the test's hand, logout, disabling, CSRF and step-up.
+//! session expiry by the database's clock (the tests move the stored times back), logout,
+//! disabling, CSRF and step-up.
 
 use std::sync::Arc;
 
@@ -576,6 +577,22 @@ async fn the_provider_down_stops_logins_only() {
     );
 }
 
+/// Time passing for every stored session (they live by the database's clock, which a test
+/// cannot move, so their times are moved back instead).
+async fn age_sessions(app: &TestApp, by: Duration) {
+    use sea_orm::ConnectionTrait;
+    let seconds = by.num_seconds();
+    app.admin_pool()
+        .await
+        .execute_unprepared(&format!(
+            "UPDATE sessions SET created_at = created_at - interval '{seconds} seconds', \
+             last_seen_at = last_seen_at - interval '{seconds} seconds', \
+             expires_at = expires_at - interval '{seconds} seconds'"
+        ))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn sessions_end_when_idle_at_their_end_at_logout_and_when_the_user_is_disabled() {
     let w = world_with(&[account("alice", "alice@example.org", true)], |args| {
@@ -591,24 +608,25 @@ async fn sessions_end_when_idle_at_their_end_at_logout_and_when_the_user_is_disa
                 .status
         }
     };
-    // Idle: used every 20 minutes it lives; left alone for 31 it ends.
+    // Sessions live by the database's clock: time passes for them as their stored times
+    // move back. Idle: used every 20 minutes it lives; left alone for 31 it ends.
     let first = session_of(&login(&w, "", "alice").await);
     for _ in 0..3 {
-        w.clock.advance(Duration::minutes(20));
+        age_sessions(&w.app, Duration::minutes(20)).await;
         assert_eq!(me(first.clone()).await, 200);
     }
     // Absolute: 2 hours after the login, however used.
     for _ in 0..2 {
-        w.clock.advance(Duration::minutes(20));
+        age_sessions(&w.app, Duration::minutes(20)).await;
         assert_eq!(me(first.clone()).await, 200);
     }
-    w.clock.advance(Duration::minutes(19));
+    age_sessions(&w.app, Duration::minutes(19)).await;
     assert_eq!(me(first.clone()).await, 200, "1 h 59 min after the login");
-    w.clock.advance(Duration::minutes(1));
+    age_sessions(&w.app, Duration::minutes(1)).await;
     assert_eq!(me(first.clone()).await, 401, "past its absolute end");
 
     let second = session_of(&login(&w, "", "alice").await);
-    w.clock.advance(Duration::minutes(31));
+    age_sessions(&w.app, Duration::minutes(31)).await;
     assert_eq!(me(second).await, 401, "idle");
 
     // Logout deletes the session: the old cookie is useless.
