@@ -135,10 +135,17 @@ impl BlockList for PgStore {
         let now = self.clock().now();
         let txn = self.connection().begin().await.map_err(map_db_err)?;
         let (record, verdict) = lock(&txn, key, now).await?.strike(key, now, policy);
-        if let Some(event) = context.strike_event(key, verdict) {
-            let reason = matches!(verdict, StrikeVerdict::NewBlock(_)).then(|| "strikes".into());
-            store(&txn, key, &record, reason, now).await?;
-            append_system(&txn, self.audit_key(), event, now).await?;
+        match verdict {
+            // The warning's event is counted by the caller, off the request path: a flood of
+            // addresses would otherwise append to the system chain, under its lock, per address.
+            StrikeVerdict::Warning { .. } => store(&txn, key, &record, None, now).await?,
+            StrikeVerdict::NewBlock(_) => {
+                store(&txn, key, &record, Some("strikes".into()), now).await?;
+                if let Some(event) = context.strike_event(key, verdict) {
+                    append_system(&txn, self.audit_key(), event, now).await?;
+                }
+            }
+            StrikeVerdict::Blocked(_) => {}
         }
         txn.commit().await.map_err(map_db_err)?;
         Ok(verdict)

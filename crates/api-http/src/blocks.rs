@@ -27,6 +27,8 @@ struct Inner {
     cache: RwLock<HashMap<BlockKey, BlockState>>,
     /// One strike per key and interval; `None` counts every strike.
     gate: Option<DefaultKeyedRateLimiter<BlockKey>>,
+    /// Where warnings are counted, to be recorded once per kind and window.
+    warnings: Arc<crate::RefusalLog>,
 }
 
 /// The blocks in force and the strikes against clients; cheap to clone.
@@ -46,7 +48,11 @@ impl std::fmt::Debug for Blocker {
 impl Blocker {
     /// The blocks kept in `list`, and the graduated response under `settings` (`None`
     /// counts no strikes; blocks the operator sets still hold).
-    pub fn new(list: Arc<dyn BlockList>, settings: Option<BlockSettings>) -> Self {
+    pub fn new(
+        list: Arc<dyn BlockList>,
+        settings: Option<BlockSettings>,
+        warnings: Arc<crate::RefusalLog>,
+    ) -> Self {
         let gate = settings
             .and_then(|s| Quota::with_period(s.strike_interval))
             .map(DefaultKeyedRateLimiter::keyed);
@@ -56,6 +62,7 @@ impl Blocker {
                 settings,
                 cache: RwLock::new(HashMap::new()),
                 gate,
+                warnings,
             }),
         }
     }
@@ -99,6 +106,9 @@ impl Blocker {
             StrikeVerdict::Warning { strike, .. } => {
                 tracing::warn!(security_event = "client_warned", key = %key, strike,
                     "a client broke a limit");
+                if let Some(event) = context.strike_event(key, verdict) {
+                    inner.warnings.note(None, event);
+                }
             }
             StrikeVerdict::NewBlock(state) | StrikeVerdict::Blocked(state) => {
                 tracing::warn!(security_event = "client_blocked", key = %key,

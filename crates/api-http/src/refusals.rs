@@ -1,13 +1,14 @@
-//! Refused credentials, counted. Every refusal is still logged, but the audit log gets one
-//! event per kind of refusal (organization, action, reason, credential, user), client address
-//! and window (a minute by default), with the number of times it happened, written by a
-//! background task when the window closes. The request path only counts in memory: a flood
-//! of made-up tokens or failed logins no longer appends to the system chain once per request
-//! under its lock, on every replica.
+//! Refused credentials, failed logins and the graduated response's warnings, counted. Every
+//! one is still logged, but the audit log gets one event per kind (organization, action,
+//! reason, credential, user), client address and window (a minute by default), with the number
+//! of times it happened, written by a background task when the window closes. The request
+//! path only counts in memory: a flood of made-up tokens or failed logins from many addresses
+//! no longer appends to the system chain once per request under its lock, on every replica.
+//! (Blocks, which change what the server does, are still recorded in their own transaction.)
 //!
-//! Memory is bounded: past `max_keys` distinct kinds in flight, a new kind is counted under
+//! Memory is bounded: past `max_kinds` distinct kinds in flight, a new kind is counted under
 //! its organization, action and reason alone (no address, no credential), so a flood from
-//! many addresses costs at most `max_keys` events a window and a few more. What is counted
+//! many addresses costs at most `max_kinds` events a window and a few more. What is counted
 //! but not yet written is lost if the process dies (at most one window); a graceful stop
 //! writes it.
 

@@ -60,6 +60,10 @@ impl AuditLink {
 pub enum AuditKeyError {
     #[error("{var} must be at least {MIN_AUDIT_KEY_BYTES} bytes")]
     TooShort { var: &'static str },
+    #[error(
+        "{var} is guessable (too few distinct bytes, a sequence, a repeat or a common password): generate a random key"
+    )]
+    Guessable { var: &'static str },
 }
 
 /// The key of the audit chain's links. Its `Debug` output shows nothing of it.
@@ -84,6 +88,15 @@ impl AuditChainKey {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(bytes)
             .map_err(|_| AuditKeyError::TooShort { var })?;
         Ok(Self { mac })
+    }
+
+    /// Refuses, for production, a key with too little variety or one a person typed (the
+    /// signing keys' rule: [`crate::too_uniform`], [`crate::guessable`]).
+    pub fn check_variety(var: &'static str, secret: &SecretString) -> Result<(), AuditKeyError> {
+        if crate::too_uniform(secret) || crate::guessable(secret) {
+            return Err(AuditKeyError::Guessable { var });
+        }
+        Ok(())
     }
 
     /// The keyed link of `event` chained to `prev_hash` (the event's own `hash` and

@@ -21,6 +21,12 @@ pub const MIN_JWT_KEY_BYTES: usize = 32;
 /// bytes made of a handful of characters (one letter repeated, a word typed over and over)
 /// is long only on paper.
 pub const MIN_JWT_KEY_DISTINCT_BYTES: usize = 16;
+/// The fewest guesses (as a power of ten) a production key must take by zxcvbn's estimate:
+/// sequences (`0123456789abcdef…`), repeats (`changeme-changeme-…`), keyboard walks and common
+/// passwords fall far below it; a random key of 32 or more characters is at zxcvbn's ceiling
+/// (about 10^19). Phrases of ordinary words also reach the ceiling, which is why the
+/// documentation asks for generated keys.
+pub const MIN_KEY_GUESSES_LOG10: f64 = 14.0;
 /// The `typ` claim of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "access";
 
@@ -33,6 +39,10 @@ pub enum JwtKeyError {
         "{var} has too little variety (fewer than {MIN_JWT_KEY_DISTINCT_BYTES} distinct bytes): generate a random key"
     )]
     TooUniform { var: &'static str },
+    #[error(
+        "{var} is guessable (a sequence, a repeat, a keyboard walk or a common password): generate a random key"
+    )]
+    Guessable { var: &'static str },
     #[error("{var} repeats the current key")]
     SameAsCurrent { var: &'static str },
     #[error("{var} could not be used as an HMAC key")]
@@ -144,11 +154,27 @@ fn key<'a>(var: &'static str, secret: &'a SecretString) -> Result<(String, &'a [
     Ok((key_id(bytes), bytes))
 }
 
-/// Refuses a key with too little variety for production (see [`MIN_JWT_KEY_DISTINCT_BYTES`]).
-pub fn check_key_variety(var: &'static str, secret: &SecretString) -> Result<(), JwtKeyError> {
+/// Whether a secret has too little variety to be a production key: fewer than
+/// [`MIN_JWT_KEY_DISTINCT_BYTES`] distinct bytes.
+pub fn too_uniform(secret: &SecretString) -> bool {
     let distinct: HashSet<u8> = secret.expose_secret().bytes().collect();
-    if distinct.len() < MIN_JWT_KEY_DISTINCT_BYTES {
+    distinct.len() < MIN_JWT_KEY_DISTINCT_BYTES
+}
+
+/// Whether a secret is a pattern a person types rather than a random key: fewer than
+/// 10^[`MIN_KEY_GUESSES_LOG10`] guesses by zxcvbn's estimate (of its first 100 characters).
+pub fn guessable(secret: &SecretString) -> bool {
+    zxcvbn::zxcvbn(secret.expose_secret(), &[]).guesses_log10() < MIN_KEY_GUESSES_LOG10
+}
+
+/// Refuses a signing key with too little variety for production (see
+/// [`MIN_JWT_KEY_DISTINCT_BYTES`]) or one that is guessable ([`guessable`]).
+pub fn check_key_variety(var: &'static str, secret: &SecretString) -> Result<(), JwtKeyError> {
+    if too_uniform(secret) {
         return Err(JwtKeyError::TooUniform { var });
+    }
+    if guessable(secret) {
+        return Err(JwtKeyError::Guessable { var });
     }
     Ok(())
 }

@@ -104,12 +104,14 @@ pub fn describe(state: BlockState) -> String {
 }
 
 /// The strikes and blocks of the graduated response, shared by every replica. Keys are client
-/// addresses and credentials, not tenant data. Every change is recorded in the system chain
-/// of the audit log, in the change's transaction. Times come from the store's clock.
+/// addresses and credentials, not tenant data. Every block and lift is recorded in the system
+/// chain of the audit log, in the change's transaction; a warning is the caller's to record
+/// (counted, off the request path). Times come from the store's clock.
 #[async_trait]
 pub trait BlockList: Send + Sync + std::fmt::Debug {
     /// Counts one strike against `key` under `policy`, atomically with any other replica's
-    /// strike against the same key, stores the outcome and records its audit event.
+    /// strike against the same key, stores the outcome and, for a new block, records its
+    /// audit event in the same transaction.
     async fn strike(
         &self,
         key: &BlockKey,

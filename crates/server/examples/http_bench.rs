@@ -93,7 +93,7 @@ async fn main() {
             serve.encryption.cipher().unwrap(),
             Arc::clone(&clock),
         )),
-        Arc::new(serve.audit.key().unwrap()),
+        Arc::new(serve.audit.key(serve.profile).unwrap()),
     );
     let user = store
         .unscoped_sign_in(NewIdentity {

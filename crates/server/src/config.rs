@@ -313,12 +313,17 @@ pub struct AuditArgs {
 }
 
 impl AuditArgs {
-    /// The audit chain key: refuses a missing or short one.
-    pub fn key(&self) -> Result<crypto::AuditChainKey, ConfigError> {
+    /// The audit chain key: refuses a missing or short one, and in production one with too
+    /// little variety or that a person typed (the signing keys' rule).
+    pub fn key(&self, profile: Profile) -> Result<crypto::AuditChainKey, ConfigError> {
         const VAR: &str = "AUDIT_CHAIN_KEY";
         let secret = resolve_secret(VAR, self.chain_key.as_ref(), self.chain_key_file.as_ref())?
             .ok_or(ConfigError::Missing(VAR))?;
-        Ok(crypto::AuditChainKey::new(VAR, &secret)?)
+        let key = crypto::AuditChainKey::new(VAR, &secret)?;
+        if profile == Profile::Production {
+            crypto::AuditChainKey::check_variety(VAR, &secret)?;
+        }
+        Ok(key)
     }
 
     /// How often the chain heads are logged.
@@ -882,27 +887,55 @@ mod tests {
             refusal_window_seconds: 60,
         };
         assert!(matches!(
-            args(None, None).key(),
+            args(None, None).key(Profile::Test),
             Err(ConfigError::Missing("AUDIT_CHAIN_KEY"))
         ));
-        let short = args(Some("k3y-short-but-secret"), None).key().unwrap_err();
+        let short = args(Some("k3y-short-but-secret"), None)
+            .key(Profile::Test)
+            .unwrap_err();
         assert_eq!(
             short.to_string(),
             "AUDIT_CHAIN_KEY must be at least 32 bytes"
         );
         let key = "an-audit-chain-key-of-at-least-32-bytes";
-        assert!(args(Some(key), None).key().is_ok());
+        assert!(args(Some(key), None).key(Profile::Test).is_ok());
         let dir = std::env::temp_dir().join(format!("rh-audit-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("key");
         std::fs::write(&file, format!("{key}\n")).unwrap();
-        assert!(args(None, Some(file.clone())).key().is_ok());
+        assert!(args(None, Some(file.clone())).key(Profile::Test).is_ok());
         assert!(matches!(
-            args(Some(key), Some(file)).key(),
+            args(Some(key), Some(file)).key(Profile::Test),
             Err(ConfigError::Ambiguous("AUDIT_CHAIN_KEY"))
         ));
         assert!(!format!("{:?}", args(Some(key), None)).contains(key));
         std::fs::remove_dir_all(&dir).unwrap();
+
+        // Production: keys a person types are refused, naming the variable only; a random
+        // key passes.
+        for typed in [
+            "0123456789abcdef0123456789abcdef",
+            "changeme-changeme-changeme-changeme",
+            "Password123!Password123!Password123!",
+            "qwertyuiopasdfghjklzxcvbnm1234567890",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            let refused = args(Some(typed), None)
+                .key(Profile::Production)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                refused.starts_with("AUDIT_CHAIN_KEY is guessable"),
+                "{typed}: {refused}"
+            );
+            assert!(!refused.contains(typed));
+            assert!(
+                args(Some(typed), None).key(Profile::Test).is_ok(),
+                "{typed}"
+            );
+        }
+        let random = test_support::random_fernet_key();
+        assert!(args(Some(&random), None).key(Profile::Production).is_ok());
     }
 
     #[test]

@@ -109,7 +109,7 @@ async fn connect_with_clock(
 ) -> Result<(PgStore, RoleReport), StartupError> {
     let url = args.database.url()?;
     let cipher = args.encryption.cipher()?;
-    let audit_key = Arc::new(args.audit.key()?);
+    let audit_key = Arc::new(args.audit.key(args.profile)?);
     let options = PoolOptions {
         max_connections: args.database.max_connections,
         ..Default::default()
@@ -430,7 +430,15 @@ impl Application {
         check_secrets(&store, args.profile).await?;
         check_audit_key(&store, args.profile).await?;
         let store = Arc::new(store);
-        let blocker = api_http::Blocker::new(store.clone(), args.blocks.settings());
+        let refusals = Arc::new(api_http::RefusalLog::new(
+            store.clone(),
+            Arc::clone(&clock),
+            args.audit.refusal_window(),
+            api_http::DEFAULT_MAX_KINDS,
+        ));
+        tokio::spawn(Arc::clone(&refusals).run(REFUSAL_FLUSH_EVERY));
+        let blocker =
+            api_http::Blocker::new(store.clone(), args.blocks.settings(), Arc::clone(&refusals));
         // The blocks in force before the first request: a permanent block outlives restarts.
         let blocked = blocker.refresh().await.map_err(StartupError::Store)?;
         let lifetime = args.login.session_lifetime();
@@ -442,13 +450,6 @@ impl Application {
             lifetime,
         );
         log_audit_heads(Arc::clone(&store), args.audit.head_log_every());
-        let refusals = Arc::new(api_http::RefusalLog::new(
-            store.clone(),
-            Arc::clone(&clock),
-            args.audit.refusal_window(),
-            api_http::DEFAULT_MAX_KINDS,
-        ));
-        tokio::spawn(Arc::clone(&refusals).run(REFUSAL_FLUSH_EVERY));
         let login = login_settings(args, store.clone(), Arc::clone(&clock))?;
         let sessions = api_http::SessionSettings {
             store: store.clone(),

@@ -19,7 +19,7 @@ fn report(err: &StartupError) -> String {
 /// Configuration, database role and a sample of the stored secrets, as `serve` checks them.
 async fn check_config(args: &server::config::ServeArgs) -> Result<String, StartupError> {
     server::auth_settings(args)?;
-    args.audit.key()?;
+    args.audit.key(args.profile)?;
     args.browser.cors_origins(args.profile)?;
     server::check_tls(args)?;
     let (store, role) = server::connect_checked(args).await?;

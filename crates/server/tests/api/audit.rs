@@ -796,8 +796,8 @@ async fn no_unkeyed_event_is_taken_after_the_upgrade_even_before_a_chains_first_
 /// each refusal of which used to be one append to the system chain under its lock, on the
 /// request path. Now the requests only count: nothing is written until the minute ends, then
 /// one event per reason and address, whose counts add up to every refusal, in a chain that
-/// verifies. The strikes of the graduated response are switched off here (they have tests of
-/// their own) so every request reaches the credential check.
+/// verifies. The guesses are strikes too: their warnings are counted the same way (the strike
+/// itself is one row per address, not the chain).
 #[tokio::test]
 async fn a_flood_of_refusals_is_counted_not_written_one_by_one() {
     let clock = test_support::ManualClock::at(ports::Clock::now(&ports::SystemClock));
@@ -805,7 +805,8 @@ async fn a_flood_of_refusals_is_counted_not_written_one_by_one() {
         server::config::Profile::Test,
         |args| {
             args.browser.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-            args.blocks.block_strikes = 0;
+            // Enough strikes that the flood is warned, never blocked.
+            args.blocks.block_strikes = 100;
         },
         clock.clone(),
     )
@@ -843,12 +844,31 @@ async fn a_flood_of_refusals_is_counted_not_written_one_by_one() {
             .await;
         assert_eq!(reply.status, 401, "{reply:?}");
     }
+    let system_chain = || async {
+        use sea_orm::ConnectionTrait;
+        app.db
+            .admin_pool()
+            .await
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*)::bigint AS n FROM audit_events WHERE organization_id IS NULL",
+            ))
+            .await
+            .unwrap()
+            .map(|row| row.try_get::<i64>("", "n").unwrap())
+            .unwrap()
+    };
     assert_eq!(
         refused_events().await,
         (0, 0),
         "nothing written on the request path"
     );
-    assert_eq!(app.refusals.pending(), 50, "counted per address");
+    assert_eq!(system_chain().await, 0, "no warning either");
+    let pending = app.refusals.pending();
+    assert!(
+        (100..=250).contains(&pending),
+        "50 refusal kinds, and a warning kind per address and strike: {pending}"
+    );
     assert_eq!(
         app.refusals.flush(false).await,
         0,
@@ -874,13 +894,20 @@ async fn a_flood_of_refusals_is_counted_not_written_one_by_one() {
         )
         .await;
     assert_eq!(per_address, ["198.51.100.7 malformed 4"]);
+    let warnings = app
+        .count(
+            "SELECT count(*) FROM audit_events WHERE action = 'rate_limit.warning' \
+             AND client_ip = '198.51.100.7'",
+        )
+        .await;
+    assert!((1..=4).contains(&warnings), "{warnings}");
     let verdict = ports::AuditLog::unscoped_verify(&app.store, None)
         .await
         .unwrap();
     assert_eq!(
         verdict,
         ports::ChainVerdict::Intact {
-            events: 50,
+            events: u64::try_from(system_chain().await).unwrap(),
             unkeyed: 0
         }
     );

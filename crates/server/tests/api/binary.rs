@@ -190,6 +190,15 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
             Some("passwordpasswordpasswordpassword"),
             "JWT_SECRET_KEY has too little variety",
         ),
+        // Sixteen distinct bytes and more, but what a person types.
+        (
+            Some("0123456789abcdef0123456789abcdef"),
+            "JWT_SECRET_KEY is guessable",
+        ),
+        (
+            Some("qwertyuiopasdfghjklzxcvbnm1234567890"),
+            "JWT_SECRET_KEY is guessable",
+        ),
     ] {
         let mut command = Command::new(BINARY);
         command
