@@ -242,17 +242,7 @@ impl UnitOfWorkFactory for PgStore {
         let role: Role = role
             .parse()
             .map_err(|_| corrupt("invitations", "role", *invitation.as_uuid()))?;
-        let organization_id = OrganizationId::from_uuid(org);
-        set_tenant(&txn, Some(org), Some(user)).await?;
-        uow_audit::append_in(
-            &txn,
-            &self.audit_key,
-            organization_id,
-            event,
-            self.clock.now(),
-        )
-        .await?;
-        txn.commit().await.map_err(map_db_err)?;
+        let organization_id = self.record_answer(txn, org, user, event).await?;
         Ok(Membership {
             organization_id,
             role,
@@ -276,18 +266,7 @@ impl UnitOfWorkFactory for PgStore {
             return Err(InvitationError::NotFound);
         };
         let org: Uuid = row.try_get("", "organization_id").map_err(map_db_err)?;
-        let organization_id = OrganizationId::from_uuid(org);
-        set_tenant(&txn, Some(org), Some(user)).await?;
-        uow_audit::append_in(
-            &txn,
-            &self.audit_key,
-            organization_id,
-            event,
-            self.clock.now(),
-        )
-        .await?;
-        txn.commit().await.map_err(map_db_err)?;
-        Ok(organization_id)
+        Ok(self.record_answer(txn, org, user, event).await?)
     }
 }
 
@@ -360,6 +339,29 @@ impl TryFrom<ResolvedRow> for ResolvedUser {
 }
 
 impl PgStore {
+    /// Records the answer to an invitation of `org` in that organization's chain, in the
+    /// answer's transaction, and commits both.
+    async fn record_answer(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        org: Uuid,
+        user: Uuid,
+        event: ports::NewAuditEvent,
+    ) -> Result<OrganizationId, StoreError> {
+        let organization_id = OrganizationId::from_uuid(org);
+        set_tenant(&txn, Some(org), Some(user)).await?;
+        uow_audit::append_in(
+            &txn,
+            &self.audit_key,
+            organization_id,
+            event,
+            self.clock.now(),
+        )
+        .await?;
+        txn.commit().await.map_err(map_db_err)?;
+        Ok(organization_id)
+    }
+
     async fn resolve(
         &self,
         sql: &str,

@@ -488,6 +488,22 @@ async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_nami
     );
 }
 
+/// A person signed in with a verified address `{label}@evil.example`, in no organization.
+async fn outsider(w: &crate::World, label: &str) -> domain::UserId {
+    ports::IdentityDirectory::unscoped_sign_in(
+        &w.store,
+        ports::NewIdentity {
+            subject: format!("idp|{label}"),
+            email: Email::new(&format!("{label}@evil.example")).unwrap(),
+            email_verified: true,
+            name: None,
+        },
+    )
+    .await
+    .unwrap()
+    .user_id
+}
+
 /// Raw SQL as the application role, with a context it chose: a user outside any organization
 /// writes themselves into one, a member of another organization moves themselves over, and a
 /// user row is planted straight into it. The database refuses each: the one way into an
@@ -495,18 +511,7 @@ async fn a_departed_users_identity_cannot_be_rewritten_in_the_removal_or_by_nami
 #[tokio::test]
 async fn nobody_enters_an_organization_but_by_accepting_an_invitation() {
     let w = world().await;
-    let lone = ports::IdentityDirectory::unscoped_sign_in(
-        &w.store,
-        ports::NewIdentity {
-            subject: "idp|lone".to_owned(),
-            email: Email::new("lone@else.example").unwrap(),
-            email_verified: true,
-            name: None,
-        },
-    )
-    .await
-    .unwrap()
-    .user_id;
+    let lone = outsider(&w, "lone").await;
     let app = w.db.app_pool(1).await;
     let a = w.a.org;
     let b_owner = w.b.principal.user_id();
@@ -558,18 +563,7 @@ async fn nobody_enters_an_organization_but_by_accepting_an_invitation() {
 #[tokio::test]
 async fn a_context_changed_in_the_middle_of_a_statement_opens_no_organization() {
     let w = world().await;
-    let evil = ports::IdentityDirectory::unscoped_sign_in(
-        &w.store,
-        ports::NewIdentity {
-            subject: "idp|mid-statement".to_owned(),
-            email: Email::new("mid-statement@evil.example").unwrap(),
-            email_verified: true,
-            name: None,
-        },
-    )
-    .await
-    .unwrap()
-    .user_id;
+    let evil = outsider(&w, "mid-statement").await;
     let app = w.db.app_pool(1).await;
     let (b, b_owner) = (w.b.org, w.b.principal.user_id());
     let txn = in_context(&app, &b.to_string(), &evil.to_string()).await;
@@ -594,18 +588,7 @@ async fn a_context_changed_in_the_middle_of_a_statement_opens_no_organization() 
 #[tokio::test]
 async fn an_emptied_organization_is_not_founded_again() {
     let w = world().await;
-    let evil = ports::IdentityDirectory::unscoped_sign_in(
-        &w.store,
-        ports::NewIdentity {
-            subject: "idp|emptier".to_owned(),
-            email: Email::new("emptier@evil.example").unwrap(),
-            email_verified: true,
-            name: None,
-        },
-    )
-    .await
-    .unwrap()
-    .user_id;
+    let evil = outsider(&w, "emptier").await;
     let app = w.db.app_pool(1).await;
     let b = w.b.org;
     let txn = in_context(&app, &b.to_string(), &evil.to_string()).await;
