@@ -173,7 +173,9 @@ async fn admit(
 ) -> Result<(), ApiError> {
     let key = match credential {
         Credential::ApiToken { id } => BlockKey::token(id),
-        Credential::Jwt { .. } | Credential::Session => BlockKey::user(principal.user_id()),
+        Credential::Jwt { .. } => BlockKey::user(principal.user_id()),
+        // A foreign page can make the browser send the cookie: a ledger that never bans.
+        Credential::Session => BlockKey::session(principal.user_id()),
     };
     let now = state.clock.now();
     if let Some(block) = state.blocker.blocked(&key, now) {

@@ -23,13 +23,19 @@ pub enum BlockKey {
     Address(IpAddr),
     /// A client address, for traffic that a foreign page could have caused (never banned).
     Traffic(IpAddr),
-    /// An API token's id or a user's id, as `token:<uuid>` / `user:<uuid>`.
+    /// An API token's id, a user's id or a user's browser sessions, as `token:<uuid>` /
+    /// `user:<uuid>` / `session:<uuid>`.
     Principal(String),
 }
 
+/// How a session's key begins.
+const SESSION_PREFIX: &str = "session:";
+
 /// Text that names no block key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a block key is `ip:<address>`, `traffic:<address>`, `token:<uuid>` or `user:<uuid>`")]
+#[error(
+    "a block key is `ip:<address>`, `traffic:<address>`, `token:<uuid>`, `user:<uuid>` or `session:<uuid>`"
+)]
 pub struct BlockKeyError;
 
 impl BlockKey {
@@ -44,8 +50,12 @@ impl BlockKey {
     }
 
     /// Whether strikes against this key may end in a permanent block.
-    pub const fn may_be_banned(&self) -> bool {
-        !matches!(self, Self::Traffic(_))
+    pub fn may_be_banned(&self) -> bool {
+        match self {
+            Self::Traffic(_) => false,
+            Self::Principal(p) => !p.starts_with(SESSION_PREFIX),
+            Self::Address(_) => true,
+        }
     }
 
     /// The key of an API token.
@@ -53,9 +63,15 @@ impl BlockKey {
         Self::Principal(format!("token:{id}"))
     }
 
-    /// The key of a user (their access tokens and sessions).
+    /// The key of a user's access tokens.
     pub fn user(id: crate::UserId) -> Self {
         Self::Principal(format!("user:{id}"))
+    }
+
+    /// The key of a user's browser sessions: what a foreign page can make the browser send (a
+    /// top-level navigation carries the `SameSite=Lax` cookie), so never banned.
+    pub fn session(id: crate::UserId) -> Self {
+        Self::Principal(format!("{SESSION_PREFIX}{id}"))
     }
 }
 
@@ -95,6 +111,9 @@ impl std::str::FromStr for BlockKey {
         }
         if let Some(id) = s.strip_prefix("user:") {
             return id.parse().map(Self::user).map_err(|_| BlockKeyError);
+        }
+        if let Some(id) = s.strip_prefix(SESSION_PREFIX) {
+            return id.parse().map(Self::session).map_err(|_| BlockKeyError);
         }
         Err(BlockKeyError)
     }
@@ -421,12 +440,22 @@ mod tests {
         assert_eq!(traffic.to_string(), "traffic:2001:db8:1:2::");
         assert_ne!(traffic, a);
         assert!(a.may_be_banned() && !traffic.may_be_banned() && token.may_be_banned());
+        let session: BlockKey = "session:6f9619ff-8b86-d011-b42d-00c04fc964ff"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            session.to_string(),
+            "session:6f9619ff-8b86-d011-b42d-00c04fc964ff"
+        );
+        let user: BlockKey = "user:6f9619ff-8b86-d011-b42d-00c04fc964ff".parse().unwrap();
+        assert!(!session.may_be_banned() && user.may_be_banned());
         for bad in [
             "",
             "ip:",
             "ip:300.1.1.1",
             "token:x",
             "user:",
+            "session:",
             "203.0.113.7",
             "other:1",
         ] {

@@ -1224,3 +1224,62 @@ async fn a_login_without_an_address_no_longer_vouches_for_the_old_one() {
     assert!(pending_for(&w, &session).await.is_empty());
     assert_eq!(answer(&w, &session, &invited, "accept").await.status, 404);
 }
+
+/// The attack (from the last review): a foreign page opens the API again and again in the
+/// victim's browser (a top-level navigation carries the `SameSite=Lax` session cookie), each
+/// time past the signed-in user's budget. Over-budget requests of a session strike a ledger of
+/// its own that never bans: the victim is held back for a while, never shut out for good,
+/// while a program's access token over its budget still is banned.
+#[tokio::test]
+async fn a_foreign_page_cannot_get_a_signed_in_visitor_banned() {
+    let w = world_with(&[account("alice", "alice@example.org", true)], |args| {
+        // Two strikes block; two blocks, and the next is permanent; every strike counts.
+        args.blocks.block_strikes = 2;
+        args.blocks.block_first_seconds = 60;
+        args.blocks.block_permanent_after = 2;
+        args.blocks.block_strike_interval_ms = 0;
+        args.limits.authenticated_per_minute = 3;
+        args.login.session_idle_minutes = 24 * 60;
+        args.login.session_absolute_hours = 24;
+    })
+    .await;
+    let session = session_of(&login(&w, "", "alice").await);
+    let mut held_back = 0;
+    for _ in 0..60 {
+        for _ in 0..5 {
+            let reply = with_session(&w, "GET", "/auth/me", &session, None).await;
+            assert!([200, 403, 429].contains(&reply.status), "{reply:?}");
+            if reply.status == 403 {
+                assert_eq!(reply.problem_code(), "blocked");
+                assert!(
+                    reply.header("retry-after").is_some(),
+                    "temporary: {reply:?}"
+                );
+                held_back += 1;
+            }
+        }
+        w.clock.advance(Duration::seconds(61));
+    }
+    assert!(held_back > 10, "the page did hold the victim back");
+    assert_eq!(
+        w.app
+            .count("SELECT count(*) FROM client_blocks WHERE permanent")
+            .await,
+        0
+    );
+    // The same flood with a program's access token ends in a ban.
+    let owner = w.app.owner("acme").await;
+    let mut banned = false;
+    for _ in 0..10 {
+        let jwt = w.app.jwt_at(&owner, w.clock.now(), w.clock.now());
+        for _ in 0..5 {
+            let reply = w.app.call("GET", "/api/v1/me", Some(&jwt), None).await;
+            banned |= reply.status == 403 && reply.header("retry-after").is_none();
+        }
+        w.clock.advance(Duration::seconds(121));
+    }
+    assert!(
+        banned,
+        "an access token over its budget, again and again, is banned"
+    );
+}
