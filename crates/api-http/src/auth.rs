@@ -59,6 +59,8 @@ pub enum Credential {
     Jwt {
         jti: Uuid,
         expires_at: DateTime<Utc>,
+        /// The browser session it was minted from, if any.
+        sid: Option<Uuid>,
     },
     ApiToken {
         id: ApiTokenId,
@@ -348,6 +350,7 @@ async fn by_jwt(
         Credential::Jwt {
             jti: claims.jti,
             expires_at,
+            sid: claims.sid,
         },
     ))
 }

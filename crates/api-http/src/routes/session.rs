@@ -93,9 +93,9 @@ pub(crate) fn describe(caller: &Caller) -> web::Json<Me> {
     })
 }
 
-/// Logs out: the presented access token is revoked (refused from now on), or the browser
-/// session is deleted server-side and its cookie cleared. API tokens are revoked through their
-/// own route.
+/// Logs out: the presented access token is revoked (refused from now on), with every token
+/// minted from the same browser session, or the browser session is deleted server-side and
+/// its cookie cleared. API tokens are revoked through their own route.
 #[utoipa::path(
     tag = "session",
     security(("bearer" = [])),
@@ -112,14 +112,29 @@ pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpRespo
     if caller.credential() == Credential::Session {
         return end_session(&req, &caller).await;
     }
-    let Credential::Jwt { jti, expires_at } = caller.credential() else {
+    let Credential::Jwt {
+        jti,
+        expires_at,
+        sid,
+    } = caller.credential()
+    else {
         return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
     };
     let state = caller.state();
+    let user = caller.principal().user_id();
     state
         .identity
-        .unscoped_revoke_access_token(jti, caller.principal().user_id(), expires_at)
+        .unscoped_revoke_access_token(jti, user, expires_at)
         .await?;
+    // A token minted from a browser session: logging out with it ends every token minted
+    // from that session (the session itself ends with a logout by its cookie).
+    if let Some(sid) = sid {
+        let until = state.clock.now() + state.auth.jwt.lifetime();
+        state
+            .identity
+            .unscoped_revoke_session_tokens(sid, user, until)
+            .await?;
+    }
     let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
     event.target_type = Some("access_token".to_owned());
     event.target_id = Some(jti.to_string());

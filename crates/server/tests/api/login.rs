@@ -922,7 +922,7 @@ async fn logging_out_a_session_revokes_the_access_tokens_minted_from_it() {
         let reply = w.app.call("GET", "/api/v1/me", Some(jwt), None).await;
         assert_eq!(reply.status, 401, "{reply:?}");
     }
-    let after = mint(stepped).await;
+    let after = mint(stepped.clone()).await;
     assert_eq!(
         w.app
             .call("GET", "/api/v1/me", Some(&after), None)
@@ -930,6 +930,16 @@ async fn logging_out_a_session_revokes_the_access_tokens_minted_from_it() {
             .status,
         200
     );
+
+    // Logging out with one of a session's tokens (as a frontend holding only the token does)
+    // ends every token minted from that session, not just the one presented.
+    let sibling = mint(stepped).await;
+    let out = w.app.call("POST", "/auth/logout", Some(&after), None).await;
+    assert_eq!(out.status, 204, "{out:?}");
+    for jwt in [&after, &sibling] {
+        let reply = w.app.call("GET", "/api/v1/me", Some(jwt), None).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
 }
 
 #[tokio::test]
