@@ -113,6 +113,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE v_new boolean;
 BEGIN
+    -- Writers into one organization take turns (as acceptances do), and each looks only once
+    -- the one before has committed or rolled back: two cannot both found it.
+    PERFORM pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('invitations:' || p_org::text, 0));
     PERFORM pg_catalog.set_config('app.identity_resolution', 'on', true);
     SELECT NOT EXISTS (SELECT 1 FROM public.users AS m
                        WHERE m.organization_id = p_org AND m.id <> p_user)

@@ -1,7 +1,9 @@
 //! The session functions take their time from the database (`now()`), never from the caller:
 //! a caller that passed a time of its choosing could keep an idle or expired session alive
 //! (an old `now` at load), or stamp a session as just used. The idle timeout and the absolute
-//! lifetime stay parameters (configuration); the login's `auth_time` stays the provider's.
+//! lifetime stay parameters (configuration), held to the largest the configuration accepts
+//! (`SESSION_IDLE_MINUTES` 1440, `SESSION_ABSOLUTE_HOURS` 720), so no caller makes a session
+//! outlive those; the login's `auth_time` stays the provider's.
 
 use sea_orm_migration::prelude::*;
 
@@ -20,7 +22,7 @@ BEGIN
     INSERT INTO public.sessions (id_hash, user_id, data, auth_time, created_at, last_seen_at,
                                  expires_at)
     VALUES (p_id_hash, p_user, p_data, p_auth_time, pg_catalog.now(), pg_catalog.now(),
-            pg_catalog.now() + p_absolute);
+            pg_catalog.now() + LEAST(p_absolute, interval '720 hours'));
     PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
 END
 $$;
@@ -33,13 +35,15 @@ RETURNS TABLE (user_id uuid, auth_time timestamptz, data text, created_at timest
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_idle interval := LEAST(p_idle, interval '1440 minutes');
 BEGIN
     PERFORM pg_catalog.set_config('app.identity_resolution', 'on', true);
     RETURN QUERY
         SELECT s.user_id, s.auth_time, s.data::text, s.created_at, s.last_seen_at,
                s.expires_at,
                CASE WHEN s.expires_at <= pg_catalog.now() THEN 'absolute'
-                    WHEN s.last_seen_at + p_idle <= pg_catalog.now() THEN 'idle'
+                    WHEN s.last_seen_at + v_idle <= pg_catalog.now() THEN 'idle'
                     WHEN NOT EXISTS (SELECT 1 FROM public.users AS u
                                      WHERE u.id = s.user_id AND u.is_active)
                          THEN 'user_inactive'
@@ -49,7 +53,7 @@ BEGIN
     DELETE FROM public.sessions AS s
     WHERE s.id_hash = p_id_hash
       AND (s.expires_at <= pg_catalog.now()
-           OR s.last_seen_at + p_idle <= pg_catalog.now()
+           OR s.last_seen_at + v_idle <= pg_catalog.now()
            OR NOT EXISTS (SELECT 1 FROM public.users AS u
                           WHERE u.id = s.user_id AND u.is_active));
     PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
@@ -79,7 +83,8 @@ DECLARE
 BEGIN
     PERFORM pg_catalog.set_config('app.identity_resolution', 'on', true);
     DELETE FROM public.sessions
-    WHERE expires_at <= pg_catalog.now() OR last_seen_at + p_idle <= pg_catalog.now();
+    WHERE expires_at <= pg_catalog.now()
+       OR last_seen_at + LEAST(p_idle, interval '1440 minutes') <= pg_catalog.now();
     GET DIAGNOSTICS gone = ROW_COUNT;
     PERFORM pg_catalog.set_config('app.identity_resolution', '', true);
     RETURN gone;

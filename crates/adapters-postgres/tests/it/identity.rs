@@ -317,7 +317,8 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
 
 /// No SECURITY DEFINER function takes "now" from its caller: a caller-chosen time could keep an
 /// idle or expired session alive, stamp it as just used, or make revocations look expired. The
-/// only times passed in are facts the caller holds, each named here with its reason.
+/// only times and durations passed in are facts the caller holds, or bounded configuration,
+/// each named here with its reason.
 #[tokio::test]
 async fn no_security_definer_function_takes_the_time_from_its_caller() {
     let w = world().await;
@@ -327,7 +328,8 @@ async fn no_security_definer_function_takes_the_time_from_its_caller() {
         "SELECT p.proname || '(' || a.name || ')' FROM pg_proc p,
                 unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, type)
          WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
-           AND a.type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+           AND a.type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
+                          'interval'::regtype)
          ORDER BY 1",
     )
     .await;
@@ -336,13 +338,64 @@ async fn no_security_definer_function_takes_the_time_from_its_caller() {
         [
             // When the access token expires: how long its revocation must be kept.
             "app_revoke_access_token(p_expires_at)",
+            // The configured lifetimes, held to the largest the configuration accepts
+            // (`the_caller_cannot_make_a_session_outlive_the_configured_bounds`).
+            "app_session_create(p_absolute)",
             // When the person authenticated at the provider (the ID token's `auth_time`).
             "app_session_create(p_auth_time)",
+            "app_session_load(p_idle)",
             "app_session_update(p_auth_time)",
+            "app_sessions_purge(p_idle)",
             // The event's time, which its keyed link covers (computed by the server, which
             // holds the key).
             "app_system_audit_append(p_occurred_at)",
         ]
         .map(|f| Some(f.to_owned()))
     );
+}
+
+/// The attack (found by review): the idle timeout and the absolute lifetime are the caller's
+/// arguments, so raw SQL of the application role could create a session of a hundred years
+/// and load it with an idle timeout of a hundred years. The functions hold both to the largest
+/// the configuration accepts (a day idle, 30 days in all).
+#[tokio::test]
+async fn the_caller_cannot_make_a_session_outlive_the_configured_bounds() {
+    use sea_orm::ConnectionTrait;
+    let w = world().await;
+    let user = w.a.principal.user_id();
+    let app = w.db.app_pool(1).await;
+    let hash = format!("\\x{}", "ab".repeat(32));
+    app.execute_unprepared(&format!(
+        "SELECT app_session_create('{hash}'::bytea, '{user}', now(), '{{}}'::jsonb, \
+         interval '100 years')"
+    ))
+    .await
+    .unwrap();
+    let admin = w.db.admin_pool().await;
+    assert_eq!(
+        count(
+            &admin,
+            "SELECT count(*) FROM sessions WHERE expires_at - created_at = interval '720 hours'"
+        )
+        .await,
+        1,
+        "the absolute end held to 30 days"
+    );
+    // A day and a minute without use, as the database sees it.
+    admin
+        .execute_unprepared(
+            "UPDATE sessions SET created_at = created_at - interval '1441 minutes', \
+             last_seen_at = last_seen_at - interval '1441 minutes'",
+        )
+        .await
+        .unwrap();
+    let ended = texts(
+        &app,
+        &format!(
+            "SELECT coalesce(ended, 'alive') FROM app_session_load('{hash}'::bytea, \
+             interval '100 years')"
+        ),
+    )
+    .await;
+    assert_eq!(ended, [Some("idle".to_owned())]);
 }

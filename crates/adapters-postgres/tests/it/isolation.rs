@@ -606,3 +606,54 @@ async fn an_emptied_organization_is_not_founded_again() {
     assert!(refused.contains("only by accepting"), "{refused}");
     txn.rollback().await.unwrap();
 }
+
+/// The attack (found by review): two transactions of the application role each write a
+/// different user into one organization that has no member yet. Both saw it empty, and both
+/// committed: two founders, neither by invitation. Writers into one organization now take
+/// turns, and the second sees the first's member.
+#[tokio::test]
+async fn two_writers_cannot_both_found_one_organization() {
+    let w = world().await;
+    let (first, second) = (
+        outsider(&w, "racer-one").await,
+        outsider(&w, "racer-two").await,
+    );
+    let app = w.db.app_pool(2).await;
+    let org = uuid::Uuid::now_v7();
+    let setup = in_context(&app, &org.to_string(), &first.to_string()).await;
+    setup
+        .execute_unprepared(&format!(
+            "INSERT INTO organizations (id, name, created_at, updated_at) \
+             VALUES ('{org}', 'Raced', now(), now())"
+        ))
+        .await
+        .unwrap();
+    setup.commit().await.unwrap();
+    let join = |user: domain::UserId| {
+        format!("UPDATE users SET organization_id = '{org}', role = 'owner' WHERE id = '{user}'")
+    };
+    let one = in_context(&app, &org.to_string(), &first.to_string()).await;
+    one.execute_unprepared(&join(first)).await.unwrap();
+    // The second waits for the first's turn; the first commits meanwhile.
+    let two = in_context(&app, &org.to_string(), &second.to_string()).await;
+    let second_join = join(second);
+    let racing = tokio::spawn(async move {
+        let outcome = two.execute_unprepared(&second_join).await;
+        match outcome {
+            Ok(_) => two.commit().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    one.commit().await.unwrap();
+    let refused = racing.await.unwrap().unwrap_err();
+    assert!(refused.contains("only by accepting"), "{refused}");
+    assert_eq!(
+        count(
+            &w.db.admin_pool().await,
+            &format!("SELECT count(*) FROM users WHERE organization_id = '{org}'")
+        )
+        .await,
+        1
+    );
+}
