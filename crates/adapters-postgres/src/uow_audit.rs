@@ -204,8 +204,10 @@ async fn append(
         organization_id: org.map(OrganizationId::from_uuid),
         seq: last_seq + 1,
         // Microsecond precision, as stored: the hash must be recomputable from the row.
-        occurred_at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros())
-            .unwrap_or_default(),
+        occurred_at: chrono::DateTime::from_timestamp_micros(
+            new.occurred_at.unwrap_or(now).timestamp_micros(),
+        )
+        .unwrap_or_default(),
         actor: new.actor,
         action: new.action,
         target_type: new.target_type,

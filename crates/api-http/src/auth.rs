@@ -114,6 +114,7 @@ impl RequestMeta {
             client_ip: self.client_ip,
             request_id: self.request_id.clone(),
             occurrences: 1,
+            occurred_at: None,
         }
     }
 }

@@ -49,7 +49,8 @@ impl Kind {
             target_type: event.target_type.clone(),
             target_id: event.target_id.clone(),
             actor: event.actor,
-            client_ip: event.client_ip,
+            // One client, one kind: an IPv6 client is its /64, as for the limits and blocks.
+            client_ip: event.client_ip.map(domain::client_net),
         }
     }
 
@@ -82,6 +83,8 @@ pub struct RefusalLog {
     max_kinds: usize,
     counted: Mutex<HashMap<Kind, Counted>>,
     noted: AtomicU64,
+    /// One flush at a time: a stop's flush waits for the one under way.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RefusalLog {
@@ -109,6 +112,7 @@ impl RefusalLog {
             max_kinds,
             counted: Mutex::new(HashMap::new()),
             noted: AtomicU64::new(0),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -132,7 +136,8 @@ impl RefusalLog {
     /// Counts a refusal to be recorded in `organization`'s chain (the system chain for
     /// `None`). Touches memory only.
     pub fn note(&self, organization: Option<OrganizationId>, event: NewAuditEvent) {
-        let window = self.window_of(self.clock.now());
+        let now = self.clock.now();
+        let window = self.window_of(now);
         let mut kind = Kind::of(window, organization, &event);
         let mut counted = self.counted();
         if !counted.contains_key(&kind) && counted.len() >= self.max_kinds {
@@ -144,6 +149,8 @@ impl RefusalLog {
             first.actor = kind.actor;
             first.target_id = kind.target_id.clone();
             first.client_ip = kind.client_ip;
+            // Recorded when its window ends, dated when it first happened.
+            first.occurred_at = Some(now);
             first
         };
         counted
@@ -163,7 +170,9 @@ impl RefusalLog {
 
     /// Records one event per kind whose window has closed (every kind with `all`, as at a
     /// stop), with its count; returns how many events were recorded.
+    /// A count the store refused is kept for the next flush.
     pub async fn flush(&self, all: bool) -> usize {
+        let _turn = self.flushing.lock().await;
         let current = self.window_of(self.clock.now());
         let mut due: Vec<(Kind, Counted)> = self
             .counted()
@@ -171,8 +180,9 @@ impl RefusalLog {
             .collect();
         due.sort_by_key(|(_, counted)| counted.order);
         let mut recorded = 0;
+        let mut kept = Vec::new();
         for (kind, counted) in due {
-            let mut event = counted.first;
+            let mut event = counted.first.clone();
             event.occurrences = counted.occurrences;
             match self
                 .audit_log
@@ -180,9 +190,25 @@ impl RefusalLog {
                 .await
             {
                 Ok(_) => recorded += 1,
-                Err(err) => tracing::error!(error = %err, occurrences = counted.occurrences,
-                    "counted refusals could not be recorded"),
+                Err(err) => {
+                    tracing::error!(error = %err, occurrences = counted.occurrences,
+                        "counted refusals could not be recorded; kept for the next try");
+                    kept.push((kind, counted));
+                }
             }
+        }
+        let mut counted = self.counted();
+        for (kind, back) in kept {
+            counted
+                .entry(kind)
+                .and_modify(|c| {
+                    c.occurrences = c.occurrences.saturating_add(back.occurrences);
+                    if back.order < c.order {
+                        c.order = back.order;
+                        c.first = back.first.clone();
+                    }
+                })
+                .or_insert(back);
         }
         recorded
     }
@@ -201,14 +227,20 @@ impl RefusalLog {
 mod tests {
     use std::sync::atomic::AtomicI64;
 
+    use ports::Clock as _;
+
     use async_trait::async_trait;
     use domain::AuditEvent;
     use ports::{ChainVerdict, StoreError};
 
     use super::*;
 
+    /// An audit log that keeps what it is given, or refuses it while `down`.
     #[derive(Debug, Default)]
-    struct Recorded(Mutex<Vec<(Option<OrganizationId>, NewAuditEvent)>>);
+    struct Recorded(
+        Mutex<Vec<(Option<OrganizationId>, NewAuditEvent)>>,
+        std::sync::atomic::AtomicBool,
+    );
 
     #[async_trait]
     impl AuditLog for Recorded {
@@ -217,11 +249,31 @@ mod tests {
             organization: Option<OrganizationId>,
             event: NewAuditEvent,
         ) -> Result<AuditEvent, StoreError> {
+            if self.1.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            let stored = AuditEvent {
+                id: domain::AuditEventId::from_uuid(uuid::Uuid::nil()),
+                organization_id: organization,
+                seq: 1,
+                occurred_at: event.occurred_at.unwrap_or_default(),
+                actor: event.actor,
+                action: event.action,
+                target_type: event.target_type.clone(),
+                target_id: event.target_id.clone(),
+                outcome: event.outcome,
+                reason: event.reason.clone(),
+                client_ip: event.client_ip,
+                request_id: event.request_id.clone(),
+                occurrences: event.occurrences,
+                prev_hash: [0; 32],
+                hash: [0; 32],
+            };
             self.0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push((organization, event));
-            Err(StoreError::NotFound)
+            Ok(stored)
         }
 
         async fn unscoped_verify(
@@ -295,6 +347,56 @@ mod tests {
             taken(&recorded),
             [(Some("unknown".into()), "192.0.2.1".parse().ok(), 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_count_the_store_refuses_is_kept_for_the_next_flush() {
+        let (recorded, _, log) = log(100);
+        for _ in 0..7 {
+            log.note(None, refusal("192.0.2.1", "unknown"));
+        }
+        recorded.1.store(true, Ordering::SeqCst);
+        assert_eq!(log.flush(true).await, 0);
+        assert_eq!(log.pending(), 1, "kept");
+        log.note(None, refusal("192.0.2.1", "unknown"));
+        recorded.1.store(false, Ordering::SeqCst);
+        assert_eq!(log.flush(true).await, 1);
+        assert_eq!(
+            taken(&recorded),
+            [(Some("unknown".into()), "192.0.2.1".parse().ok(), 8)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_client_is_one_kind_whatever_its_low_bits() {
+        let (recorded, _, log) = log(100);
+        for n in 0..100_u32 {
+            log.note(None, refusal(&format!("2001:db8:7:7::{n:x}"), "expired"));
+        }
+        assert_eq!(log.pending(), 1);
+        log.flush(true).await;
+        assert_eq!(
+            taken(&recorded),
+            [(Some("expired".into()), "2001:db8:7:7::".parse().ok(), 100)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_count_is_dated_by_its_first_occurrence() {
+        let (recorded, clock, log) = log(100);
+        let first = clock.now();
+        log.note(None, refusal("192.0.2.1", "unknown"));
+        clock.0.fetch_add(30_000, Ordering::SeqCst);
+        log.note(None, refusal("192.0.2.1", "unknown"));
+        log.flush(true).await;
+        let events = recorded
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1.occurred_at, Some(first));
+        assert_eq!(events[0].1.occurrences, 2);
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ pub enum JwtKeyError {
     #[error("{var} must be at least {MIN_JWT_KEY_BYTES} bytes")]
     TooShort { var: &'static str },
     #[error(
-        "{var} has too little variety (fewer than {MIN_JWT_KEY_DISTINCT_BYTES} distinct bytes): generate a random key"
+        "{var} has too little variety (fewer than {MIN_JWT_KEY_DISTINCT_BYTES} distinct bytes, or fewer than {MIN_ENCODED_KEY_BITS} bits as hex or base64): generate a random key"
     )]
     TooUniform { var: &'static str },
     #[error(
@@ -154,17 +154,125 @@ fn key<'a>(var: &'static str, secret: &'a SecretString) -> Result<(String, &'a [
     Ok((key_id(bytes), bytes))
 }
 
-/// Whether a secret has too little variety to be a production key: fewer than
-/// [`MIN_JWT_KEY_DISTINCT_BYTES`] distinct bytes.
+/// The fewest bits a key written in an encoding (hex, base64) must carry by its length.
+pub const MIN_ENCODED_KEY_BITS: usize = 128;
+
+/// Words a person puts in a key they make up for this product, as zxcvbn's own inputs.
+const CONTEXT_WORDS: [&str; 20] = [
+    "rhesis",
+    "jwt",
+    "audit",
+    "chain",
+    "secret",
+    "signing",
+    "sign",
+    "key",
+    "token",
+    "hmac",
+    "production",
+    "prod",
+    "staging",
+    "dev",
+    "test",
+    "password",
+    "changeme",
+    "admin",
+    "server",
+    "backend",
+];
+
+/// The bits a key carries by its length if it is written in hex (a UUID's dashes aside, 4 a
+/// digit) or base64 (6 a character, padding aside); `None` for a key in no such alphabet.
+fn encoded_bits(key: &str) -> Option<usize> {
+    let hex = key.chars().filter(char::is_ascii_hexdigit).count();
+    if hex > 0 && key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Some(hex * 4);
+    }
+    let body = key.trim_end_matches('=');
+    let base64 = |c: char| c.is_ascii_alphanumeric() || "+/-_".contains(c);
+    (!body.is_empty() && body.chars().all(base64)).then(|| body.chars().count() * 6)
+}
+
+/// The text a hex or base64 key decodes to, when it decodes to printable text: a phrase run
+/// through an encoder is still the phrase.
+fn decoded_text(key: &str) -> Option<String> {
+    use base64::Engine as _;
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    let from_hex = || -> Option<Vec<u8>> {
+        let digits = key.as_bytes();
+        (digits.len() % 2 == 0 && digits.iter().all(u8::is_ascii_hexdigit)).then(|| {
+            digits
+                .chunks_exact(2)
+                .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+                .collect()
+        })
+    };
+    let bytes = from_hex().or_else(|| engines.iter().find_map(|e| e.decode(key).ok()))?;
+    let printable = bytes.len() >= 8 && bytes.iter().all(|b| (0x20..0x7f).contains(b));
+    printable.then(|| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Whether a secret has too little variety to be a production key: written in hex or base64,
+/// fewer than [`MIN_ENCODED_KEY_BITS`] by its length (a random key's digits repeat, which says
+/// nothing of it); otherwise fewer than [`MIN_JWT_KEY_DISTINCT_BYTES`] distinct bytes.
 pub fn too_uniform(secret: &SecretString) -> bool {
-    let distinct: HashSet<u8> = secret.expose_secret().bytes().collect();
-    distinct.len() < MIN_JWT_KEY_DISTINCT_BYTES
+    let key = secret.expose_secret();
+    match encoded_bits(key) {
+        Some(bits) => bits < MIN_ENCODED_KEY_BITS,
+        None => key.bytes().collect::<HashSet<u8>>().len() < MIN_JWT_KEY_DISTINCT_BYTES,
+    }
 }
 
 /// Whether a secret is a pattern a person types rather than a random key: fewer than
-/// 10^[`MIN_KEY_GUESSES_LOG10`] guesses by zxcvbn's estimate (of its first 100 characters).
+/// 10^[`MIN_KEY_GUESSES_LOG10`] guesses by zxcvbn's estimate (of its first 100 characters,
+/// with this product's words as known inputs), itself or the text it decodes to. A hash of a
+/// password looks random to it.
 pub fn guessable(secret: &SecretString) -> bool {
-    zxcvbn::zxcvbn(secret.expose_secret(), &[]).guesses_log10() < MIN_KEY_GUESSES_LOG10
+    let weak = |text: &str| {
+        zxcvbn::zxcvbn(text, &CONTEXT_WORDS).guesses_log10() < MIN_KEY_GUESSES_LOG10
+            || phrase_guesses_log10(text) < MIN_PHRASE_GUESSES_LOG10
+    };
+    let key = secret.expose_secret();
+    weak(key) || decoded_text(key).is_some_and(|text| weak(&text))
+}
+
+/// The fewest guesses (as a power of ten) a key must take when read as a phrase: its runs of
+/// letters, digits and other characters guessed one by one. A phrase of words and a year
+/// (`Rhesis-Production-JWT-Secret-Key-2026!`) is far below; a random hex key of 128 bits, the
+/// shortest accepted, is above (its runs are short and many).
+pub const MIN_PHRASE_GUESSES_LOG10: f64 = 24.0;
+
+/// zxcvbn's estimates of a text's runs of one kind of character each (letters, digits, the
+/// rest), summed: zxcvbn's estimate of a whole long text stops at about 10^19 and no longer
+/// tells a phrase from a random key, while each run is short enough for it.
+fn phrase_guesses_log10(text: &str) -> f64 {
+    let kind = |c: char| {
+        if c.is_alphabetic() {
+            0
+        } else if c.is_ascii_digit() {
+            1
+        } else {
+            2
+        }
+    };
+    let mut total = 0.0;
+    let mut run = String::new();
+    let mut chars = text.chars().take(100).peekable();
+    while let Some(c) = chars.next() {
+        run.push(c);
+        if chars.peek().is_none_or(|next| kind(*next) != kind(c)) {
+            total += zxcvbn::zxcvbn(&run, &CONTEXT_WORDS)
+                .guesses_log10()
+                .max(0.0);
+            run.clear();
+        }
+    }
+    total
 }
 
 /// Refuses a signing key with too little variety for production (see

@@ -25,9 +25,9 @@ pub use audit::{
 };
 pub use envelope::{FieldCipher, OpenError, Opened, Provenance, SealContext};
 pub use jwt::{
-    ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_JWT_KEY_BYTES,
-    MIN_JWT_KEY_DISTINCT_BYTES, MIN_KEY_GUESSES_LOG10, Subject, check_key_variety, guessable,
-    too_uniform,
+    ACCESS_TOKEN_TYPE, Claims, JwtAuthority, JwtError, JwtKeyError, MIN_ENCODED_KEY_BITS,
+    MIN_JWT_KEY_BYTES, MIN_JWT_KEY_DISTINCT_BYTES, MIN_KEY_GUESSES_LOG10, MIN_PHRASE_GUESSES_LOG10,
+    Subject, check_key_variety, guessable, too_uniform,
 };
 pub use keyring::{DecryptError, KeyRing, KeyRingError, looks_like_fernet_token};
 

@@ -75,8 +75,9 @@ impl BlockKey {
     }
 }
 
-/// The address that stands for a client: IPv4 as it is, IPv6 as its /64.
-fn client_net(ip: IpAddr) -> IpAddr {
+/// The address that stands for a client: IPv4 as it is, IPv6 as its /64 (which one client
+/// controls entirely), as the limits, the blocks and the counted refusals take it.
+pub fn client_net(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -23,7 +23,9 @@ mod values;
 
 pub use api_token::ApiToken;
 pub use audit::{AuditAction, AuditEvent, AuditOutcome};
-pub use blocks::{BlockKey, BlockKeyError, BlockPolicy, BlockState, ClientRecord, StrikeVerdict};
+pub use blocks::{
+    BlockKey, BlockKeyError, BlockPolicy, BlockState, ClientRecord, StrikeVerdict, client_net,
+};
 pub use endpoint::{AuthType, Endpoint, EndpointProtocol, HttpMethod};
 pub use ids::{
     ApiTokenId, AuditEventId, EndpointId, IdParseError, InvitationId, ModelId, OrganizationId,

@@ -22,6 +22,8 @@ pub struct NewAuditEvent {
     pub request_id: Option<String>,
     /// How many occurrences the event stands for (1 but for counted refusals).
     pub occurrences: u32,
+    /// When it happened, if not now (a counted refusal: its first occurrence).
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 impl NewAuditEvent {
@@ -37,6 +39,7 @@ impl NewAuditEvent {
             client_ip: None,
             request_id: None,
             occurrences: 1,
+            occurred_at: None,
         }
     }
 }

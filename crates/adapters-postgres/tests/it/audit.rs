@@ -20,6 +20,7 @@ fn event(tenant: &Tenant, action: AuditAction, target: &str) -> NewAuditEvent {
         client_ip: Some("198.51.100.7".parse().unwrap()),
         request_id: Some(format!("req-{target}")),
         occurrences: 1,
+        occurred_at: None,
     }
 }
 
@@ -242,6 +243,7 @@ async fn events_of_no_organization_chain_apart_and_the_app_role_cannot_read_them
         client_ip: Some("203.0.113.9".parse().unwrap()),
         request_id: Some("req-x".to_owned()),
         occurrences: 1,
+        occurred_at: None,
     };
     for reason in ["unknown", "malformed", "bad_signature"] {
         let event = w

@@ -2,5 +2,6 @@
 //! `cryptography.fernet`. One test binary for the crate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests stop at the first surprise
 
+mod keys;
 mod python;
 mod vectors;

@@ -283,7 +283,8 @@ async fn a_witnessed_head_finds_a_cut_tail_and_a_chain_rewritten_without_the_key
     // A wrong key: every keyed chain is broken at its first event, named.
     let mut wrong = app.args.clone();
     wrong.audit.chain_key = Some(SecretString::from(
-        "another-audit-chain-key-of-at-least-32-bytes".to_owned(),
+        // Another random key.
+        "QhZ0n8c2vJ5bFq7Lr9Xt1Wm4Ky6Ps3Ud8Ea0Gi2Oj5N".to_owned(),
     ));
     let err = server::audit_verify(&verify_args(&wrong, &[]))
         .await
@@ -558,7 +559,8 @@ async fn production_refuses_to_start_with_a_key_that_does_not_fit_the_log() {
     let org = owner.membership.organization_id;
     let mut args = serve_args(Profile::Production, app.db.app_url());
     args.audit.chain_key = Some(SecretString::from(
-        "another-audit-chain-key-of-at-least-32-bytes".to_owned(),
+        // Another random key.
+        "QhZ0n8c2vJ5bFq7Lr9Xt1Wm4Ky6Ps3Ud8Ea0Gi2Oj5N".to_owned(),
     ));
     match Application::build(&args).await {
         Err(StartupError::WrongAuditKey(chains)) => {
@@ -910,5 +912,93 @@ async fn a_flood_of_refusals_is_counted_not_written_one_by_one() {
             events: u64::try_from(system_chain().await).unwrap(),
             unkeyed: 0
         }
+    );
+}
+
+/// The attacks (found by review) on counting, through the server:
+/// - one IPv6 client (one /64, any home line) that varies the low 64 bits of its address was
+///   a new kind per request, one append per request again and the table of kinds full;
+/// - a flush the store refused lost its counts;
+/// - a block is recorded at once, the refusals and warnings that led to it when their minute
+///   ends: each counted event is dated by its first occurrence, so the log still says what
+///   came first.
+#[tokio::test]
+async fn counting_holds_for_ipv6_clients_store_failures_and_the_order_of_events() {
+    let clock = test_support::ManualClock::at(ports::Clock::now(&ports::SystemClock));
+    let app = crate::spawn_app_clocked(
+        Profile::Test,
+        |args| {
+            args.browser.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            args.blocks.block_strikes = 2;
+            args.blocks.block_strike_interval_ms = 0;
+        },
+        clock.clone(),
+    )
+    .await;
+    let owner = app.owner("acme").await;
+    // Expired tokens are no strikes: nothing blocks this flood of one /64.
+    let hour_ago = ports::Clock::now(&ports::SystemClock) - chrono::Duration::hours(1);
+    let expired = app.jwt_at(&owner, hour_ago, hour_ago);
+    for n in 0..100_u32 {
+        let reply = app
+            .send(
+                app.client
+                    .get(app.url("/api/v1/me"))
+                    .bearer_auth(&expired)
+                    .header("x-forwarded-for", format!("2001:db8:7:7::{n:x}")),
+            )
+            .await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
+    assert_eq!(app.refusals.pending(), 1, "one client, one kind");
+
+    // The store refuses appends for a moment: the count waits for the next flush.
+    let admin = app.db.admin_pool().await;
+    admin
+        .execute_unprepared(
+            "ALTER TABLE audit_events ADD CONSTRAINT store_down \
+             CHECK (action <> 'authentication.failed') NOT VALID",
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.refusals.flush(true).await, 0, "the store is down");
+    admin
+        .execute_unprepared("ALTER TABLE audit_events DROP CONSTRAINT store_down")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.strings(
+            "SELECT concat_ws(' ', host(client_ip), reason, occurrences) FROM audit_events \
+             WHERE action = 'authentication.failed'"
+        )
+        .await,
+        ["2001:db8:7:7:: expired 100"]
+    );
+
+    // Two guesses block the guesser; its refusals and warning are dated before the block.
+    for n in 1..=2_u32 {
+        clock.advance(chrono::Duration::seconds(1));
+        app.send(
+            app.client
+                .get(app.url("/api/v1/me"))
+                .bearer_auth(format!("rh-{n:0>43}"))
+                .header("x-forwarded-for", "203.0.113.5"),
+        )
+        .await;
+    }
+    let dated = app
+        .strings(
+            "SELECT action FROM audit_events WHERE organization_id IS NULL \
+             AND client_ip = '203.0.113.5' ORDER BY occurred_at, seq",
+        )
+        .await;
+    assert_eq!(
+        dated,
+        [
+            "authentication.failed",
+            "rate_limit.warning",
+            "client.blocked"
+        ],
+        "by the time each happened"
     );
 }

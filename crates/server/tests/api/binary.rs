@@ -10,7 +10,8 @@ use test_support::TestDatabase;
 use crate::{AUDIT_KEY, free_port};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
-const JWT_KEY: &str = "a-signing-key-for-the-binary-tests-0123456789";
+/// Random, as production requires (a phrase would be refused there).
+const JWT_KEY: &str = "ulj_BnoL5CNrGy5PbqkgpBs_SVDAcN8NJn7QvjDzQ8l2";
 
 /// Stops a server started with its standard error piped, and returns what it logged.
 fn stop_and_read_log(mut child: std::process::Child) -> Vec<String> {
@@ -184,10 +185,14 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         // Long enough on paper, but a guessable shape.
         (
             Some("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"),
-            "JWT_SECRET_KEY has too little variety",
+            "JWT_SECRET_KEY is guessable",
         ),
         (
             Some("passwordpasswordpasswordpassword"),
+            "JWT_SECRET_KEY is guessable",
+        ),
+        (
+            Some("!@#$!@#$!@#$!@#$!@#$!@#$!@#$!@#$"),
             "JWT_SECRET_KEY has too little variety",
         ),
         // Sixteen distinct bytes and more, but what a person types.
@@ -197,6 +202,11 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         ),
         (
             Some("qwertyuiopasdfghjklzxcvbnm1234567890"),
+            "JWT_SECRET_KEY is guessable",
+        ),
+        // A phrase with the product's name.
+        (
+            Some("Rhesis-Production-JWT-Secret-Key-2026!"),
             "JWT_SECRET_KEY is guessable",
         ),
     ] {

@@ -43,7 +43,8 @@ pub(crate) const ISSUER: &str = "rhesis-backend";
 pub(crate) const AUDIENCE: &str = "rhesis-api";
 /// The audit chain key of every server and store of the suite (one key, so that what a test
 /// store appends and what a server verifies are one chain).
-pub(crate) const AUDIT_KEY: &str = "the-audit-chain-key-of-the-server-tests-0123456789";
+/// Random, as production requires (a phrase would be refused there).
+pub(crate) const AUDIT_KEY: &str = "4kKVlXF8AQaSfcRkzthHqsXdZEJZOt-Xr3Dl4w4V48mo";
 
 /// [`AUDIT_KEY`] as the stores take it.
 pub(crate) fn audit_key() -> Arc<crypto::AuditChainKey> {
