@@ -14,12 +14,16 @@
 //!   inviter still may hand out the role (an owner for an owner, else an admin or owner, still
 //!   in the organization): an insider who is demoted or removed cannot come back through an
 //!   invitation they sent themselves beforehand.
-//! - A trigger refuses any write that puts a user into an organization that already has
-//!   members, unless it comes from the owner's functions (accepting): founding an
-//!   organization, which has no member yet, is the only other way in.
+//! - A trigger refuses any write of the application role that puts a user into an
+//!   organization, unless the organization is being founded (no other member, no audit event
+//!   yet, asked of the owner's function under the organization's lock); the owner's accepting
+//!   function is the other way in.
+//! - A login without a usable address keeps the stored one, no longer verified
+//!   (`app_sign_in_unaddressed`).
 //!
-//! Existing invited rows are carried over into `invitations` (14 days to answer) and leave
-//! `users`; a row something else refers to stays as a departed user of its organization.
+//! Existing invited rows are carried over into `invitations` (14 days to answer, the inviter
+//! from the `user.invited` audit event) and leave `users`; a row something else refers to
+//! stays as a departed user of its organization.
 
 use sea_orm_migration::prelude::*;
 

@@ -424,10 +424,9 @@ async fn by_session(
             );
             let mut event = meta.event(Some(user), AuditAction::AccessDenied, AuditOutcome::Denied);
             event.reason = Some("csrf_origin".to_owned());
+            // Counted like every refusal: a foreign page can send these as fast as it likes.
             let organization = principal.membership().map(|m| m.organization_id);
-            if let Err(err) = state.audit_log.unscoped_record(organization, event).await {
-                tracing::error!(error = %err, "the refusal could not be recorded");
-            }
+            state.refusals.note(organization, event);
             return Err(ApiError::new(ErrorCode::Forbidden));
         }
     }

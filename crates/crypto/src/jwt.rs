@@ -205,7 +205,7 @@ fn decoded_text(key: &str) -> Option<String> {
     ];
     let from_hex = || -> Option<Vec<u8>> {
         let digits = key.as_bytes();
-        (digits.len() % 2 == 0 && digits.iter().all(u8::is_ascii_hexdigit)).then(|| {
+        (digits.len().is_multiple_of(2) && digits.iter().all(u8::is_ascii_hexdigit)).then(|| {
             digits
                 .chunks_exact(2)
                 .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
