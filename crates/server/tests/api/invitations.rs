@@ -253,6 +253,29 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
     );
 }
 
+/// `who` accepts, through the store, the invitation stored for `email` (found by its id, as
+/// a client that learned the id would send it).
+async fn accept_invited(
+    app: &TestApp,
+    who: &ports::Principal,
+    email: &str,
+) -> Result<domain::Membership, ports::InvitationError> {
+    use ports::UnitOfWorkFactory;
+    let id = app
+        .strings(&format!(
+            "SELECT id::text FROM invitations WHERE email = '{email}'"
+        ))
+        .await
+        .remove(0);
+    app.store
+        .accept_invitation(
+            who,
+            domain::InvitationId::from_uuid(id.parse().unwrap()),
+            ports::NewAuditEvent::by(Some(who.user_id()), domain::AuditAction::InvitationAccepted),
+        )
+        .await
+}
+
 /// A signed-in person with a verified address and no organization.
 async fn newcomer(app: &TestApp, email: &str) -> ports::Principal {
     use ports::IdentityDirectory;
@@ -274,7 +297,7 @@ async fn newcomer(app: &TestApp, email: &str) -> ports::Principal {
 /// its inviter still may: it dies with the inviter's authority.
 #[tokio::test]
 async fn an_invitation_dies_with_its_inviters_authority() {
-    use ports::{IdentityDirectory, InvitationError, UnitOfWorkFactory};
+    use ports::{IdentityDirectory, InvitationError};
 
     let app = spawn_app().await;
     let owner = app.owner("a").await;
@@ -326,27 +349,8 @@ async fn an_invitation_dies_with_its_inviters_authority() {
     assert!(pending.is_empty(), "{pending:?}");
     let (_, pending) = visible("alt-admin@evil.example").await;
     assert_eq!(pending.len(), 1);
-    let owner_invitation = app
-        .strings("SELECT id::text FROM invitations WHERE email = 'alt-owner@evil.example'")
-        .await
-        .remove(0);
-    let accept = |who: ports::Principal, id: String| {
-        let app = &app;
-        async move {
-            app.store
-                .accept_invitation(
-                    &who,
-                    domain::InvitationId::from_uuid(id.parse().unwrap()),
-                    ports::NewAuditEvent::by(
-                        Some(who.user_id()),
-                        domain::AuditAction::InvitationAccepted,
-                    ),
-                )
-                .await
-        }
-    };
     assert!(matches!(
-        accept(alt_owner, owner_invitation).await,
+        accept_invited(&app, &alt_owner, "alt-owner@evil.example").await,
         Err(InvitationError::NotFound)
     ));
 
@@ -357,12 +361,8 @@ async fn an_invitation_dies_with_its_inviters_authority() {
     assert_eq!(removed.status, 204, "{removed:?}");
     let (alt_admin, pending) = visible("alt-admin@evil.example").await;
     assert!(pending.is_empty(), "{pending:?}");
-    let admin_invitation = app
-        .strings("SELECT id::text FROM invitations WHERE email = 'alt-admin@evil.example'")
-        .await
-        .remove(0);
     assert!(matches!(
-        accept(alt_admin, admin_invitation).await,
+        accept_invited(&app, &alt_admin, "alt-admin@evil.example").await,
         Err(InvitationError::NotFound)
     ));
     assert_eq!(
@@ -383,7 +383,7 @@ async fn an_invitation_dies_with_its_inviters_authority() {
 #[tokio::test]
 async fn an_invitation_carried_over_by_the_migration_dies_with_its_inviter() {
     use migration::MigratorTrait;
-    use ports::{IdentityDirectory, UnitOfWorkFactory};
+    use ports::IdentityDirectory;
 
     let app = spawn_app().await;
     let owner = app.owner("a").await;
@@ -428,23 +428,7 @@ async fn an_invitation_carried_over_by_the_migration_dies_with_its_inviter() {
                 .is_empty(),
             "{email}"
         );
-        let id = app
-            .strings(&format!(
-                "SELECT id::text FROM invitations WHERE email = '{email}'"
-            ))
-            .await
-            .remove(0);
-        let accepted = app
-            .store
-            .accept_invitation(
-                &who,
-                domain::InvitationId::from_uuid(id.parse().unwrap()),
-                ports::NewAuditEvent::by(
-                    Some(who.user_id()),
-                    domain::AuditAction::InvitationAccepted,
-                ),
-            )
-            .await;
+        let accepted = accept_invited(&app, &who, email).await;
         assert!(
             matches!(accepted, Err(ports::InvitationError::NotFound)),
             "{email}: {accepted:?}"
