@@ -297,7 +297,7 @@ impl OrganizationStore for PgUnitOfWork {
 // ---------------------------------------------------------------- users
 
 impl PgUnitOfWork {
-    fn members(&self) -> Select<users::Entity> {
+    pub(crate) fn members(&self) -> Select<users::Entity> {
         users::Entity::find().filter(users::Column::OrganizationId.eq(self.org()))
     }
 

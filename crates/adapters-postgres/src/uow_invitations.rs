@@ -30,8 +30,8 @@ impl PgUnitOfWork {
 #[async_trait]
 impl InvitationStore for PgUnitOfWork {
     async fn create(&self, email: Email, role: Role) -> Result<Invitation, StoreError> {
-        let members_with_it = users::Entity::find()
-            .filter(users::Column::OrganizationId.eq(self.org()))
+        let members_with_it = self
+            .members()
             .filter(users::Column::Email.eq(email.as_str()))
             .count(&self.txn)
             .await
@@ -49,8 +49,8 @@ impl InvitationStore for PgUnitOfWork {
             .exec(&self.txn)
             .await
             .map_err(|e| self.abort(e))?;
-        // The times are the database's (the column defaults, `INVITATION_TTL_DAYS` ahead):
-        // the functions that answer invitations compare them with the database's clock.
+        // The times are the database's (the column defaults: 14 days to answer), which the
+        // functions that answer invitations compare with the database's clock.
         let row = invitations::ActiveModel {
             id: Set(Uuid::now_v7()),
             organization_id: Set(self.org()),

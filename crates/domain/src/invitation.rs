@@ -2,9 +2,6 @@ use chrono::{DateTime, Utc};
 
 use crate::{Email, InvitationId, OrganizationId, Role, UserId};
 
-/// How long an invitation waits for its answer.
-pub const INVITATION_TTL_DAYS: i64 = 14;
-
 /// An organization's invitation of an e-mail address, as the organization sees it. It grants
 /// nothing by itself: the person joins only by accepting it, after a login in which the
 /// identity provider verified this very address.

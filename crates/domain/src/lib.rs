@@ -31,7 +31,7 @@ pub use ids::{
     ApiTokenId, AuditEventId, EndpointId, IdParseError, InvitationId, ModelId, OrganizationId,
     ProjectId, UserId,
 };
-pub use invitation::{INVITATION_TTL_DAYS, Invitation, PendingInvitation};
+pub use invitation::{Invitation, PendingInvitation};
 pub use model::Model;
 pub use organization::Organization;
 pub use permissions::{

@@ -186,7 +186,7 @@ pub enum InvitationSort {
 /// address is invited the same whether or not anyone uses it elsewhere.
 #[async_trait]
 pub trait InvitationStore: Send + Sync {
-    /// Invites `email` with `role`, by the scope's user, for [`domain::INVITATION_TTL_DAYS`].
+    /// Invites `email` with `role`, by the scope's user, for 14 days (the database's clock).
     /// MUST return `Duplicate { what: "invitations.email" }` when the organization already
     /// invited the address, and `Duplicate { what: "users.email" }` when one of its members
     /// has it.
