@@ -181,7 +181,15 @@ async fn admit(
         Credential::Session => BlockKey::session(principal.user_id()),
     };
     let now = state.clock.now();
-    if let Some(block) = state.blocker.blocked(&key, now) {
+    // A session answers to its user's blocks too: a ban of the user's access tokens is not
+    // escaped by presenting the cookie instead.
+    let user_block = || match credential {
+        Credential::Session => state
+            .blocker
+            .blocked(&BlockKey::user(principal.user_id()), now),
+        _ => None,
+    };
+    if let Some(block) = state.blocker.blocked(&key, now).or_else(user_block) {
         return Err(admission::blocked(block, now));
     }
     match state.limiters.check_principal(&key.to_string()) {

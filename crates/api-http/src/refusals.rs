@@ -198,7 +198,14 @@ impl RefusalLog {
             }
         }
         let mut counted = self.counted();
-        for (kind, back) in kept {
+        for (mut kind, mut back) in kept {
+            // Put back within the bound, as a new kind would be counted.
+            if !counted.contains_key(&kind) && counted.len() >= self.max_kinds {
+                kind = kind.overflow();
+                back.first.actor = None;
+                back.first.target_id = None;
+                back.first.client_ip = None;
+            }
             counted
                 .entry(kind)
                 .and_modify(|c| {
@@ -420,5 +427,65 @@ mod tests {
             "every refusal counted"
         );
         assert_eq!(events[0], (Some("unknown".into()), None, 990));
+    }
+
+    /// A store that fails slowly while requests keep coming (found by review): each failing
+    /// write sees one more refusal from a fresh address arrive, as concurrent requests do
+    /// while `flush` awaits the store with the due kinds taken out of the map.
+    #[derive(Debug, Default)]
+    struct SlowDown(std::sync::OnceLock<std::sync::Weak<RefusalLog>>, AtomicU64);
+
+    #[async_trait]
+    impl AuditLog for SlowDown {
+        async fn unscoped_record(
+            &self,
+            _: Option<OrganizationId>,
+            _: NewAuditEvent,
+        ) -> Result<AuditEvent, StoreError> {
+            if let Some(log) = self.0.get().and_then(std::sync::Weak::upgrade) {
+                let n = self.1.fetch_add(1, Ordering::SeqCst);
+                let ip = std::net::Ipv4Addr::from(0x0b00_0000 + u32::try_from(n).unwrap_or(0));
+                log.note(None, refusal(&ip.to_string(), "unknown"));
+            }
+            Err(StoreError::Unavailable("timeout".into()))
+        }
+
+        async fn unscoped_verify(
+            &self,
+            _: Option<OrganizationId>,
+        ) -> Result<ChainVerdict, StoreError> {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_stays_bounded_during_a_store_outage() {
+        let store = Arc::new(SlowDown::default());
+        let clock = Arc::new(Millis(AtomicI64::new(1_800_000_000_000)));
+        let log = Arc::new(RefusalLog::new(
+            store.clone(),
+            clock.clone(),
+            Duration::minutes(1),
+            10,
+        ));
+        store.0.set(Arc::downgrade(&log)).unwrap();
+        for n in 0..10_u32 {
+            log.note(
+                None,
+                refusal(
+                    &std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string(),
+                    "unknown",
+                ),
+            );
+        }
+        for _ in 0..10 {
+            clock.0.fetch_add(60_000, Ordering::SeqCst);
+            log.flush(false).await;
+        }
+        assert!(
+            log.pending() <= 10 + 11,
+            "max_kinds is 10, yet {} kinds are held after ten failing flushes",
+            log.pending()
+        );
     }
 }

@@ -235,10 +235,20 @@ pub fn too_uniform(secret: &SecretString) -> bool {
 pub fn guessable(secret: &SecretString) -> bool {
     let weak = |text: &str| {
         zxcvbn::zxcvbn(text, &CONTEXT_WORDS).guesses_log10() < MIN_KEY_GUESSES_LOG10
-            || phrase_guesses_log10(text) < MIN_PHRASE_GUESSES_LOG10
+            || (is_phrase(text) && phrase_guesses_log10(text) < MIN_PHRASE_GUESSES_LOG10)
     };
     let key = secret.expose_secret();
-    weak(key) || decoded_text(key).is_some_and(|text| weak(&text))
+    weak(key)
+        || decoded_text(key).is_some_and(|text| {
+            weak(&text) || text.bytes().collect::<HashSet<u8>>().len() < MIN_JWT_KEY_DISTINCT_BYTES
+        })
+}
+
+/// Whether a text is written as words: it separates runs of letters with a space or a mark
+/// people put between words. Only such a text is read as a phrase; a random key of letters
+/// and digits alone would sometimes look like one (its long runs of letters).
+fn is_phrase(text: &str) -> bool {
+    text.chars().any(|c| " -_.,;:!".contains(c))
 }
 
 /// The fewest guesses (as a power of ten) a key must take when read as a phrase: its runs of

@@ -115,9 +115,12 @@ fn keys_a_person_chose_are_refused() {
 }
 
 fn base64_of(text: &str) -> String {
+    base64_bytes(text.as_bytes())
+}
+
+fn base64_bytes(bytes: &[u8]) -> String {
     // Standard base64 without a dependency (the crate's own `base64` is not re-exported).
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = match chunk.len() {
@@ -134,4 +137,86 @@ fn base64_of(text: &str) -> String {
         }
     }
     out
+}
+
+/// `n` pseudo-random byte strings of `len` bytes, from `seed` (another stream than
+/// [`random_bytes`]).
+fn seeded_bytes(seed: u32, n: u32, len: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut out = Vec::new();
+            let mut block = 0_u32;
+            while out.len() < len {
+                let mut h = Sha256::new();
+                h.update(seed.to_be_bytes());
+                h.update(i.to_be_bytes());
+                h.update(block.to_be_bytes());
+                out.extend_from_slice(&h.finalize());
+                block += 1;
+            }
+            out.truncate(len);
+            out
+        })
+        .collect()
+}
+
+/// Random keys of the shapes ordinary tools make (found by review: about one alphanumeric
+/// `pwgen -s 32` key or `openssl rand -base64 24` key in a hundred was read as a phrase and
+/// refused).
+#[test]
+fn random_keys_of_common_shapes_are_accepted() {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const PRINTABLE: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*()-_=+[]{};:,.<>/?~";
+    let pick = |alphabet: &'static [u8]| {
+        move |k: &Vec<u8>| -> String {
+            k.iter()
+                .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
+                .collect()
+        }
+    };
+    let shapes: [(&str, Vec<String>); 4] = [
+        (
+            "openssl rand -base64 24",
+            seeded_bytes(2, 300, 24)
+                .iter()
+                .map(|k| base64_bytes(k))
+                .collect(),
+        ),
+        (
+            "openssl rand -base64 32",
+            seeded_bytes(1, 300, 32)
+                .iter()
+                .map(|k| base64_bytes(k))
+                .collect(),
+        ),
+        (
+            "pwgen -s 32",
+            seeded_bytes(5, 300, 32).iter().map(pick(ALNUM)).collect(),
+        ),
+        (
+            "pwgen -sy 40",
+            seeded_bytes(6, 300, 40)
+                .iter()
+                .map(pick(PRINTABLE))
+                .collect(),
+        ),
+    ];
+    for (shape, keys) in shapes {
+        let bad: Vec<&String> = keys.iter().filter(|k| refused(k)).collect();
+        assert!(
+            bad.is_empty(),
+            "{shape}: {} refused, e.g. {:?}",
+            bad.len(),
+            bad.first()
+        );
+    }
+}
+
+/// A phrase refused for its few distinct letters is refused in base64 too (found by review).
+#[test]
+fn an_encoded_phrase_is_judged_as_the_phrase() {
+    let phrase = "correct horse battery staple correct horse battery staple";
+    assert!(refused(phrase));
+    assert!(refused(&base64_of(phrase)));
 }

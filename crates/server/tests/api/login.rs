@@ -1293,3 +1293,39 @@ async fn a_foreign_page_cannot_get_a_signed_in_visitor_banned() {
         "an access token over its budget, again and again, is banned"
     );
 }
+
+/// The attack (found by review): a user's access tokens are banned, and whoever holds the
+/// browser session's cookie carries on with it (the session has a ledger of its own, which
+/// never bans). A session answers to its user's blocks too.
+#[tokio::test]
+async fn a_banned_users_session_cookie_is_refused_too() {
+    let w = world_with(&[account("alice", "alice@example.org", true)], |args| {
+        args.blocks.block_refresh_ms = 100;
+    })
+    .await;
+    let session = session_of(&login(&w, "", "alice").await);
+    let me = with_session(&w, "GET", "/auth/me", &session, None).await;
+    assert_eq!(me.status, 200);
+    let user: uuid::Uuid = me.json()["user_id"].as_str().unwrap().parse().unwrap();
+    let key = domain::BlockKey::user(domain::UserId::from_uuid(user));
+    ports::BlockList::block(
+        &w.app.store,
+        &key,
+        domain::BlockState::Permanent,
+        "leaked token",
+        &ports::BlockContext::default(),
+    )
+    .await
+    .unwrap();
+    let mut status = 200;
+    for _ in 0..100 {
+        status = with_session(&w, "GET", "/auth/me", &session, None)
+            .await
+            .status;
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 403, "the banned user's cookie still works");
+}
