@@ -421,6 +421,25 @@ impl Application {
         args: &ServeArgs,
         clock: Arc<dyn ports::Clock>,
     ) -> Result<Self, StartupError> {
+        Self::build_on(args, clock, None).await
+    }
+
+    /// As [`Application::build_with_clock`], serving `BIND_ADDR`'s part on `listener`, a
+    /// socket the caller has already bound (its address is known before the server starts,
+    /// and nobody can take it in between).
+    pub async fn build_listening(
+        args: &ServeArgs,
+        clock: Arc<dyn ports::Clock>,
+        listener: std::net::TcpListener,
+    ) -> Result<Self, StartupError> {
+        Self::build_on(args, clock, Some(listener)).await
+    }
+
+    async fn build_on(
+        args: &ServeArgs,
+        clock: Arc<dyn ports::Clock>,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Self, StartupError> {
         let auth = Arc::new(auth_settings(args)?);
         check_tls(args)?;
         let tls = tls::server_config(&args.tls)?;
@@ -496,9 +515,11 @@ impl Application {
         if let Some(workers) = args.workers {
             server = server.workers(workers);
         }
-        let server = match tls {
-            Some(config) => server.bind_rustls_0_23(args.bind, config),
-            None => server.bind(args.bind),
+        let server = match (tls, listener) {
+            (Some(config), Some(listener)) => server.listen_rustls_0_23(listener, config),
+            (Some(config), None) => server.bind_rustls_0_23(args.bind, config),
+            (None, Some(listener)) => server.listen(listener),
+            (None, None) => server.bind(args.bind),
         }
         .map_err(StartupError::Bind)?;
         let port = server.addrs().first().map_or(0, |a| a.port());

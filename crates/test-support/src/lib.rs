@@ -159,6 +159,28 @@ pub fn random_fernet_key() -> String {
     base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
+/// A free loopback port below the kernel's ephemeral range, for a process that binds it
+/// itself (a server started as its own process, a provider restarted on its port).
+///
+/// A port taken from port 0 and released may be handed to any later bind to port 0 or any
+/// outgoing connection before its process binds it again; ports below the ephemeral range
+/// are given to nobody who does not ask for them by number.
+pub fn unallocated_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(10_000).max(1);
+    for _ in 0..1000 {
+        let pick = u16::from_le_bytes([Uuid::new_v4().as_bytes()[0], Uuid::new_v4().as_bytes()[1]]);
+        let port = low - span + pick % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {low}");
+}
+
 /// A clock that stands still until a test moves it.
 #[derive(Debug)]
 pub struct ManualClock {
@@ -207,10 +229,7 @@ impl OidcTestProvider {
     /// Starts the provider with `clients` and `accounts` (JSON arrays, see `provider.mjs`),
     /// signing with a new key named `kid`.
     pub fn start(clients: &str, accounts: &str, kid: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = unallocated_port();
         let mut provider = Self {
             port,
             clients: clients.to_owned(),

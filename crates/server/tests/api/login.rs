@@ -11,7 +11,7 @@ use ports::{Clock, SystemClock};
 use server::config::{Profile, ServeArgs};
 use test_support::{ManualClock, OidcTestProvider};
 
-use crate::{FRONTEND, Reply, TestApp, free_port, spawn_app_clocked};
+use crate::{FRONTEND, Reply, TestApp, spawn_app_on};
 
 const CLIENT_ID: &str = "rhesis-backend";
 const CLIENT_SECRET: &str = "a-client-secret-for-the-login-tests-0123456789";
@@ -44,7 +44,10 @@ async fn world_with(
     accounts: &[serde_json::Value],
     configure: impl FnOnce(&mut ServeArgs),
 ) -> World {
-    let port = free_port();
+    // The provider must know the server's address before the server starts: the socket is
+    // bound here and handed over, so no other test can take the port in between.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let public = format!("http://127.0.0.1:{port}");
     let clients = serde_json::json!([{
         "client_id": CLIENT_ID,
@@ -59,10 +62,9 @@ async fn world_with(
     );
     let issuer = provider.issuer();
     let clock = ManualClock::at(SystemClock.now());
-    let app = spawn_app_clocked(
+    let app = spawn_app_on(
         Profile::Test,
         |args| {
-            args.bind = format!("127.0.0.1:{port}").parse().unwrap();
             args.login.oidc_issuer_url = Some(issuer);
             args.login.oidc_client_id = Some(CLIENT_ID.to_owned());
             args.login.oidc_client_secret = Some(CLIENT_SECRET.to_owned().into());
@@ -70,6 +72,7 @@ async fn world_with(
             configure(args);
         },
         clock.clone(),
+        Some(listener),
     )
     .await;
     app.secret(CLIENT_SECRET);

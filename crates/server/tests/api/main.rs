@@ -252,6 +252,17 @@ pub(crate) async fn spawn_app_clocked(
     configure: impl FnOnce(&mut ServeArgs),
     server_clock: Arc<dyn Clock>,
 ) -> TestApp {
+    spawn_app_on(profile, configure, server_clock, None).await
+}
+
+/// As [`spawn_app_clocked`], serving on `listener` when one is given (a port the caller
+/// had to know before the server started, held so that nobody else takes it meanwhile).
+pub(crate) async fn spawn_app_on(
+    profile: Profile,
+    configure: impl FnOnce(&mut ServeArgs),
+    server_clock: Arc<dyn Clock>,
+    listener: Option<std::net::TcpListener>,
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         server::telemetry::init(LogFormat::Pretty);
     }
@@ -259,7 +270,10 @@ pub(crate) async fn spawn_app_clocked(
     let jwt_key = test_support::random_fernet_key();
     let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
     configure(&mut args);
-    let (address, refusals) = start_server(&args, server_clock).await;
+    let (address, refusals) = match listener {
+        Some(listener) => start_server_on(&args, server_clock, listener).await,
+        None => start_server(&args, server_clock).await,
+    };
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -304,13 +318,10 @@ pub(crate) async fn spawn_app_clocked(
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A free loopback port for a server started as its own process (one that nothing but a
+/// bind by number can take meanwhile).
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    test_support::unallocated_port()
 }
 
 /// Starts a server with `args` on a free port; its address and its counted refusals.
@@ -319,6 +330,22 @@ pub(crate) async fn start_server(
     clock: Arc<dyn Clock>,
 ) -> (String, Arc<api_http::RefusalLog>) {
     let app = Application::build_with_clock(args, clock).await.unwrap();
+    running(app)
+}
+
+/// As [`start_server`], serving on `listener`, bound by the caller beforehand.
+pub(crate) async fn start_server_on(
+    args: &ServeArgs,
+    clock: Arc<dyn Clock>,
+    listener: std::net::TcpListener,
+) -> (String, Arc<api_http::RefusalLog>) {
+    let app = Application::build_listening(args, clock, listener)
+        .await
+        .unwrap();
+    running(app)
+}
+
+fn running(app: Application) -> (String, Arc<api_http::RefusalLog>) {
     let address = format!("http://127.0.0.1:{}", app.port());
     let refusals = app.refusals();
     tokio::spawn(app.run_until_stopped());
