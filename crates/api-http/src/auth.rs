@@ -16,8 +16,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 use crypto::{JwtAuthority, JwtError};
 use domain::{
-    Action, ApiTokenId, AuditAction, AuditOutcome, BlockKey, Membership, Operation, OrganizationId,
-    PermissionDenied, Standing, UserId,
+    Action, ApiTokenId, AuditAction, AuditOutcome, AuditTarget, BlockKey, Membership, Operation,
+    OrganizationId, PermissionDenied, Standing, UserId,
 };
 use ports::{
     AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
@@ -107,8 +107,7 @@ impl RequestMeta {
         NewAuditEvent {
             actor,
             action,
-            target_type: None,
-            target_id: None,
+            target: None,
             outcome,
             reason: None,
             client_ip: self.client_ip,
@@ -228,9 +227,14 @@ const fn is_guess(reason: RefusalReason) -> bool {
 
 /// Logs and records a refused credential and answers 401 (or 403 when the refusal blocked
 /// the client).
-async fn refuse(state: &AppState, meta: &RequestMeta, refusal: Refusal, kind: &str) -> ApiError {
+async fn refuse(
+    state: &AppState,
+    meta: &RequestMeta,
+    refusal: Refusal,
+    target: AuditTarget,
+) -> ApiError {
     tracing::info!(
-        credential = kind,
+        credential = target.kind(),
         reason = refusal.reason.as_str(),
         "credential refused"
     );
@@ -239,8 +243,7 @@ async fn refuse(state: &AppState, meta: &RequestMeta, refusal: Refusal, kind: &s
         AuditAction::AuthenticationFailed,
         AuditOutcome::Failure,
     );
-    event.target_type = Some(kind.to_owned());
-    event.target_id = refusal.token.map(|t| t.to_string());
+    event.target = Some(target);
     event.reason = Some(refusal.reason.as_str().to_owned());
     state.refusals.note(refusal.organization, event);
     let error =
@@ -264,7 +267,10 @@ async fn by_api_token(
 ) -> Result<(Principal, Credential), ApiError> {
     let resolved = match state.identity.unscoped_api_token(&presented).await? {
         Ok(resolved) => resolved,
-        Err(refusal) => return Err(refuse(state, meta, refusal, "api_token").await),
+        Err(refusal) => {
+            let target = AuditTarget::ApiToken(refusal.token);
+            return Err(refuse(state, meta, refusal, target).await);
+        }
     };
     let principal = Principal::authenticated(
         resolved.user.user_id,
@@ -290,8 +296,7 @@ async fn by_api_token(
                 AuditAction::TokenUsed,
                 AuditOutcome::Success,
             );
-            event.target_type = Some("api_token".to_owned());
-            event.target_id = Some(resolved.token_id.to_string());
+            event.target = Some(AuditTarget::ApiToken(Some(resolved.token_id)));
             uow.audit().record(event).await?;
         }
         uow.commit().await?;
@@ -309,12 +314,11 @@ async fn by_jwt(
     meta: &RequestMeta,
     token: &str,
 ) -> Result<(Principal, Credential), ApiError> {
-    const KIND: &str = "access_token";
     let claims = match state.auth.jwt.verify(token, state.clock.now()) {
         Ok(claims) => claims,
         Err(err) => {
             let refusal = Refusal::anonymous(jwt_refusal(&err));
-            return Err(refuse(state, meta, refusal, KIND).await);
+            return Err(refuse(state, meta, refusal, AuditTarget::AccessToken(None)).await);
         }
     };
     // From here the claims are ours (the signature verified): a refusal can name the user and
@@ -347,7 +351,10 @@ async fn by_jwt(
     };
     let subject = match subject {
         Ok(subject) => subject,
-        Err(reason) => return Err(refuse(state, meta, refusal(reason), KIND).await),
+        Err(reason) => {
+            let target = AuditTarget::AccessToken(Some(claims.jti));
+            return Err(refuse(state, meta, refusal(reason), target).await);
+        }
     };
     let auth_time = DateTime::from_timestamp(claims.auth_time, 0);
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
@@ -416,7 +423,7 @@ async fn by_session(
             user: Some(user),
             ..Refusal::anonymous(RefusalReason::UserInactive)
         };
-        return Err(refuse(state, meta, refusal, "session").await);
+        return Err(refuse(state, meta, refusal, AuditTarget::Session).await);
     };
     let principal =
         Principal::authenticated(user, current.membership, AuthMethod::Session, auth_time);
@@ -482,7 +489,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
         }
         Err(()) => {
             let refusal = Refusal::anonymous(RefusalReason::Malformed);
-            return Err(refuse(&state, &meta, refusal, "authorization_header").await);
+            return Err(refuse(&state, &meta, refusal, AuditTarget::AuthorizationHeader).await);
         }
     };
     let (principal, credential) = if presented.expose_secret().starts_with("rh-") {
@@ -529,16 +536,8 @@ impl Caller {
     }
 
     /// An event by this caller about `target`.
-    pub(crate) fn event_on(
-        &self,
-        action: AuditAction,
-        target_type: &str,
-        target_id: impl ToString,
-    ) -> NewAuditEvent {
-        let mut event = self.event(action, AuditOutcome::Success);
-        event.target_type = Some(target_type.to_owned());
-        event.target_id = Some(target_id.to_string());
-        event
+    pub(crate) fn event_on(&self, action: AuditAction, target: AuditTarget) -> NewAuditEvent {
+        self.event(action, AuditOutcome::Success).on(target)
     }
 
     /// Records a refusal of this caller and returns the error to answer with.
@@ -703,13 +702,8 @@ impl Caller {
     }
 
     /// The event `op` declares, by this caller about `target`.
-    pub(crate) fn event_of(
-        &self,
-        op: Operation,
-        target_type: &str,
-        target_id: impl ToString,
-    ) -> NewAuditEvent {
-        self.event_on(op.policy().event, target_type, target_id)
+    pub(crate) fn event_of(&self, op: Operation, target: AuditTarget) -> NewAuditEvent {
+        self.event_on(op.policy().event, target)
     }
 
     /// Whether the caller logged in interactively within the configured age. An API token is

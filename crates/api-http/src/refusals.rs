@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{AuditAction, AuditOutcome, OrganizationId, UserId};
+use domain::{AuditAction, AuditOutcome, AuditTarget, OrganizationId, UserId};
 use ports::{AuditLog, Clock, NewAuditEvent};
 
 /// Distinct kinds of refusal counted at once by default.
@@ -32,8 +32,7 @@ struct Kind {
     action: AuditAction,
     outcome: AuditOutcome,
     reason: Option<String>,
-    target_type: Option<String>,
-    target_id: Option<String>,
+    target: Option<AuditTarget>,
     actor: Option<UserId>,
     client_ip: Option<IpAddr>,
 }
@@ -46,8 +45,7 @@ impl Kind {
             action: event.action,
             outcome: event.outcome,
             reason: event.reason.clone(),
-            target_type: event.target_type.clone(),
-            target_id: event.target_id.clone(),
+            target: event.target.clone(),
             actor: event.actor,
             // One client, one kind: an IPv6 client is its /64, as for the limits and blocks.
             client_ip: event.client_ip.map(domain::client_net),
@@ -58,7 +56,7 @@ impl Kind {
     /// credential, no user.
     fn overflow(self) -> Self {
         Self {
-            target_id: None,
+            target: self.target.clone().and_then(AuditTarget::without_id),
             actor: None,
             client_ip: None,
             ..self
@@ -147,7 +145,7 @@ impl RefusalLog {
         let first = || {
             let mut first = event.clone();
             first.actor = kind.actor;
-            first.target_id = kind.target_id.clone();
+            first.target = kind.target.clone();
             first.client_ip = kind.client_ip;
             // Recorded when its window ends, dated when it first happened.
             first.occurred_at = Some(now);
@@ -203,7 +201,7 @@ impl RefusalLog {
             if !counted.contains_key(&kind) && counted.len() >= self.max_kinds {
                 kind = kind.overflow();
                 back.first.actor = None;
-                back.first.target_id = None;
+                back.first.target = back.first.target.take().and_then(AuditTarget::without_id);
                 back.first.client_ip = None;
             }
             counted
@@ -266,8 +264,8 @@ mod tests {
                 occurred_at: event.occurred_at.unwrap_or_default(),
                 actor: event.actor,
                 action: event.action,
-                target_type: event.target_type.clone(),
-                target_id: event.target_id.clone(),
+                target_type: event.target.as_ref().map(|t| t.kind().to_owned()),
+                target_id: event.target.as_ref().and_then(AuditTarget::id),
                 outcome: event.outcome,
                 reason: event.reason.clone(),
                 client_ip: event.client_ip,

@@ -165,7 +165,7 @@ impl SessionStore for PgSessions {
             SessionLookup::Ended { user, why } => {
                 tracing::info!(reason = why.as_str(), "a session ended");
                 let event = NewAuditEvent {
-                    target_type: Some("session".to_owned()),
+                    target: Some(domain::AuditTarget::Session),
                     outcome: AuditOutcome::Failure,
                     reason: Some(why.as_str().to_owned()),
                     request_id: crate::request_context::current_request_id(),

@@ -2,7 +2,10 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-use crate::{AuditEventId, OrganizationId, UserId};
+use crate::{
+    ApiTokenId, AuditEventId, BlockKey, EndpointId, InvitationId, ModelId, OrganizationId,
+    ProjectId, UserId,
+};
 
 /// What happened. The stable text of each variant is what the log stores and filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +143,83 @@ impl std::str::FromStr for AuditOutcome {
             .into_iter()
             .find(|o| o.as_str() == s)
             .ok_or(crate::UnknownVariant("audit outcome"))
+    }
+}
+
+/// What an event is about. The log stores it as a kind (`project`) and an id; an event's
+/// writer names it by type, so an id of one kind cannot be filed as another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AuditTarget {
+    Organization(OrganizationId),
+    User(UserId),
+    Invitation(InvitationId),
+    Project(ProjectId),
+    Endpoint(EndpointId),
+    Model(ModelId),
+    /// A user's API token; `None` for one presented but not found.
+    ApiToken(Option<ApiTokenId>),
+    /// One of the backend's access tokens, by its `jti` when it verified.
+    AccessToken(Option<uuid::Uuid>),
+    /// A browser session.
+    Session,
+    /// A browser login under way.
+    Login,
+    /// An `Authorization` header that names no credential.
+    AuthorizationHeader,
+    /// A client of the graduated response (an address, a credential, a user).
+    Client(BlockKey),
+}
+
+impl AuditTarget {
+    /// The kind, as the log stores it.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Organization(_) => "organization",
+            Self::User(_) => "user",
+            Self::Invitation(_) => "invitation",
+            Self::Project(_) => "project",
+            Self::Endpoint(_) => "endpoint",
+            Self::Model(_) => "model",
+            Self::ApiToken(_) => "api_token",
+            Self::AccessToken(_) => "access_token",
+            Self::Session => "session",
+            Self::Login => "login",
+            Self::AuthorizationHeader => "authorization_header",
+            Self::Client(_) => "client",
+        }
+    }
+
+    /// The id, as the log stores it, if the target has one.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Self::Organization(id) => Some(id.to_string()),
+            Self::User(id) => Some(id.to_string()),
+            Self::Invitation(id) => Some(id.to_string()),
+            Self::Project(id) => Some(id.to_string()),
+            Self::Endpoint(id) => Some(id.to_string()),
+            Self::Model(id) => Some(id.to_string()),
+            Self::ApiToken(id) => id.map(|id| id.to_string()),
+            Self::AccessToken(jti) => jti.map(|jti| jti.to_string()),
+            Self::Client(key) => Some(key.to_string()),
+            Self::Session | Self::Login | Self::AuthorizationHeader => None,
+        }
+    }
+
+    /// The same kind of credential with its id forgotten (refusals counted together once
+    /// too many kinds are counted); `None` for a target that is nothing without its id.
+    pub fn without_id(self) -> Option<Self> {
+        match self {
+            Self::ApiToken(_) => Some(Self::ApiToken(None)),
+            Self::AccessToken(_) => Some(Self::AccessToken(None)),
+            Self::Session | Self::Login | Self::AuthorizationHeader => Some(self),
+            Self::Organization(_)
+            | Self::User(_)
+            | Self::Invitation(_)
+            | Self::Project(_)
+            | Self::Endpoint(_)
+            | Self::Model(_)
+            | Self::Client(_) => None,
+        }
     }
 }
 

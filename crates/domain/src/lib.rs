@@ -22,7 +22,7 @@ mod user;
 mod values;
 
 pub use api_token::ApiToken;
-pub use audit::{AuditAction, AuditEvent, AuditOutcome};
+pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditTarget};
 pub use blocks::{
     BlockKey, BlockKeyError, BlockPolicy, BlockState, ClientRecord, StrikeVerdict, client_net,
 };

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{AuditAction, AuditEvent, AuditOutcome, OrganizationId, UserId};
+use domain::{AuditAction, AuditEvent, AuditOutcome, AuditTarget, OrganizationId, UserId};
 
 use crate::{Page, StoreError};
 
@@ -13,8 +13,7 @@ use crate::{Page, StoreError};
 pub struct NewAuditEvent {
     pub actor: Option<UserId>,
     pub action: AuditAction,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
+    pub target: Option<AuditTarget>,
     pub outcome: AuditOutcome,
     /// Why the outcome, in a few words (`expired`, `revoked`): never a secret.
     pub reason: Option<String>,
@@ -32,14 +31,21 @@ impl NewAuditEvent {
         Self {
             actor,
             action,
-            target_type: None,
-            target_id: None,
+            target: None,
             outcome: AuditOutcome::Success,
             reason: None,
             client_ip: None,
             request_id: None,
             occurrences: 1,
             occurred_at: None,
+        }
+    }
+
+    /// The same event about `target`.
+    pub fn on(self, target: AuditTarget) -> Self {
+        Self {
+            target: Some(target),
+            ..self
         }
     }
 }

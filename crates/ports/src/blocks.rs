@@ -33,8 +33,7 @@ pub struct BlockContext {
 impl BlockContext {
     fn event(&self, action: AuditAction, key: &BlockKey, reason: String) -> NewAuditEvent {
         NewAuditEvent {
-            target_type: Some("client".to_owned()),
-            target_id: Some(key.to_string()),
+            target: Some(domain::AuditTarget::Client(key.clone())),
             outcome: AuditOutcome::Denied,
             reason: Some(reason),
             client_ip: self.client_ip,

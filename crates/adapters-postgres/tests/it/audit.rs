@@ -3,22 +3,22 @@
 
 use std::sync::Arc;
 
-use domain::{AuditAction, AuditOutcome};
+use domain::{AuditAction, AuditOutcome, AuditTarget, ProjectId};
 use ports::{AuditFilter, ChainVerdict, NewAuditEvent, UnitOfWorkFactory};
 use sea_orm::ConnectionTrait;
 
 use crate::{Tenant, World, world};
 
-fn event(tenant: &Tenant, action: AuditAction, target: &str) -> NewAuditEvent {
+/// An event about a project, told apart by its request id (`req-<label>`).
+fn event(tenant: &Tenant, action: AuditAction, label: &str) -> NewAuditEvent {
     NewAuditEvent {
         actor: Some(tenant.principal.user_id()),
         action,
-        target_type: Some("project".to_owned()),
-        target_id: Some(target.to_owned()),
+        target: Some(AuditTarget::Project(ProjectId::from_uuid(uuid::Uuid::new_v4()))),
         outcome: AuditOutcome::Success,
         reason: None,
         client_ip: Some("198.51.100.7".parse().unwrap()),
-        request_id: Some(format!("req-{target}")),
+        request_id: Some(format!("req-{label}")),
         occurrences: 1,
         occurred_at: None,
     }
@@ -236,8 +236,7 @@ async fn events_of_no_organization_chain_apart_and_the_app_role_cannot_read_them
     let refused = |reason: &str| NewAuditEvent {
         actor: None,
         action: AuditAction::AuthenticationFailed,
-        target_type: None,
-        target_id: None,
+        target: None,
         outcome: AuditOutcome::Failure,
         reason: Some(reason.to_owned()),
         client_ip: Some("203.0.113.9".parse().unwrap()),
@@ -491,6 +490,12 @@ async fn unkeyed_events_from_before_the_key_verify_and_a_downgrade_of_a_keyed_on
 
     // The owner rewrites an unkeyed event (and the unkeyed one after it): the first keyed
     // event's link covers the hash before it.
+    let original = events(&w, &w.a)
+        .await
+        .into_iter()
+        .find(|e| e.seq == 2)
+        .unwrap()
+        .target_id;
     let early = |e: &mut domain::AuditEvent| {
         if e.seq == 2 {
             e.target_id = Some("forged".to_owned());
@@ -500,7 +505,7 @@ async fn unkeyed_events_from_before_the_key_verify_and_a_downgrade_of_a_keyed_on
     assert_eq!(verdict(&w, &w.a).await, ChainVerdict::Broken { seq: 4 });
     rewrite(&w, &w.a, (2, 3), &crypto::unkeyed_audit_hash, "1", &|e| {
         if e.seq == 2 {
-            e.target_id = Some("0".to_owned());
+            e.target_id.clone_from(&original);
         }
     })
     .await;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use domain::{
-    Action, AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod, HttpUrl,
-    Name, Operation, ProjectId, RequestHeaders,
+    Action, AuditTarget, AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod,
+    HttpUrl, Name, Operation, ProjectId, RequestHeaders,
 };
 use ports::{EndpointPatch, EndpointSort, NewEndpoint, Patch, SecretPatch};
 use serde::{Deserialize, Serialize};
@@ -213,7 +213,10 @@ async fn record_secret_writes(
 ) -> Result<(), ApiError> {
     for (field, written) in fields {
         if *written {
-            let mut event = caller.event_of(Operation::WriteEndpointCredential, "endpoint", id);
+            let mut event = caller.event_of(
+                Operation::WriteEndpointCredential,
+                AuditTarget::Endpoint(id),
+            );
             event.reason = Some((*field).to_owned());
             uow.audit().record(event).await?;
         }
@@ -285,7 +288,10 @@ pub(crate) async fn create_endpoint(
     let uow = caller.begin_op(Operation::CreateEndpoint).await?;
     let endpoint = uow.endpoints().create(new).await?;
     uow.audit()
-        .record(caller.event_of(Operation::CreateEndpoint, "endpoint", endpoint.id))
+        .record(caller.event_of(
+            Operation::CreateEndpoint,
+            AuditTarget::Endpoint(endpoint.id),
+        ))
         .await?;
     record_secret_writes(&caller, uow.as_ref(), endpoint.id, &writes).await?;
     uow.commit().await?;
@@ -406,7 +412,7 @@ pub(crate) async fn update_endpoint(
     let uow = caller.permit_also(uow, &wider).await?;
     let endpoint = uow.endpoints().update(id, patch).await?;
     uow.audit()
-        .record(caller.event_of(Operation::UpdateEndpoint, "endpoint", id))
+        .record(caller.event_of(Operation::UpdateEndpoint, AuditTarget::Endpoint(id)))
         .await?;
     record_secret_writes(&caller, uow.as_ref(), id, &writes).await?;
     uow.commit().await?;
@@ -427,7 +433,7 @@ pub(crate) async fn delete_endpoint(
     let uow = caller.begin_op(Operation::DeleteEndpoint).await?;
     uow.endpoints().soft_delete(id).await?;
     uow.audit()
-        .record(caller.event_of(Operation::DeleteEndpoint, "endpoint", id))
+        .record(caller.event_of(Operation::DeleteEndpoint, AuditTarget::Endpoint(id)))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -6,7 +6,8 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use domain::{
-    Action, Email, Invitation, InvitationId, Operation, PendingInvitation, PermissionDenied, Role,
+    Action, AuditTarget, Email, Invitation, InvitationId, Operation, PendingInvitation,
+    PermissionDenied, Role,
 };
 use ports::{InvitationError, InvitationSort, PageRequest, Sort, SortDirection, UserSort};
 use serde::{Deserialize, Serialize};
@@ -147,7 +148,10 @@ pub(crate) async fn invite_user(
         return Err(ApiError::new(ErrorCode::Conflict).with_field("max_users"));
     }
     let invitation = uow.invitations().create(email, role).await?;
-    let mut event = caller.event_of(Operation::InviteUser, "invitation", invitation.id);
+    let mut event = caller.event_of(
+        Operation::InviteUser,
+        AuditTarget::Invitation(invitation.id),
+    );
     event.reason = Some(role.as_str().to_owned());
     uow.audit().record(event).await?;
     uow.commit().await?;
@@ -195,7 +199,10 @@ pub(crate) async fn revoke_invitation(
         .invitations()
         .revoke(InvitationId::from_uuid(invitation_id.into_inner()))
         .await?;
-    let mut event = caller.event_of(Operation::RevokeInvitation, "invitation", gone.id);
+    let mut event = caller.event_of(
+        Operation::RevokeInvitation,
+        AuditTarget::Invitation(gone.id),
+    );
     event.reason = Some(gone.role.as_str().to_owned());
     uow.audit().record(event).await?;
     uow.commit().await?;
@@ -251,7 +258,7 @@ pub(crate) async fn accept_invitation(
 ) -> Result<web::Json<Joined>, ApiError> {
     let id = InvitationId::from_uuid(invitation_id.into_inner());
     caller.permit(Operation::AcceptInvitation).await?;
-    let event = caller.event_of(Operation::AcceptInvitation, "invitation", id);
+    let event = caller.event_of(Operation::AcceptInvitation, AuditTarget::Invitation(id));
     let joined = caller
         .state()
         .units
@@ -282,7 +289,7 @@ pub(crate) async fn decline_invitation(
 ) -> Result<HttpResponse, ApiError> {
     let id = InvitationId::from_uuid(invitation_id.into_inner());
     caller.permit(Operation::DeclineInvitation).await?;
-    let event = caller.event_of(Operation::DeclineInvitation, "invitation", id);
+    let event = caller.event_of(Operation::DeclineInvitation, AuditTarget::Invitation(id));
     caller
         .state()
         .units

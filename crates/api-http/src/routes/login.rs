@@ -180,7 +180,7 @@ async fn failed(state: &AppState, meta: &RequestMeta, reason: &str, error: ApiEr
         AuditAction::AuthenticationFailed,
         AuditOutcome::Failure,
     );
-    event.target_type = Some("login".to_owned());
+    event.target = Some(domain::AuditTarget::Login);
     event.reason = Some(reason.to_owned());
     state.refusals.note(None, event);
     match meta.client_ip {
@@ -312,7 +312,7 @@ pub(crate) async fn callback(
         AuditAction::AuthenticationSucceeded,
         AuditOutcome::Success,
     );
-    event.target_type = Some("session".to_owned());
+    event.target = Some(domain::AuditTarget::Session);
     event.reason = Some(if step_up { "oidc_step_up" } else { "oidc" }.to_owned());
     state
         .audit_log

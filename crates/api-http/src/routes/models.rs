@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, Description, HttpUrl, Model, ModelId, Name, Operation, RequestHeaders};
+use domain::{
+    Action, AuditTarget, Description, HttpUrl, Model, ModelId, Name, Operation, RequestHeaders,
+};
 use ports::{ModelPatch, ModelSort, NewModel, SecretPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -115,7 +117,7 @@ async fn record_key_write(
     uow: &dyn ports::UnitOfWork,
     id: ModelId,
 ) -> Result<(), ApiError> {
-    let mut event = caller.event_of(Operation::WriteModelKey, "model", id);
+    let mut event = caller.event_of(Operation::WriteModelKey, AuditTarget::Model(id));
     event.reason = Some("key".to_owned());
     uow.audit().record(event).await?;
     Ok(())
@@ -155,7 +157,7 @@ pub(crate) async fn create_model(
     let uow = caller.begin_op(Operation::CreateModel).await?;
     let model = uow.models().create(new).await?;
     uow.audit()
-        .record(caller.event_of(Operation::CreateModel, "model", model.id))
+        .record(caller.event_of(Operation::CreateModel, AuditTarget::Model(model.id)))
         .await?;
     if writes_key {
         record_key_write(&caller, uow.as_ref(), model.id).await?;
@@ -257,7 +259,7 @@ pub(crate) async fn update_model(
     let uow = caller.permit_also(uow, &wider).await?;
     let model = uow.models().update(id, patch).await?;
     uow.audit()
-        .record(caller.event_of(Operation::UpdateModel, "model", id))
+        .record(caller.event_of(Operation::UpdateModel, AuditTarget::Model(id)))
         .await?;
     if writes_key {
         record_key_write(&caller, uow.as_ref(), id).await?;
@@ -280,7 +282,7 @@ pub(crate) async fn delete_model(
     let uow = caller.begin_op(Operation::DeleteModel).await?;
     uow.models().soft_delete(id).await?;
     uow.audit()
-        .record(caller.event_of(Operation::DeleteModel, "model", id))
+        .record(caller.event_of(Operation::DeleteModel, AuditTarget::Model(id)))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, Description, Email, HttpUrl, Name, Operation, Organization};
+use domain::{Action, AuditTarget, Description, Email, HttpUrl, Name, Operation, Organization};
 use ports::{FoundingError, NewOrganization, OrganizationPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -185,8 +185,7 @@ pub(crate) async fn update_organization(
     uow.audit()
         .record(caller.event_of(
             Operation::UpdateOrganization,
-            "organization",
-            organization.id,
+            AuditTarget::Organization(organization.id),
         ))
         .await?;
     uow.commit().await?;
@@ -210,8 +209,7 @@ pub(crate) async fn delete_organization(caller: Caller) -> Result<HttpResponse, 
     uow.audit()
         .record(caller.event_of(
             Operation::DeleteOrganization,
-            "organization",
-            scope.organization_id(),
+            AuditTarget::Organization(scope.organization_id()),
         ))
         .await?;
     uow.organizations().soft_delete().await?;
@@ -241,7 +239,7 @@ pub(crate) async fn leave_organization(caller: Caller) -> Result<HttpResponse, A
     }
     uow.users().remove(me).await?;
     uow.audit()
-        .record(caller.event_of(Operation::LeaveOrganization, "user", me))
+        .record(caller.event_of(Operation::LeaveOrganization, AuditTarget::User(me)))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

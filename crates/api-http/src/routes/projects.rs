@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, Description, Name, Operation, Project, ProjectId, UserId};
+use domain::{Action, AuditTarget, Description, Name, Operation, Project, ProjectId, UserId};
 use ports::{NewProject, Patch, ProjectPatch, ProjectSort};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -112,7 +112,7 @@ pub(crate) async fn create_project(
     let uow = caller.begin_op(Operation::CreateProject).await?;
     let project = uow.projects().create(new).await?;
     uow.audit()
-        .record(caller.event_of(Operation::CreateProject, "project", project.id))
+        .record(caller.event_of(Operation::CreateProject, AuditTarget::Project(project.id)))
         .await?;
     uow.commit().await?;
     Ok(created(ProjectView::from(project)))
@@ -189,7 +189,7 @@ pub(crate) async fn update_project(
     let uow = caller.begin_op(Operation::UpdateProject).await?;
     let project = uow.projects().update(id, patch).await?;
     uow.audit()
-        .record(caller.event_of(Operation::UpdateProject, "project", id))
+        .record(caller.event_of(Operation::UpdateProject, AuditTarget::Project(id)))
         .await?;
     uow.commit().await?;
     Ok(web::Json(project.into()))
@@ -209,7 +209,7 @@ pub(crate) async fn delete_project(
     let uow = caller.begin_op(Operation::DeleteProject).await?;
     uow.projects().soft_delete(id).await?;
     uow.audit()
-        .record(caller.event_of(Operation::DeleteProject, "project", id))
+        .record(caller.event_of(Operation::DeleteProject, AuditTarget::Project(id)))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,7 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use domain::{AuditOutcome, Operation, OrganizationId, UserId};
+use domain::{AuditOutcome, AuditTarget, Operation, OrganizationId, UserId};
 use ports::AuthMethod;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -136,8 +136,7 @@ pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpRespo
             .await?;
     }
     let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
-    event.target_type = Some("access_token".to_owned());
-    event.target_id = Some(jti.to_string());
+    event.target = Some(AuditTarget::AccessToken(Some(jti)));
     let organization = caller.principal().membership().map(|m| m.organization_id);
     state.audit_log.unscoped_record(organization, event).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -152,7 +151,7 @@ async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse,
     crate::sessions::revoke_minted_tokens(state, &session).await?;
     session.purge();
     let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
-    event.target_type = Some("session".to_owned());
+    event.target = Some(AuditTarget::Session);
     let organization = caller.principal().membership().map(|m| m.organization_id);
     state.audit_log.unscoped_record(organization, event).await?;
     let logout_url = match &state.login {
@@ -224,8 +223,7 @@ pub(crate) async fn issue_access_token(
         op.policy().event,
         AuditOutcome::Success,
     );
-    event.target_type = Some("access_token".to_owned());
-    event.target_id = Some(jti.to_string());
+    event.target = Some(AuditTarget::AccessToken(Some(jti)));
     event.reason = Some(op.name().to_owned());
     state
         .audit_log

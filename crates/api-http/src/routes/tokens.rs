@@ -4,7 +4,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Duration, Utc};
-use domain::{Action, ApiToken, ApiTokenId, Name, Operation};
+use domain::{Action, ApiToken, ApiTokenId, AuditTarget, Name, Operation};
 use ports::ApiTokenSort;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -123,7 +123,10 @@ pub(crate) async fn create_token(
     let uow = caller.begin_op(Operation::CreateApiToken).await?;
     let (token, value) = uow.api_tokens().create(name, expires_at).await?;
     uow.audit()
-        .record(caller.event_of(Operation::CreateApiToken, "api_token", token.id))
+        .record(caller.event_of(
+            Operation::CreateApiToken,
+            AuditTarget::ApiToken(Some(token.id)),
+        ))
         .await?;
     uow.commit().await?;
     Ok(with_value(token, &value, true))
@@ -184,7 +187,7 @@ pub(crate) async fn rename_token(
     let id = ApiTokenId::from_uuid(token_id.into_inner());
     let token = uow.api_tokens().rename_own(id, name).await?;
     uow.audit()
-        .record(caller.event_of(Operation::RenameApiToken, "api_token", id))
+        .record(caller.event_of(Operation::RenameApiToken, AuditTarget::ApiToken(Some(id))))
         .await?;
     uow.commit().await?;
     Ok(web::Json(token.into()))
@@ -205,7 +208,7 @@ pub(crate) async fn revoke_token(
     let uow = caller.begin_op(Operation::RevokeApiToken).await?;
     uow.api_tokens().revoke_own(id).await?;
     uow.audit()
-        .record(caller.event_of(Operation::RevokeApiToken, "api_token", id))
+        .record(caller.event_of(Operation::RevokeApiToken, AuditTarget::ApiToken(Some(id))))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -231,7 +234,7 @@ pub(crate) async fn refresh_token(
     let uow = caller.begin_op(Operation::RefreshApiToken).await?;
     let (token, value) = uow.api_tokens().refresh_own(id).await?;
     uow.audit()
-        .record(caller.event_of(Operation::RefreshApiToken, "api_token", id))
+        .record(caller.event_of(Operation::RefreshApiToken, AuditTarget::ApiToken(Some(id))))
         .await?;
     uow.commit().await?;
     Ok(with_value(token, &value, false))

@@ -5,7 +5,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, web};
 use chrono::{DateTime, Utc};
-use domain::{Action, Actor, Name, Operation, Role, User, UserId};
+use domain::{Action, Actor, AuditTarget, Name, Operation, Role, User, UserId};
 use ports::UserSort;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -177,7 +177,7 @@ pub(crate) async fn change_role(
         return Err(caller.forbidden(denied).await);
     }
     let user = uow.users().set_role(target, new).await?;
-    let mut event = caller.event_of(Operation::ChangeRole, "user", target);
+    let mut event = caller.event_of(Operation::ChangeRole, AuditTarget::User(target));
     event.reason = Some(format!("{}->{}", current.as_str(), new.as_str()));
     uow.audit().record(event).await?;
     uow.commit().await?;
@@ -214,7 +214,7 @@ pub(crate) async fn remove_user(
     }
     uow.users().remove(target).await?;
     uow.audit()
-        .record(caller.event_of(Operation::RemoveUser, "user", target))
+        .record(caller.event_of(Operation::RemoveUser, AuditTarget::User(target)))
         .await?;
     uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())
