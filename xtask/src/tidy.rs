@@ -1,6 +1,6 @@
 //! Repository policy, checked as tests so that plain `cargo test` enforces it.
-//! Dependencies point inward: api-http -> ports -> domain; adapters -> ports -> domain; only
-//! the server (and tests) name concrete adapters.
+//! Dependencies point inward: api-http -> app -> ports -> domain; adapters -> ports -> domain;
+//! only the server (and tests) name concrete adapters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -57,9 +57,10 @@ fn workspace() -> BTreeMap<String, Package> {
         .collect()
 }
 
-const OURS: [&str; 10] = [
+const OURS: [&str; 11] = [
     "domain",
     "ports",
+    "app",
     "crypto",
     "adapters-postgres",
     "adapters-auth0",
@@ -82,10 +83,11 @@ fn dependencies_point_inward() {
     let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("domain", &[][..]),
         ("ports", &["domain"][..]),
+        ("app", &["domain", "ports"][..]),
         ("crypto", &["domain"][..]),
         ("adapters-postgres", &["domain", "ports", "crypto"][..]),
         ("adapters-auth0", &["domain", "ports", "crypto"][..]),
-        ("api-http", &["domain", "ports", "crypto"][..]),
+        ("api-http", &["domain", "ports", "app", "crypto"][..]),
         ("migration", &[][..]),
         ("test-support", &["migration", "ports"][..]),
         ("xtask", &[][..]),
@@ -94,6 +96,7 @@ fn dependencies_point_inward() {
             &[
                 "domain",
                 "ports",
+                "app",
                 "crypto",
                 "adapters-postgres",
                 "adapters-auth0",
@@ -148,6 +151,15 @@ fn the_domain_depends_on_no_framework() {
         assert!(
             ports_allowed.contains(dep.as_str()),
             "ports must not depend on {dep}"
+        );
+    }
+    // The use cases know the ports and the domain, and no framework, database or crypto.
+    let app_allowed: BTreeSet<&str> =
+        ["chrono", "domain", "ports", "thiserror", "tracing", "uuid"].into();
+    for dep in &ws["app"].deps {
+        assert!(
+            app_allowed.contains(dep.as_str()),
+            "app must not depend on {dep}"
         );
     }
 }

@@ -13,17 +13,19 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration};
 use crypto::{JwtAuthority, JwtError};
 use domain::{
-    Action, ApiTokenId, AuditAction, AuditOutcome, AuditTarget, BlockKey, Membership, Operation,
-    OrganizationId, PermissionDenied, Standing, UserId,
+    Action, AuditAction, AuditOutcome, AuditTarget, BlockKey, Membership, Operation,
+    OrganizationId, PermissionDenied, UserId,
 };
 use ports::{
     AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
+
+use app::Denial;
 
 use crate::{ApiError, AppState, ErrorCode, admission, request_context};
 
@@ -52,22 +54,7 @@ impl std::fmt::Debug for AuthSettings {
     }
 }
 
-/// The credential a request presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// One of the backend's access tokens, with what revoking it needs.
-    Jwt {
-        jti: Uuid,
-        expires_at: DateTime<Utc>,
-        /// The browser session it was minted from, if any.
-        sid: Option<Uuid>,
-    },
-    ApiToken {
-        id: ApiTokenId,
-    },
-    /// The browser session cookie.
-    Session,
-}
+pub use app::Credential;
 
 /// Where a request came from, for the audit log.
 #[derive(Debug, Clone, Default)]
@@ -104,36 +91,23 @@ impl RequestMeta {
         action: AuditAction,
         outcome: AuditOutcome,
     ) -> NewAuditEvent {
-        NewAuditEvent {
-            actor,
-            action,
-            target: None,
-            outcome,
-            reason: None,
+        self.origin().event(actor, action, outcome)
+    }
+
+    /// The same, as the application layer names it.
+    pub(crate) fn origin(&self) -> app::Origin {
+        app::Origin {
             client_ip: self.client_ip,
             request_id: self.request_id.clone(),
-            occurrences: 1,
-            occurred_at: None,
         }
     }
-}
-
-/// Why the declared policy of an operation refuses a caller.
-#[derive(Debug, Clone, Copy)]
-enum Denial {
-    ApiToken,
-    NoOrganization,
-    Permission(PermissionDenied),
-    Stale,
 }
 
 /// An authenticated caller: who, by which credential, and from where. Handlers that take a
 /// `Caller` are closed to anonymous requests.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    principal: Principal,
-    credential: Credential,
-    meta: RequestMeta,
+    inner: app::Caller,
     state: web::Data<AppState>,
 }
 
@@ -142,6 +116,26 @@ fn challenge(error: Option<&str>) -> String {
     match error {
         Some(error) => format!("Bearer realm=\"{REALM}\", error=\"{error}\""),
         None => format!("Bearer realm=\"{REALM}\""),
+    }
+}
+
+impl From<app::Refused> for ApiError {
+    /// 403, or 401 with an RFC 9470 step-up challenge for a login too old.
+    fn from(refused: app::Refused) -> Self {
+        match refused.denial {
+            Denial::StaleLogin { max_age } => {
+                let challenge = format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
+                     error_description=\"A more recent authentication is required\", max_age={}",
+                    max_age.num_seconds()
+                );
+                ApiError::new(ErrorCode::StepUpRequired).with_challenge(challenge)
+            }
+            Denial::Permission(denied) => ApiError::with_cause(ErrorCode::Forbidden, denied),
+            Denial::ApiTokenNotAllowed | Denial::NoOrganization => {
+                ApiError::new(ErrorCode::Forbidden)
+            }
+        }
     }
 }
 
@@ -481,9 +475,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
             tracing::Span::current()
                 .record("principal", tracing::field::display(principal.user_id()));
             return Ok(Caller {
-                principal,
-                credential: Credential::Session,
-                meta,
+                inner: app::Caller::new(principal, Credential::Session, meta.origin()),
                 state,
             });
         }
@@ -500,9 +492,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     tracing::Span::current().record("principal", tracing::field::display(principal.user_id()));
     admit(&req, &state, &meta, &principal, credential).await?;
     Ok(Caller {
-        principal,
-        credential,
-        meta,
+        inner: app::Caller::new(principal, credential, meta.origin()),
         state,
     })
 }
@@ -518,11 +508,16 @@ impl FromRequest for Caller {
 
 impl Caller {
     pub fn principal(&self) -> &Principal {
-        &self.principal
+        self.inner.principal()
     }
 
     pub fn credential(&self) -> Credential {
-        self.credential
+        self.inner.credential()
+    }
+
+    /// The caller as the use cases take it.
+    pub fn app(&self) -> &app::Caller {
+        &self.inner
     }
 
     pub(crate) fn state(&self) -> &AppState {
@@ -531,174 +526,12 @@ impl Caller {
 
     /// An event by this caller.
     pub(crate) fn event(&self, action: AuditAction, outcome: AuditOutcome) -> NewAuditEvent {
-        self.meta
-            .event(Some(self.principal.user_id()), action, outcome)
+        self.inner.event(action, outcome)
     }
 
     /// An event by this caller about `target`.
     pub(crate) fn event_on(&self, action: AuditAction, target: AuditTarget) -> NewAuditEvent {
-        self.event(action, AuditOutcome::Success).on(target)
-    }
-
-    /// Records a refusal of this caller and returns the error to answer with.
-    pub(crate) async fn denied(&self, reason: &str, error: ApiError) -> ApiError {
-        tracing::info!(reason, "access denied");
-        let mut event = self.event(AuditAction::AccessDenied, AuditOutcome::Denied);
-        event.reason = Some(reason.to_owned());
-        let organization = self.principal.membership().map(|m| m.organization_id);
-        if let Err(err) = self
-            .state
-            .audit_log
-            .unscoped_record(organization, event)
-            .await
-        {
-            tracing::error!(error = %err, "the denial could not be recorded");
-        }
-        error
-    }
-
-    /// The caller's membership; a caller who belongs to no organization is refused (403).
-    pub(crate) async fn membership(&self) -> Result<Membership, ApiError> {
-        match self.principal.membership() {
-            Some(membership) => Ok(membership),
-            None => Err(self
-                .denied("no_organization", ApiError::new(ErrorCode::Forbidden))
-                .await),
-        }
-    }
-
-    /// Opens a unit of work in the caller's organization, if `action` is theirs to do.
-    pub(crate) async fn begin(&self, action: Action) -> Result<Box<dyn UnitOfWork>, ApiError> {
-        let scope = self.scope_for(action).await?;
-        Ok(self.state.units.begin(&scope).await?)
-    }
-
-    /// The caller's scope, if `action` is theirs to do (403 and an audit event otherwise).
-    pub(crate) async fn scope_for(&self, action: Action) -> Result<TenantScope, ApiError> {
-        // Both come from the membership: a caller without one has neither.
-        let (Some(actor), Some(scope)) = (self.principal.actor(), self.principal.tenant_scope())
-        else {
-            return Err(self
-                .denied("no_organization", ApiError::new(ErrorCode::Forbidden))
-                .await);
-        };
-        if let Err(denied) = domain::authorize(actor, action) {
-            return Err(self.forbidden(denied).await);
-        }
-        Ok(scope)
-    }
-
-    /// Records a permission refusal and returns the 403 to answer with.
-    pub(crate) async fn forbidden(&self, denied: PermissionDenied) -> ApiError {
-        let reason = match denied {
-            PermissionDenied::InsufficientRole { .. } => "insufficient_role",
-            PermissionDenied::SelfEscalation => "self_escalation",
-            PermissionDenied::LastOwner => "last_owner",
-            PermissionDenied::OwnerProtected => "owner_protected",
-        };
-        self.denied(reason, ApiError::with_cause(ErrorCode::Forbidden, denied))
-            .await
-    }
-
-    /// What the declared policy of `op` says of this caller, without recording anything: the
-    /// scope to act in (`None` for an operation that needs no organization), or why not. An
-    /// API token is refused where the policy says so, then the standing (a member's role), then
-    /// the freshness of the login.
-    fn judge(&self, op: Operation) -> Result<Option<TenantScope>, Denial> {
-        let policy = op.policy();
-        if !policy.api_tokens && self.principal.method() == AuthMethod::ApiToken {
-            return Err(Denial::ApiToken);
-        }
-        let scope = match policy.standing {
-            Standing::Anonymous | Standing::Authenticated => None,
-            Standing::Member(required) => {
-                let (Some(actor), Some(scope)) =
-                    (self.principal.actor(), self.principal.tenant_scope())
-                else {
-                    return Err(Denial::NoOrganization);
-                };
-                if actor.role < required {
-                    return Err(Denial::Permission(PermissionDenied::InsufficientRole {
-                        required,
-                    }));
-                }
-                Some(scope)
-            }
-        };
-        if policy.fresh_login && !self.is_fresh() {
-            return Err(Denial::Stale);
-        }
-        Ok(scope)
-    }
-
-    /// Records a denial and returns the error to answer with: 403, or 401 with an RFC 9470
-    /// step-up challenge for a login too old.
-    async fn refuse(&self, denial: Denial) -> ApiError {
-        match denial {
-            Denial::ApiToken => {
-                self.denied("api_token_not_allowed", ApiError::new(ErrorCode::Forbidden))
-                    .await
-            }
-            Denial::NoOrganization => {
-                self.denied("no_organization", ApiError::new(ErrorCode::Forbidden))
-                    .await
-            }
-            Denial::Permission(denied) => self.forbidden(denied).await,
-            Denial::Stale => {
-                let challenge = format!(
-                    "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
-                     error_description=\"A more recent authentication is required\", max_age={}",
-                    self.state.auth.fresh_auth_max_age.num_seconds()
-                );
-                self.denied(
-                    "stale_authentication",
-                    ApiError::new(ErrorCode::StepUpRequired).with_challenge(challenge),
-                )
-                .await
-            }
-        }
-    }
-
-    /// The one path every state-changing operation takes: its declared policy
-    /// ([`Operation::policy`]) decides, and each refusal is an audit event. Returns the scope
-    /// to act in, `None` for an operation that needs no organization.
-    pub(crate) async fn permit(&self, op: Operation) -> Result<Option<TenantScope>, ApiError> {
-        match self.judge(op) {
-            Ok(scope) => Ok(scope),
-            Err(denial) => Err(self.refuse(denial).await),
-        }
-    }
-
-    /// The wider operations a request turned out to need once its unit of work has read the
-    /// facts (a credential written by an update, a stored secret's target moved): each must be
-    /// permitted too. A refusal closes the unit of work, unchanged, before it is recorded.
-    pub(crate) async fn permit_also(
-        &self,
-        uow: Box<dyn UnitOfWork>,
-        ops: &[Operation],
-    ) -> Result<Box<dyn UnitOfWork>, ApiError> {
-        for op in ops {
-            if let Err(denial) = self.judge(*op) {
-                drop(uow);
-                return Err(self.refuse(denial).await);
-            }
-        }
-        Ok(uow)
-    }
-
-    /// [`Caller::permit`] for an operation inside the caller's organization: its scope.
-    pub(crate) async fn permit_in(&self, op: Operation) -> Result<TenantScope, ApiError> {
-        match self.permit(op).await? {
-            Some(scope) => Ok(scope),
-            // A policy without a member standing has no scope to give.
-            None => Err(ApiError::new(ErrorCode::Internal)),
-        }
-    }
-
-    /// Opens a unit of work for `op` in the caller's organization, once permitted.
-    pub(crate) async fn begin_op(&self, op: Operation) -> Result<Box<dyn UnitOfWork>, ApiError> {
-        let scope = self.permit_in(op).await?;
-        Ok(self.state.units.begin(&scope).await?)
+        self.inner.event_on(action, target)
     }
 
     /// The event `op` declares, by this caller about `target`.
@@ -706,15 +539,51 @@ impl Caller {
         self.event_on(op.policy().event, target)
     }
 
-    /// Whether the caller logged in interactively within the configured age. An API token is
-    /// never fresh, and neither is a credential that does not say when its login was.
-    fn is_fresh(&self) -> bool {
-        matches!(
-            self.principal.method(),
-            AuthMethod::Jwt | AuthMethod::Session
-        ) && self
-            .principal
-            .auth_time()
-            .is_some_and(|at| self.state.clock.now() - at <= self.state.auth.fresh_auth_max_age)
+    /// The caller's membership; a caller who belongs to no organization is refused (403).
+    pub(crate) async fn membership(&self) -> Result<Membership, ApiError> {
+        match self.principal().membership() {
+            Some(membership) => Ok(membership),
+            None => Err(self.refuse(Denial::NoOrganization).await),
+        }
+    }
+
+    async fn refuse(&self, denial: Denial) -> ApiError {
+        self.state.app.refuse(&self.inner, denial).await.into()
+    }
+
+    /// Opens a unit of work in the caller's organization, if `action` is theirs to do.
+    pub(crate) async fn begin(&self, action: Action) -> Result<Box<dyn UnitOfWork>, ApiError> {
+        let scope = self.state.app.permit_action(&self.inner, action).await?;
+        Ok(self.state.units.begin(&scope).await?)
+    }
+
+    /// Records a permission refusal and returns the 403 to answer with.
+    pub(crate) async fn forbidden(&self, denied: PermissionDenied) -> ApiError {
+        self.refuse(Denial::Permission(denied)).await
+    }
+
+    /// The one path every state-changing operation takes: [`app::App::permit`].
+    pub(crate) async fn permit(&self, op: Operation) -> Result<Option<TenantScope>, ApiError> {
+        Ok(self.state.app.permit(&self.inner, op).await?)
+    }
+
+    /// [`app::App::permit_also`].
+    pub(crate) async fn permit_also(
+        &self,
+        uow: Box<dyn UnitOfWork>,
+        ops: &[Operation],
+    ) -> Result<Box<dyn UnitOfWork>, ApiError> {
+        Ok(self.state.app.permit_also(&self.inner, uow, ops).await?)
+    }
+
+    /// [`app::App::permit_in`].
+    pub(crate) async fn permit_in(&self, op: Operation) -> Result<TenantScope, ApiError> {
+        Ok(self.state.app.permit_in(&self.inner, op).await?)
+    }
+
+    /// Opens a unit of work for `op` in the caller's organization, once permitted.
+    pub(crate) async fn begin_op(&self, op: Operation) -> Result<Box<dyn UnitOfWork>, ApiError> {
+        let scope = self.permit_in(op).await?;
+        Ok(self.state.units.begin(&scope).await?)
     }
 }

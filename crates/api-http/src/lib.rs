@@ -46,6 +46,8 @@ pub use transport::{ForwardedHeaders, ProxySettings, Transport};
 /// What the handlers need from the world.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The use cases.
+    pub app: app::App,
     pub health: Arc<dyn HealthCheck>,
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub identity: Arc<dyn IdentityDirectory>,

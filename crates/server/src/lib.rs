@@ -477,6 +477,12 @@ impl Application {
             touch_every: SESSION_TOUCH_EVERY,
         };
         let state = AppState {
+            app: app::App::new(
+                store.clone(),
+                store.clone(),
+                Arc::clone(&clock),
+                auth.fresh_auth_max_age,
+            ),
             health: Arc::new(api_http::CachedHealth::new(
                 store.clone(),
                 Arc::clone(&clock),

@@ -14,7 +14,9 @@ fn event(tenant: &Tenant, action: AuditAction, label: &str) -> NewAuditEvent {
     NewAuditEvent {
         actor: Some(tenant.principal.user_id()),
         action,
-        target: Some(AuditTarget::Project(ProjectId::from_uuid(uuid::Uuid::new_v4()))),
+        target: Some(AuditTarget::Project(ProjectId::from_uuid(
+            uuid::Uuid::new_v4(),
+        ))),
         outcome: AuditOutcome::Success,
         reason: None,
         client_ip: Some("198.51.100.7".parse().unwrap()),

@@ -1,8 +1,11 @@
 //! Projects of the caller's organization.
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
+use app::projects::{
+    CreateProjectError, DeleteProjectError, GetProjectError, ListProjectsError, UpdateProjectError,
+};
 use chrono::{DateTime, Utc};
-use domain::{Action, AuditTarget, Description, Name, Operation, Project, ProjectId, UserId};
+use domain::{Description, Name, Project, ProjectId, UserId};
 use ports::{NewProject, Patch, ProjectPatch, ProjectSort};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,9 +14,9 @@ use uuid::Uuid;
 
 use super::list::{ListQuery, SortKey, page_response};
 use super::{created, optional, patch_optional, patch_required, present, required};
-use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
+use crate::{ApiError, ErrorCode};
 
 pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(create_project)
@@ -109,12 +112,7 @@ pub(crate) async fn create_project(
         description: optional("description", body.description.as_deref(), Description::new)?,
         icon: optional("icon", body.icon.as_deref(), Name::new)?,
     };
-    let uow = caller.begin_op(Operation::CreateProject).await?;
-    let project = uow.projects().create(new).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::CreateProject, AuditTarget::Project(project.id)))
-        .await?;
-    uow.commit().await?;
+    let project = caller.state().app.create_project(caller.app(), new).await?;
     Ok(created(ProjectView::from(project)))
 }
 
@@ -131,11 +129,8 @@ pub(crate) async fn list_projects(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<ProjectSort>()?;
-    let uow = caller.begin(Action::ReadContent).await?;
-    Ok(page_response(
-        uow.projects().list(page).await?,
-        ProjectView::from,
-    ))
+    let page = caller.state().app.list_projects(caller.app(), page).await?;
+    Ok(page_response(page, ProjectView::from))
 }
 
 #[utoipa::path(
@@ -148,11 +143,8 @@ pub(crate) async fn get_project(
     caller: Caller,
     project_id: web::Path<Uuid>,
 ) -> Result<web::Json<ProjectView>, ApiError> {
-    let uow = caller.begin(Action::ReadContent).await?;
-    let project = uow
-        .projects()
-        .get(ProjectId::from_uuid(project_id.into_inner()))
-        .await?;
+    let id = ProjectId::from_uuid(project_id.into_inner());
+    let project = caller.state().app.get_project(caller.app(), id).await?;
     Ok(web::Json(project.into()))
 }
 
@@ -186,12 +178,11 @@ pub(crate) async fn update_project(
         },
     };
     let id = ProjectId::from_uuid(project_id.into_inner());
-    let uow = caller.begin_op(Operation::UpdateProject).await?;
-    let project = uow.projects().update(id, patch).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::UpdateProject, AuditTarget::Project(id)))
+    let project = caller
+        .state()
+        .app
+        .update_project(caller.app(), id, patch)
         .await?;
-    uow.commit().await?;
     Ok(web::Json(project.into()))
 }
 
@@ -206,11 +197,57 @@ pub(crate) async fn delete_project(
     project_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProjectId::from_uuid(project_id.into_inner());
-    let uow = caller.begin_op(Operation::DeleteProject).await?;
-    uow.projects().soft_delete(id).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::DeleteProject, AuditTarget::Project(id)))
-        .await?;
-    uow.commit().await?;
+    caller.state().app.delete_project(caller.app(), id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<CreateProjectError> for ApiError {
+    fn from(err: CreateProjectError) -> Self {
+        match err {
+            CreateProjectError::Refused(refused) => refused.into(),
+            CreateProjectError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<ListProjectsError> for ApiError {
+    fn from(err: ListProjectsError) -> Self {
+        match err {
+            ListProjectsError::Refused(refused) => refused.into(),
+            ListProjectsError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<GetProjectError> for ApiError {
+    fn from(err: GetProjectError) -> Self {
+        match err {
+            GetProjectError::Refused(refused) => refused.into(),
+            GetProjectError::NotFound => ApiError::new(ErrorCode::NotFound),
+            GetProjectError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<UpdateProjectError> for ApiError {
+    fn from(err: UpdateProjectError) -> Self {
+        match err {
+            UpdateProjectError::Refused(refused) => refused.into(),
+            UpdateProjectError::NotFound => ApiError::new(ErrorCode::NotFound),
+            UpdateProjectError::OwnerNotMember => {
+                ApiError::new(ErrorCode::InvalidRequest).with_field("owner_id")
+            }
+            UpdateProjectError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<DeleteProjectError> for ApiError {
+    fn from(err: DeleteProjectError) -> Self {
+        match err {
+            DeleteProjectError::Refused(refused) => refused.into(),
+            DeleteProjectError::NotFound => ApiError::new(ErrorCode::NotFound),
+            DeleteProjectError::Store(err) => err.into(),
+        }
+    }
 }

@@ -1,0 +1,54 @@
+//! The skeleton every use case shares: permitted by its policy, one unit of work in the
+//! caller's organization, the operation's own audit event in that unit of work, one commit.
+
+use domain::{Action, AuditTarget, Operation};
+use ports::{StoreError, UnitOfWork};
+
+use crate::{App, Caller, Refused};
+
+impl App {
+    /// A unit of work for `op` in the caller's organization, once its policy permits it.
+    pub(crate) async fn begin_op<E>(
+        &self,
+        caller: &Caller,
+        op: Operation,
+    ) -> Result<Box<dyn UnitOfWork>, E>
+    where
+        E: From<Refused> + From<StoreError>,
+    {
+        let scope = self.permit_in(caller, op).await?;
+        Ok(self.units.begin(&scope).await?)
+    }
+
+    /// A unit of work for reading (`action`) in the caller's organization.
+    pub(crate) async fn begin_read<E>(
+        &self,
+        caller: &Caller,
+        action: Action,
+    ) -> Result<Box<dyn UnitOfWork>, E>
+    where
+        E: From<Refused> + From<StoreError>,
+    {
+        let scope = self.permit_action(caller, action).await?;
+        Ok(self.units.begin(&scope).await?)
+    }
+
+    /// Records the event `op` declares, by the caller about `target`, and commits: the change
+    /// is kept with its event, or neither is.
+    pub(crate) async fn finish<E>(
+        &self,
+        caller: &Caller,
+        uow: Box<dyn UnitOfWork>,
+        op: Operation,
+        target: AuditTarget,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        uow.audit()
+            .record(caller.event_on(op.policy().event, target))
+            .await?;
+        uow.commit().await?;
+        Ok(())
+    }
+}
