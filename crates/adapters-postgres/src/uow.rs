@@ -14,8 +14,8 @@ use ports::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    DbBackend, EntityTrait, IntoActiveModel, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement,
+    DbBackend, EntityTrait, FromQueryResult, IntoActiveModel, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 use uuid::Uuid;
 
@@ -183,8 +183,13 @@ fn order(direction: SortDirection) -> Order {
     }
 }
 
+/// The column that carries the size of the whole selection next to each row of a page.
+const PAGE_TOTAL: &str = "page_total";
+
 /// One page of `select`, ordered by `column` then by primary key (a stable order), and the
-/// total count of the whole selection.
+/// total count of the whole selection, in one statement: every row carries the count of the
+/// whole selection (`COUNT(*) OVER ()`, computed before the limit). Only a page past the end,
+/// which has no row to carry it, costs a second statement that counts.
 impl PgUnitOfWork {
     pub(crate) async fn fetch_page<E, D>(
         &self,
@@ -200,19 +205,31 @@ impl PgUnitOfWork {
         D: TryFrom<E::Model, Error = StoreError>,
     {
         let txn = &self.txn;
-        let total = select.clone().count(txn).await.map_err(|e| self.abort(e))?;
-        let rows = select
+        let statement = select
+            .clone()
+            .column_as(Expr::cust("COUNT(*) OVER ()"), PAGE_TOTAL)
             .order_by(column, order(direction))
             .order_by(id, order(direction))
             .offset(page.skip())
             .limit(page.limit())
-            .all(txn)
+            .build(DbBackend::Postgres);
+        let rows = txn
+            .query_all_raw(statement)
             .await
             .map_err(|e| self.abort(e))?;
-        let items = rows
-            .into_iter()
-            .map(D::try_from)
-            .collect::<Result<_, _>>()?;
+        let mut total = None;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let count: i64 = row.try_get("", PAGE_TOTAL).map_err(|e| self.abort(e))?;
+            total = Some(count);
+            let model = E::Model::from_query_result(row, "").map_err(|e| self.abort(e))?;
+            items.push(D::try_from(model)?);
+        }
+        let total = match total {
+            Some(count) => u64::try_from(count).unwrap_or_default(),
+            None if page.skip() == 0 => 0,
+            None => select.count(txn).await.map_err(|e| self.abort(e))?,
+        };
         Ok(Page { items, total })
     }
 }

@@ -53,13 +53,15 @@ const EVENT_HASH: &str =
     "SELECT seq, hash FROM audit_events WHERE organization_id = $1 AND seq = $2";
 const LIST: &str = "SELECT id, organization_id, seq, occurred_at, actor_user_id, action, \
                     target_type, target_id, outcome, reason, host(client_ip) AS client_ip, \
-                    request_id, occurrences, prev_hash, hash, hash_version FROM audit_events \
+                    request_id, occurrences, prev_hash, hash, hash_version, \
+                    count(*) OVER () AS page_total FROM audit_events \
                     WHERE organization_id = $1 \
                       AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
                       AND ($3::timestamptz IS NULL OR occurred_at < $3) \
                       AND ($4::uuid IS NULL OR actor_user_id = $4) \
                       AND ($5::text IS NULL OR action = $5) \
                     ORDER BY seq DESC OFFSET $6 LIMIT $7";
+/// The size of the selection when a page past its end has no row to carry it.
 const COUNT: &str = "SELECT count(*) AS total FROM audit_events \
                      WHERE organization_id = $1 \
                        AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
@@ -412,26 +414,37 @@ impl AuditStore for PgUnitOfWork {
         skip: u64,
         limit: u64,
     ) -> Result<Page<AuditEvent>, StoreError> {
-        let total = self
-            .txn
-            .query_one_raw(statement(COUNT, self.filter_values(&filter)))
-            .await
-            .map_err(|e| self.abort(e))?
-            .map(|row| row.try_get::<i64>("", "total"))
-            .transpose()
-            .map_err(|e| self.abort(e))?
-            .unwrap_or(0);
         let mut values = self.filter_values(&filter);
         values.push(i64::try_from(skip).unwrap_or(i64::MAX).into());
         values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-        let rows = Row::find_by_statement(statement(LIST, values))
-            .all(&self.txn)
+        let rows = self
+            .txn
+            .query_all_raw(statement(LIST, values))
             .await
             .map_err(|e| self.abort(e))?;
-        let items = rows
-            .into_iter()
-            .map(AuditEvent::try_from)
-            .collect::<Result<_, _>>()?;
+        let mut total = None;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            total = Some(
+                row.try_get::<i64>("", "page_total")
+                    .map_err(|e| self.abort(e))?,
+            );
+            let row = Row::from_query_result(row, "").map_err(|e| self.abort(e))?;
+            items.push(AuditEvent::try_from(row)?);
+        }
+        let total = match total {
+            Some(total) => total,
+            None if skip == 0 => 0,
+            None => self
+                .txn
+                .query_one_raw(statement(COUNT, self.filter_values(&filter)))
+                .await
+                .map_err(|e| self.abort(e))?
+                .map(|row| row.try_get::<i64>("", "total"))
+                .transpose()
+                .map_err(|e| self.abort(e))?
+                .unwrap_or(0),
+        };
         Ok(Page {
             items,
             total: u64::try_from(total).unwrap_or(0),

@@ -7,6 +7,7 @@ mod blocks;
 mod identity;
 mod isolation;
 mod login;
+mod pages;
 mod pool;
 mod schema;
 mod secrets;
