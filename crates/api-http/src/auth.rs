@@ -19,9 +19,7 @@ use domain::{
     Action, AuditAction, AuditOutcome, AuditTarget, BlockKey, Membership, Operation,
     OrganizationId, PermissionDenied, UserId,
 };
-use ports::{
-    AuthMethod, NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork,
-};
+use ports::{NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -254,53 +252,30 @@ async fn refuse(
     }
 }
 
+/// An accepted credential, or the refusal recorded and answered.
+async fn decided(
+    state: &AppState,
+    meta: &RequestMeta,
+    decision: app::Decision,
+    target: AuditTarget,
+) -> Result<(Principal, Credential), ApiError> {
+    match decision {
+        Ok(accepted) => Ok((accepted.principal, accepted.credential)),
+        Err(refusal) => Err(refuse(state, meta, refusal, target).await),
+    }
+}
+
 async fn by_api_token(
     state: &AppState,
     meta: &RequestMeta,
     presented: SecretString,
 ) -> Result<(Principal, Credential), ApiError> {
-    let resolved = match state.identity.unscoped_api_token(&presented).await? {
-        Ok(resolved) => resolved,
-        Err(refusal) => {
-            let target = AuditTarget::ApiToken(refusal.token);
-            return Err(refuse(state, meta, refusal, target).await);
-        }
-    };
-    let principal = Principal::authenticated(
-        resolved.user.user_id,
-        resolved.user.membership,
-        AuthMethod::ApiToken,
-        None,
-    );
-    let now = state.clock.now();
-    let resolution = state.auth.token_use_resolution;
-    if resolved
-        .last_used_at
-        .is_none_or(|at| now - at >= resolution)
-        && let Some(scope) = principal.tenant_scope()
-    {
-        let uow = state.units.begin(&scope).await?;
-        if uow
-            .api_tokens()
-            .touch_own(resolved.token_id, resolution)
-            .await?
-        {
-            let mut event = meta.event(
-                Some(principal.user_id()),
-                AuditAction::TokenUsed,
-                AuditOutcome::Success,
-            );
-            event.target = Some(AuditTarget::ApiToken(Some(resolved.token_id)));
-            uow.audit().record(event).await?;
-        }
-        uow.commit().await?;
-    }
-    Ok((
-        principal,
-        Credential::ApiToken {
-            id: resolved.token_id,
-        },
-    ))
+    let decision = state
+        .app
+        .authenticate_api_token(&presented, &meta.origin())
+        .await?;
+    let target = AuditTarget::ApiToken(decision.as_ref().err().and_then(|r| r.token));
+    decided(state, meta, decision, target).await
 }
 
 async fn by_jwt(
@@ -317,52 +292,17 @@ async fn by_jwt(
     };
     // From here the claims are ours (the signature verified): a refusal can name the user and
     // the organization the token was issued for.
-    let user = UserId::from_uuid(claims.sub);
-    let issued_for = claims.org.map(OrganizationId::from_uuid);
-    let refusal = |reason| Refusal {
-        reason,
-        user: Some(user),
-        organization: issued_for,
-        token: None,
+    let claims = app::AccessTokenClaims {
+        user: UserId::from_uuid(claims.sub),
+        issued_for: claims.org.map(OrganizationId::from_uuid),
+        jti: claims.jti,
+        sid: claims.sid,
+        auth_time: DateTime::from_timestamp(claims.auth_time, 0),
+        expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
     };
-    let subject = state
-        .identity
-        .unscoped_access_token_subject(user, claims.jti, claims.sid)
-        .await?;
-    let subject = match subject {
-        None => Err(RefusalReason::UserInactive),
-        Some(s) if s.revoked => Err(RefusalReason::Revoked),
-        Some(s) if !s.user.is_active => Err(RefusalReason::UserInactive),
-        // A token issued for an organization works in that organization only. A token issued
-        // before the user had one (they founded or joined it since) follows the membership.
-        Some(s)
-            if issued_for.is_some()
-                && s.user.membership.map(|m| m.organization_id) != issued_for =>
-        {
-            Err(RefusalReason::LeftOrganization)
-        }
-        Some(s) => Ok(s),
-    };
-    let subject = match subject {
-        Ok(subject) => subject,
-        Err(reason) => {
-            let target = AuditTarget::AccessToken(Some(claims.jti));
-            return Err(refuse(state, meta, refusal(reason), target).await);
-        }
-    };
-    let auth_time = DateTime::from_timestamp(claims.auth_time, 0);
-    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
-    // The role is the one the user holds now, not the one the token was issued with.
-    let principal =
-        Principal::authenticated(user, subject.user.membership, AuthMethod::Jwt, auth_time);
-    Ok((
-        principal,
-        Credential::Jwt {
-            jti: claims.jti,
-            expires_at,
-            sid: claims.sid,
-        },
-    ))
+    let decision = state.app.authenticate_access_token(&claims).await?;
+    let target = AuditTarget::AccessToken(Some(claims.jti));
+    decided(state, meta, decision, target).await
 }
 
 /// Whether a method changes nothing (RFC 9110 safe methods).
@@ -406,21 +346,14 @@ async fn by_session(
         .ok()
         .flatten()
         .and_then(|t| DateTime::from_timestamp(t, 0));
-    let Some(current) = state
-        .identity
-        .unscoped_user(user)
-        .await?
-        .filter(|u| u.is_active)
-    else {
-        session.purge();
-        let refusal = Refusal {
-            user: Some(user),
-            ..Refusal::anonymous(RefusalReason::UserInactive)
-        };
-        return Err(refuse(state, meta, refusal, AuditTarget::Session).await);
+    let principal = match state.app.authenticate_session_user(user, auth_time).await? {
+        Ok(accepted) => accepted.principal,
+        Err(refusal) => {
+            // A disabled user's session ends.
+            session.purge();
+            return Err(refuse(state, meta, refusal, AuditTarget::Session).await);
+        }
     };
-    let principal =
-        Principal::authenticated(user, current.membership, AuthMethod::Session, auth_time);
     if !is_safe(req.method()) {
         let origin = request_origin(req);
         let allowed = origin

@@ -6,6 +6,7 @@
 //! the typed audit event, the commit. Each returns its own error enum, which the HTTP edge
 //! maps to a response; the edge keeps only the translation of requests into commands.
 
+pub mod authenticate;
 mod caller;
 mod policy;
 pub mod projects;
@@ -14,18 +15,30 @@ mod work;
 use std::sync::Arc;
 
 use chrono::Duration;
-use ports::{AuditLog, Clock, UnitOfWorkFactory};
+use ports::{AuditLog, Clock, IdentityDirectory, UnitOfWorkFactory};
 
+pub use authenticate::{AccessTokenClaims, Authenticated, Decision};
 pub use caller::{Caller, Credential, Origin};
 pub use policy::{Denial, Refused};
+
+/// How long a login counts as fresh, and how often a token's use is written down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The oldest login an operation whose policy asks for a fresh one accepts.
+    pub fresh_login_max_age: Duration,
+    /// How often an API token's `last_used_at` (and its `token.used` event) is written at most.
+    pub token_use_resolution: Duration,
+}
 
 /// What the use cases work with.
 #[derive(Clone)]
 pub struct App {
     units: Arc<dyn UnitOfWorkFactory>,
+    identity: Arc<dyn IdentityDirectory>,
     audit_log: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
     fresh_login_max_age: Duration,
+    token_use_resolution: Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -37,19 +50,22 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The use cases over `units`, recording refusals in `audit_log`; a login is fresh for
-    /// `fresh_login_max_age` after it happened.
+    /// The use cases over `units`, resolving credentials through `identity` and recording
+    /// refusals in `audit_log`.
     pub fn new(
         units: Arc<dyn UnitOfWorkFactory>,
+        identity: Arc<dyn IdentityDirectory>,
         audit_log: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
-        fresh_login_max_age: Duration,
+        settings: Settings,
     ) -> Self {
         Self {
             units,
+            identity,
             audit_log,
             clock,
-            fresh_login_max_age,
+            fresh_login_max_age: settings.fresh_login_max_age,
+            token_use_resolution: settings.token_use_resolution,
         }
     }
 

@@ -480,8 +480,12 @@ impl Application {
             app: app::App::new(
                 store.clone(),
                 store.clone(),
+                store.clone(),
                 Arc::clone(&clock),
-                auth.fresh_auth_max_age,
+                app::Settings {
+                    fresh_login_max_age: auth.fresh_auth_max_age,
+                    token_use_resolution: auth.token_use_resolution,
+                },
             ),
             health: Arc::new(api_http::CachedHealth::new(
                 store.clone(),

@@ -1,0 +1,164 @@
+//! The one decision point of authentication: what a credential claims, checked against what
+//! the store says of its user now, becomes a [`Principal`] or a refusal. The edge reads the
+//! credential off the request (and checks a JWT's signature and times); the decision, and
+//! everything it reads, is here.
+
+use chrono::{DateTime, Utc};
+use domain::{AuditAction, AuditOutcome, AuditTarget, OrganizationId, UserId};
+use ports::{AuthMethod, Principal, Refusal, RefusalReason, StoreError};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::{App, Credential, Origin};
+
+/// What a verified access token says: its signature, issuer, audience and times checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    pub user: UserId,
+    /// The organization it was issued for, if the user had one then.
+    pub issued_for: Option<OrganizationId>,
+    pub jti: Uuid,
+    /// The browser session it was minted from, if any.
+    pub sid: Option<Uuid>,
+    /// When its user logged in interactively, if it says.
+    pub auth_time: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A credential that was accepted: the principal it proves, and the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub credential: Credential,
+}
+
+/// The decision: accepted, or refused for a reason (for the log and the audit log).
+pub type Decision = Result<Authenticated, Refusal>;
+
+impl App {
+    /// An access token whose claims verified: accepted while it is not revoked, its user is
+    /// active, and (if it was issued for an organization) the user is still in that one.
+    /// The role is the one the user holds now, not the one the token was issued with.
+    pub async fn authenticate_access_token(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<Decision, StoreError> {
+        let refusal = |reason| Refusal {
+            reason,
+            user: Some(claims.user),
+            organization: claims.issued_for,
+            token: None,
+        };
+        let subject = self
+            .identity
+            .unscoped_access_token_subject(claims.user, claims.jti, claims.sid)
+            .await?;
+        let user = match subject {
+            None => return Ok(Err(refusal(RefusalReason::UserInactive))),
+            Some(s) if s.revoked => return Ok(Err(refusal(RefusalReason::Revoked))),
+            Some(s) if !s.user.is_active => return Ok(Err(refusal(RefusalReason::UserInactive))),
+            // A token issued for an organization works in that organization only. A token
+            // issued before the user had one (they founded or joined it since) follows the
+            // membership.
+            Some(s)
+                if claims.issued_for.is_some()
+                    && s.user.membership.map(|m| m.organization_id) != claims.issued_for =>
+            {
+                return Ok(Err(refusal(RefusalReason::LeftOrganization)));
+            }
+            Some(s) => s.user,
+        };
+        Ok(Ok(Authenticated {
+            principal: Principal::authenticated(
+                claims.user,
+                user.membership,
+                AuthMethod::Jwt,
+                claims.auth_time,
+            ),
+            credential: Credential::Jwt {
+                jti: claims.jti,
+                expires_at: claims.expires_at,
+                sid: claims.sid,
+            },
+        }))
+    }
+
+    /// The user of a live browser session (the session was found by its cookie): accepted
+    /// while the user is active.
+    pub async fn authenticate_session_user(
+        &self,
+        user: UserId,
+        auth_time: Option<DateTime<Utc>>,
+    ) -> Result<Decision, StoreError> {
+        let Some(current) = self
+            .identity
+            .unscoped_user(user)
+            .await?
+            .filter(|u| u.is_active)
+        else {
+            return Ok(Err(Refusal {
+                user: Some(user),
+                ..Refusal::anonymous(RefusalReason::UserInactive)
+            }));
+        };
+        Ok(Ok(Authenticated {
+            principal: Principal::authenticated(
+                user,
+                current.membership,
+                AuthMethod::Session,
+                auth_time,
+            ),
+            credential: Credential::Session,
+        }))
+    }
+
+    /// An `rh-` API token as presented: accepted if the store finds it live and its user
+    /// active. Its use is written down (`last_used_at` and a `token.used` event) at most once
+    /// per the configured resolution.
+    pub async fn authenticate_api_token(
+        &self,
+        presented: &SecretString,
+        origin: &Origin,
+    ) -> Result<Decision, StoreError> {
+        let resolved = match self.identity.unscoped_api_token(presented).await? {
+            Ok(resolved) => resolved,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let principal = Principal::authenticated(
+            resolved.user.user_id,
+            resolved.user.membership,
+            AuthMethod::ApiToken,
+            None,
+        );
+        let now = self.clock.now();
+        let resolution = self.token_use_resolution;
+        if resolved
+            .last_used_at
+            .is_none_or(|at| now - at >= resolution)
+            && let Some(scope) = principal.tenant_scope()
+        {
+            let uow = self.units.begin(&scope).await?;
+            if uow
+                .api_tokens()
+                .touch_own(resolved.token_id, resolution)
+                .await?
+            {
+                let event = origin
+                    .event(
+                        Some(principal.user_id()),
+                        AuditAction::TokenUsed,
+                        AuditOutcome::Success,
+                    )
+                    .on(AuditTarget::ApiToken(Some(resolved.token_id)));
+                uow.audit().record(event).await?;
+            }
+            uow.commit().await?;
+        }
+        Ok(Ok(Authenticated {
+            principal,
+            credential: Credential::ApiToken {
+                id: resolved.token_id,
+            },
+        }))
+    }
+}
