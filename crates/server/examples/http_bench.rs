@@ -1,34 +1,72 @@
-//! The servers of `cargo xtask bench http`, over one fresh database of the test environment
-//! xtask provides: the authenticated project list through the whole application (every
-//! middleware, the access log written, authentication, limits, the graduated response), and
-//! the same query and JSON through a bare actix handler with no security layer. Configuration
-//! beyond the database comes from the environment, as for `serve`.
+//! The programs of `cargo xtask bench http`, one mode per process so that each server's CPU
+//! time can be read from `/proc` on its own:
 //!
-//! Prints one JSON line (`full`, `bare`: the URLs; `token`: an access token) and serves until
-//! killed.
+//! - `http_bench setup`: one fresh database of the test environment xtask provides, an owner
+//!   with an organization of 20 projects, and the three credentials of the benchmark: an
+//!   access token (JWT), an `rh-` API token made through the store, and a browser session
+//!   made through the store's session methods with its cookie encrypted as the session
+//!   middleware does. Prints one JSON line (`database_url`, `database`, `user`,
+//!   `organization`, `jwt`, `api_token`, `session_cookie`) and exits.
+//! - `http_bench full`: the whole application over that database (every middleware, the
+//!   access log written, authentication, limits, the graduated response, its background
+//!   upkeep), as `serve` builds it.
+//! - `http_bench bare --user U --organization O`: the same query and JSON through a bare
+//!   actix handler with no security layer: the scope is fixed, no credential is read, and
+//!   nothing else runs in the process.
+//!
+//! Configuration (keys, `DATABASE_URL` for the servers) comes from the environment, as for
+//! `serve`; each server prints one JSON line (`url`) and serves until killed.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)] // a benchmark program
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use adapters_postgres::{PgStore, SecretColumns};
 use clap::Parser;
-use domain::{AuditAction, Email, Membership, Name, Role};
+use domain::{AuditAction, Email, Membership, Name, OrganizationId, Role, UserId};
 use ports::{
     AuthMethod, Clock, IdentityDirectory, NewAuditEvent, NewIdentity, NewOrganization, NewProject,
-    PageRequest, Principal, ProjectSort, Sort, SortDirection, SystemClock, TenantScope,
-    UnitOfWorkFactory,
+    PageRequest, Principal, ProjectSort, SessionStore, Sort, SortDirection, SystemClock,
+    TenantScope, UnitOfWorkFactory,
 };
 use server::Application;
 use server::config::{LogFormat, ServeArgs};
 use test_support::TestDatabase;
 use uuid::Uuid;
 
+/// The keys of a session's state that the session login writes (`api_http::sessions`'s
+/// `USER_KEY` and `AUTH_TIME_KEY`, crate-private there); each value is JSON, as
+/// actix-session's `Session::insert` stores it. `cargo xtask bench http` checks the cookie
+/// with a request before loading, so a change of format shows as a refused path.
+const SESSION_USER_KEY: &str = "user_id";
+const SESSION_AUTH_TIME_KEY: &str = "auth_time";
+
 #[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    serve: ServeArgs,
+#[command(name = "http_bench")]
+enum Mode {
+    /// Creates and fills the database, makes the credentials, prints them and exits.
+    Setup {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Serves the whole application on a free loopback port.
+    Full {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Serves the bare handler on a free loopback port, in the organization given.
+    Bare {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// The user whose scope the handler uses.
+        #[arg(long)]
+        user: Uuid,
+        /// The organization whose projects the handler lists.
+        #[arg(long)]
+        organization: Uuid,
+    },
 }
 
 /// The project list with nothing around it: the scope is fixed, no credential is read.
@@ -77,17 +115,26 @@ async fn bare_list(
         .json(items))
 }
 
-#[tokio::main]
-async fn main() {
-    let db = TestDatabase::new().await;
-    let url = db.app_url();
-    let Args { mut serve } = Args::parse_from(["http_bench", "--database-url", url.as_str()]);
-    serve.bind = "127.0.0.1:0".parse().unwrap();
-    server::telemetry::init(LogFormat::Json);
+/// Prints one JSON line for xtask.
+fn announce(value: serde_json::Value) {
+    println!("{value}");
+    std::io::stdout().flush().unwrap();
+}
 
+/// 32 random bytes in url-safe base64, the shape of the ids the session store draws.
+fn random_session_id() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn setup(serve: ServeArgs) {
+    let db = TestDatabase::new().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = PgStore::new(
-        db.app_pool(16).await,
+        db.app_pool(4).await,
         Arc::clone(&clock),
         Arc::new(SecretColumns::new(
             serve.encryption.cipher().unwrap(),
@@ -130,11 +177,17 @@ async fn main() {
             .await
             .unwrap();
     }
+    // An API token of the owner, as `POST /api/v1/tokens` makes it.
+    let (_, api_token) = uow
+        .api_tokens()
+        .create(Name::new("bench").unwrap(), None)
+        .await
+        .unwrap();
     uow.commit().await.unwrap();
 
     let auth = server::auth_settings(&serve).unwrap();
     let now = clock.now();
-    let token = auth
+    let jwt = auth
         .jwt
         .issue(
             &crypto::Subject {
@@ -149,30 +202,112 @@ async fn main() {
         )
         .unwrap();
 
-    let full = Application::build(&serve).await.unwrap();
-    let full_port = full.port();
-    let workers = serve.workers.unwrap_or(2);
+    // A browser session, as the login callback leaves it: the state under the SHA-256 of a
+    // random id, and the id in the cookie, encrypted (actix-session's private cookie) with
+    // the key `serve` derives.
+    let session_id = random_session_id();
+    let state = HashMap::from([
+        (
+            SESSION_USER_KEY,
+            serde_json::to_string(user.user_id.as_uuid()).unwrap(),
+        ),
+        (
+            SESSION_AUTH_TIME_KEY,
+            serde_json::to_string(&now.timestamp()).unwrap(),
+        ),
+    ]);
+    SessionStore::create(
+        &store,
+        crypto::token_digest(&session_id),
+        user.user_id,
+        Some(now),
+        serde_json::to_string(&state).unwrap(),
+        serve.login.session_lifetime(),
+    )
+    .await
+    .unwrap();
+    let mut jar = actix_web::cookie::CookieJar::new();
+    jar.private_mut(&serve.auth.session_cookie_key().unwrap())
+        .add(actix_web::cookie::Cookie::new(
+            api_http::SESSION_COOKIE,
+            session_id,
+        ));
+    let session_cookie = jar
+        .get(api_http::SESSION_COOKIE)
+        .unwrap()
+        .encoded()
+        .stripped()
+        .to_string();
+
+    announce(serde_json::json!({
+        "database_url": db.app_url(),
+        "database": &db.name,
+        "user": user.user_id.as_uuid(),
+        "organization": org.id.as_uuid(),
+        "jwt": jwt,
+        "api_token": secrecy::ExposeSecret::expose_secret(&api_token),
+        "session_cookie": session_cookie,
+    }));
+}
+
+async fn full(mut serve: ServeArgs) {
+    serve.bind = "127.0.0.1:0".parse().unwrap();
+    let app = Application::build(&serve).await.unwrap();
+    announce(serde_json::json!({
+        "url": format!("http://127.0.0.1:{}/api/v1/projects", app.port()),
+    }));
+    app.run_until_stopped().await.unwrap();
+}
+
+async fn bare(serve: ServeArgs, user: Uuid, organization: Uuid) {
+    // The same pool, with the same settings, as the full application's.
+    let (store, _) = server::connect_checked(&serve).await.unwrap();
+    let membership = Membership {
+        organization_id: OrganizationId::from_uuid(organization),
+        role: Role::Owner,
+    };
+    let scope = Principal::authenticated(
+        UserId::from_uuid(user),
+        Some(membership),
+        AuthMethod::Jwt,
+        None,
+    )
+    .tenant_scope()
+    .unwrap();
     let (store, scope) = (web::Data::new(store), web::Data::new(scope));
-    let bare = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(store.clone())
             .app_data(scope.clone())
             .route("/api/v1/projects", web::get().to(bare_list))
-    })
-    .workers(workers)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let bare_port = bare.addrs()[0].port();
-    println!(
-        "{}",
-        serde_json::json!({
-            "full": format!("http://127.0.0.1:{full_port}/api/v1/projects"),
-            "bare": format!("http://127.0.0.1:{bare_port}/api/v1/projects"),
-            "token": token,
-        })
-    );
-    std::io::stdout().flush().unwrap();
-    let (full, bare) = tokio::join!(full.run_until_stopped(), bare.run());
-    full.unwrap();
-    bare.unwrap();
+    });
+    // As the full application: the configured workers, else one per core.
+    if let Some(workers) = serve.workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind("127.0.0.1:0").unwrap();
+    let port = server.addrs()[0].port();
+    announce(serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}/api/v1/projects"),
+    }));
+    server.run().await.unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    match Mode::parse() {
+        Mode::Setup { serve } => setup(serve).await,
+        Mode::Full { serve } => {
+            server::telemetry::init(LogFormat::Json);
+            full(serve).await;
+        }
+        Mode::Bare {
+            serve,
+            user,
+            organization,
+        } => {
+            server::telemetry::init(LogFormat::Json);
+            bare(serve, user, organization).await;
+        }
+    }
 }
