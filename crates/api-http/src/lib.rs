@@ -40,7 +40,10 @@ pub use limits::{InvalidRateLimit, Limiters, MAX_PER_MINUTE, RateLimits};
 pub use refusals::{DEFAULT_MAX_KINDS, RefusalLog};
 pub use request_context::REQUEST_ID_HEADER;
 pub use routes::login::{LOGIN_COOKIE, LoginSettings};
-pub use sessions::{SESSION_COOKIE, SessionSettings};
+pub use sessions::{
+    AUTH_TIME_KEY as SESSION_AUTH_TIME_KEY, SESSION_COOKIE, SessionSettings,
+    USER_KEY as SESSION_USER_KEY,
+};
 pub use transport::{ForwardedHeaders, ProxySettings, Transport};
 
 /// What the handlers need from the world.

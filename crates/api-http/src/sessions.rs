@@ -20,8 +20,8 @@ use crate::{ApiError, ErrorCode};
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-rh-session";
 /// The session state's keys.
-pub(crate) const USER_KEY: &str = "user_id";
-pub(crate) const AUTH_TIME_KEY: &str = "auth_time";
+pub const USER_KEY: &str = "user_id";
+pub const AUTH_TIME_KEY: &str = "auth_time";
 /// The id the session's minted access tokens carry as `sid` (not the cookie's id, which never
 /// leaves the cookie and the store's hash).
 pub(crate) const SID_KEY: &str = "sid";

@@ -36,12 +36,10 @@ use server::config::{LogFormat, ServeArgs};
 use test_support::TestDatabase;
 use uuid::Uuid;
 
-/// The keys of a session's state that the session login writes (`api_http::sessions`'s
-/// `USER_KEY` and `AUTH_TIME_KEY`, crate-private there); each value is JSON, as
-/// actix-session's `Session::insert` stores it. `cargo xtask bench http` checks the cookie
-/// with a request before loading, so a change of format shows as a refused path.
-const SESSION_USER_KEY: &str = "user_id";
-const SESSION_AUTH_TIME_KEY: &str = "auth_time";
+// The keys of a session's state that the session login writes; each value is JSON, as
+// actix-session's `Session::insert` stores it. `cargo xtask bench http` checks the cookie
+// with a request before loading, so a change of format shows as a refused path.
+use api_http::{SESSION_AUTH_TIME_KEY, SESSION_USER_KEY};
 
 #[derive(Parser)]
 #[command(name = "http_bench")]
