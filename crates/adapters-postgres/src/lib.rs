@@ -28,9 +28,9 @@ use domain::{
     InvitationId, Membership, Organization, OrganizationId, PendingInvitation, Role, UserId,
 };
 use ports::{
-    AccessTokenSubject, Clock, FoundingError, HealthCheck, IdentityDirectory, InvitationError,
-    NewIdentity, NewOrganization, Principal, Refusal, RefusalReason, ResolvedApiToken,
-    ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
+    AccessTokenSubject, Claim, Clock, Entered, FoundingError, HealthCheck, IdentityDirectory,
+    InvitationError, NewIdentity, NewOrganization, Principal, Refusal, RefusalReason,
+    ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -141,12 +141,71 @@ impl UnitOfWorkFactory for PgStore {
         .await?;
         Ok(Box::new(PgUnitOfWork {
             txn,
-            scope: *scope,
+            organization: scope.organization_id(),
+            user: scope.user_id(),
             clock: Arc::clone(&self.clock),
             secrets: Arc::clone(&self.secrets),
             audit_key: Arc::clone(&self.audit_key),
             aborted: AtomicBool::new(false),
         }))
+    }
+
+    async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError> {
+        let (user, jti, sid) = match claim {
+            Claim::AccessToken { user, jti, sid } => (user, Some(jti), sid),
+            Claim::SessionUser { user } => (user, None, None),
+        };
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        // One statement: the check, and the tenant it allows (none unless the user is active
+        // and the token unrevoked). The settings are transaction-local, as in `set_tenant`.
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT s.user_id, s.organization_id, s.role, s.is_active, s.revoked, \
+                    set_config('app.current_organization', \
+                               CASE WHEN s.is_active AND NOT s.revoked \
+                                    THEN coalesce(s.organization_id::text, '') ELSE '' END, \
+                               true) AS tenant, \
+                    set_config('app.current_user', s.user_id::text, true) AS acting \
+             FROM app_access_token_subject($1, $2, $3) s",
+            [(*user.as_uuid()).into(), jti.into(), sid.into()],
+        );
+        let Some(row) = SubjectRow::find_by_statement(stmt)
+            .one(&txn)
+            .await
+            .map_err(map_db_err)?
+        else {
+            return Ok(Entered {
+                subject: None,
+                work: None,
+            });
+        };
+        let revoked = row.revoked;
+        let resolved: ResolvedUser = ResolvedRow {
+            user_id: row.user_id,
+            organization_id: row.organization_id,
+            role: row.role,
+            is_active: row.is_active,
+        }
+        .try_into()?;
+        let work: Option<Box<dyn UnitOfWork>> = match resolved.membership {
+            Some(m) if resolved.is_active && !revoked => Some(Box::new(PgUnitOfWork {
+                txn,
+                organization: m.organization_id,
+                user: resolved.user_id,
+                clock: Arc::clone(&self.clock),
+                secrets: Arc::clone(&self.secrets),
+                audit_key: Arc::clone(&self.audit_key),
+                aborted: AtomicBool::new(false),
+            })),
+            _ => None,
+        };
+        Ok(Entered {
+            subject: Some(AccessTokenSubject {
+                user: resolved,
+                revoked,
+            }),
+            work,
+        })
     }
 
     async fn found_organization(

@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{Organization, Project, ProjectId, Role, User, UserId};
+use domain::{Organization, OrganizationId, Project, ProjectId, Role, User, UserId};
 use ports::{
     Clock, NewProject, OrganizationPatch, OrganizationSort, OrganizationStore, Page, PageRequest,
-    ProjectPatch, ProjectSort, ProjectStore, SortDirection, StoreError, TenantScope, UnitOfWork,
-    UserSort, UserStore,
+    ProjectPatch, ProjectSort, ProjectStore, SortDirection, StoreError, UnitOfWork, UserSort,
+    UserStore,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -49,7 +49,9 @@ pub(crate) async fn set_tenant(
 /// aborted, and `commit` then reports an error instead of pretending to have committed.
 pub(crate) struct PgUnitOfWork {
     pub(crate) txn: DatabaseTransaction,
-    pub(crate) scope: TenantScope,
+    /// The tenant, as set in the transaction.
+    pub(crate) organization: OrganizationId,
+    pub(crate) user: UserId,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) secrets: Arc<crate::SecretColumns>,
     pub(crate) audit_key: Arc<crypto::AuditChainKey>,
@@ -64,14 +66,15 @@ pub(crate) struct Aborted;
 impl std::fmt::Debug for PgUnitOfWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgUnitOfWork")
-            .field("scope", &self.scope)
+            .field("organization", &self.organization)
+            .field("user", &self.user)
             .finish_non_exhaustive()
     }
 }
 
 impl PgUnitOfWork {
     pub(crate) fn org(&self) -> Uuid {
-        *self.scope.organization_id().as_uuid()
+        *self.organization.as_uuid()
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -131,8 +134,8 @@ impl PgUnitOfWork {
 
 #[async_trait]
 impl UnitOfWork for PgUnitOfWork {
-    fn scope(&self) -> &TenantScope {
-        &self.scope
+    fn tenant(&self) -> (OrganizationId, UserId) {
+        (self.organization, self.user)
     }
 
     fn organizations(&self) -> &dyn OrganizationStore {
@@ -413,7 +416,7 @@ impl PgUnitOfWork {
 impl ProjectStore for PgUnitOfWork {
     async fn create(&self, new: NewProject) -> Result<Project, StoreError> {
         let now = self.now();
-        let user = *self.scope.user_id().as_uuid();
+        let user = *self.user.as_uuid();
         let row = projects::ActiveModel {
             id: Set(Uuid::now_v7()),
             organization_id: Set(self.org()),

@@ -56,7 +56,7 @@ impl InvitationStore for PgUnitOfWork {
             organization_id: Set(self.org()),
             email: Set(email.as_str().to_owned()),
             role: Set(role.as_str().to_owned()),
-            invited_by: Set(Some(*self.scope.user_id().as_uuid())),
+            invited_by: Set(Some(*self.user.as_uuid())),
             created_at: NotSet,
             expires_at: NotSet,
         };

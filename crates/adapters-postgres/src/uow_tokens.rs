@@ -41,7 +41,7 @@ impl PgUnitOfWork {
     fn own_tokens(&self) -> Select<api_tokens::Entity> {
         api_tokens::Entity::find()
             .filter(api_tokens::Column::OrganizationId.eq(self.org()))
-            .filter(api_tokens::Column::UserId.eq(*self.scope.user_id().as_uuid()))
+            .filter(api_tokens::Column::UserId.eq(*self.user.as_uuid()))
             .filter(api_tokens::Column::DeletedAt.is_null())
     }
 
@@ -87,7 +87,7 @@ impl ApiTokenStore for PgUnitOfWork {
         let row = api_tokens::ActiveModel {
             id: Set(id),
             organization_id: Set(self.org()),
-            user_id: Set(*self.scope.user_id().as_uuid()),
+            user_id: Set(*self.user.as_uuid()),
             name: Set(name.as_str().to_owned()),
             token: Set(sealed),
             token_digest: Set(digest),
@@ -142,7 +142,7 @@ impl ApiTokenStore for PgUnitOfWork {
             .col_expr(api_tokens::Column::DeletedAt, Expr::value(self.now()))
             .filter(api_tokens::Column::Id.eq(*id.as_uuid()))
             .filter(api_tokens::Column::OrganizationId.eq(self.org()))
-            .filter(api_tokens::Column::UserId.eq(*self.scope.user_id().as_uuid()))
+            .filter(api_tokens::Column::UserId.eq(*self.user.as_uuid()))
             .filter(api_tokens::Column::DeletedAt.is_null());
         self.update_existing(update).await
     }
@@ -156,7 +156,7 @@ impl ApiTokenStore for PgUnitOfWork {
             .col_expr(api_tokens::Column::LastUsedAt, Expr::value(now))
             .filter(api_tokens::Column::Id.eq(*id.as_uuid()))
             .filter(api_tokens::Column::OrganizationId.eq(self.org()))
-            .filter(api_tokens::Column::UserId.eq(*self.scope.user_id().as_uuid()))
+            .filter(api_tokens::Column::UserId.eq(*self.user.as_uuid()))
             .filter(api_tokens::Column::DeletedAt.is_null())
             .filter(
                 Condition::any()

@@ -162,9 +162,9 @@ async fn admit(
     req: &HttpRequest,
     state: &AppState,
     meta: &RequestMeta,
-    principal: &Principal,
-    credential: Credential,
+    caller: &app::Caller,
 ) -> Result<(), ApiError> {
+    let (principal, credential) = (caller.principal(), caller.credential());
     let key = match credential {
         Credential::ApiToken { id } => BlockKey::token(id),
         Credential::Jwt { .. } => BlockKey::user(principal.user_id()),
@@ -191,6 +191,8 @@ async fn admit(
         }
         Ok(None) => Ok(()),
         Err(over) => {
+            // The strike reaches the store: the credential's transaction ends first.
+            caller.release();
             let verdict = state
                 .blocker
                 .strike(&key, meta.block_context(Some(principal.user_id())))
@@ -258,9 +260,9 @@ async fn decided(
     meta: &RequestMeta,
     decision: app::Decision,
     target: AuditTarget,
-) -> Result<(Principal, Credential), ApiError> {
+) -> Result<app::Authenticated, ApiError> {
     match decision {
-        Ok(accepted) => Ok((accepted.principal, accepted.credential)),
+        Ok(accepted) => Ok(accepted),
         Err(refusal) => Err(refuse(state, meta, refusal, target).await),
     }
 }
@@ -269,7 +271,7 @@ async fn by_api_token(
     state: &AppState,
     meta: &RequestMeta,
     presented: SecretString,
-) -> Result<(Principal, Credential), ApiError> {
+) -> Result<app::Authenticated, ApiError> {
     let decision = state
         .app
         .authenticate_api_token(&presented, &meta.origin())
@@ -282,7 +284,8 @@ async fn by_jwt(
     state: &AppState,
     meta: &RequestMeta,
     token: &str,
-) -> Result<(Principal, Credential), ApiError> {
+    keep: bool,
+) -> Result<app::Authenticated, ApiError> {
     let claims = match state.auth.jwt.verify(token, state.clock.now()) {
         Ok(claims) => claims,
         Err(err) => {
@@ -300,7 +303,7 @@ async fn by_jwt(
         auth_time: DateTime::from_timestamp(claims.auth_time, 0),
         expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
     };
-    let decision = state.app.authenticate_access_token(&claims).await?;
+    let decision = state.app.authenticate_access_token(&claims, keep).await?;
     let target = AuditTarget::AccessToken(Some(claims.jti));
     decided(state, meta, decision, target).await
 }
@@ -330,7 +333,7 @@ async fn by_session(
     req: &HttpRequest,
     state: &AppState,
     meta: &RequestMeta,
-) -> Result<Principal, ApiError> {
+) -> Result<app::Authenticated, ApiError> {
     use actix_session::SessionExt;
     let session = req.get_session();
     let user = session
@@ -346,8 +349,13 @@ async fn by_session(
         .ok()
         .flatten()
         .and_then(|t| DateTime::from_timestamp(t, 0));
-    let principal = match state.app.authenticate_session_user(user, auth_time).await? {
-        Ok(accepted) => accepted.principal,
+    let keep = is_safe(req.method());
+    let accepted = match state
+        .app
+        .authenticate_session_user(user, auth_time, keep)
+        .await?
+    {
+        Ok(accepted) => accepted,
         Err(refusal) => {
             // A disabled user's session ends.
             session.purge();
@@ -367,12 +375,12 @@ async fn by_session(
             let mut event = meta.event(Some(user), AuditAction::AccessDenied, AuditOutcome::Denied);
             event.reason = Some("csrf_origin".to_owned());
             // Counted like every refusal: a foreign page can send these as fast as it likes.
-            let organization = principal.membership().map(|m| m.organization_id);
+            let organization = accepted.principal.membership().map(|m| m.organization_id);
             state.refusals.note(organization, event);
             return Err(ApiError::new(ErrorCode::Forbidden));
         }
     }
-    Ok(principal)
+    Ok(accepted)
 }
 
 /// The bearer credential of a request, if the request has exactly one well-formed
@@ -400,34 +408,30 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal))?;
     let meta = RequestMeta::of(&req);
-    let presented = match bearer(&req) {
-        Ok(Some(presented)) => presented,
-        Ok(None) => {
-            let principal = by_session(&req, &state, &meta).await?;
-            admit(&req, &state, &meta, &principal, Credential::Session).await?;
-            tracing::Span::current()
-                .record("principal", tracing::field::display(principal.user_id()));
-            return Ok(Caller {
-                inner: app::Caller::new(principal, Credential::Session, meta.origin()),
-                state,
-            });
+    // A read keeps the transaction its credential was checked in for its work (one
+    // transaction for both). A change does not: its body is read after the credential, and
+    // no connection is held while a client sends it.
+    let keep = is_safe(req.method());
+    let accepted = match bearer(&req) {
+        Ok(Some(presented)) if presented.expose_secret().starts_with("rh-") => {
+            by_api_token(&state, &meta, presented).await?
         }
+        Ok(Some(presented)) => by_jwt(&state, &meta, presented.expose_secret(), keep).await?,
+        Ok(None) => by_session(&req, &state, &meta).await?,
         Err(()) => {
             let refusal = Refusal::anonymous(RefusalReason::Malformed);
             return Err(refuse(&state, &meta, refusal, AuditTarget::AuthorizationHeader).await);
         }
     };
-    let (principal, credential) = if presented.expose_secret().starts_with("rh-") {
-        by_api_token(&state, &meta, presented).await?
-    } else {
-        by_jwt(&state, &meta, presented.expose_secret()).await?
-    };
+    let app::Authenticated {
+        principal,
+        credential,
+        work,
+    } = accepted;
     tracing::Span::current().record("principal", tracing::field::display(principal.user_id()));
-    admit(&req, &state, &meta, &principal, credential).await?;
-    Ok(Caller {
-        inner: app::Caller::new(principal, credential, meta.origin()),
-        state,
-    })
+    let inner = app::Caller::with_work(principal, credential, meta.origin(), work);
+    admit(&req, &state, &meta, &inner).await?;
+    Ok(Caller { inner, state })
 }
 
 impl FromRequest for Caller {
@@ -453,7 +457,17 @@ impl Caller {
         &self.inner
     }
 
+    /// The use cases, taking this caller (and the transaction its credential was checked
+    /// in) as it is.
+    pub(crate) fn use_cases(&self) -> &app::App {
+        &self.state.app
+    }
+
+    /// Everything else the server has. Reaching past the use cases means reaching the store
+    /// apart from the credential's transaction, which therefore ends here: a request never
+    /// holds two connections.
     pub(crate) fn state(&self) -> &AppState {
+        self.inner.release();
         &self.state
     }
 
@@ -487,7 +501,7 @@ impl Caller {
     /// Opens a unit of work in the caller's organization, if `action` is theirs to do.
     pub(crate) async fn begin(&self, action: Action) -> Result<Box<dyn UnitOfWork>, ApiError> {
         let scope = self.state.app.permit_action(&self.inner, action).await?;
-        Ok(self.state.units.begin(&scope).await?)
+        self.state.app.work_in(&self.inner, &scope).await
     }
 
     /// Records a permission refusal and returns the 403 to answer with.
@@ -517,6 +531,6 @@ impl Caller {
     /// Opens a unit of work for `op` in the caller's organization, once permitted.
     pub(crate) async fn begin_op(&self, op: Operation) -> Result<Box<dyn UnitOfWork>, ApiError> {
         let scope = self.permit_in(op).await?;
-        Ok(self.state.units.begin(&scope).await?)
+        self.state.app.work_in(&self.inner, &scope).await
     }
 }

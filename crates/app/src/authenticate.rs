@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use domain::{AuditAction, AuditOutcome, AuditTarget, OrganizationId, UserId};
-use ports::{AuthMethod, Principal, Refusal, RefusalReason, StoreError};
+use ports::{AuthMethod, Claim, Principal, Refusal, RefusalReason, StoreError};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::{App, Credential, Origin};
+use crate::{App, Credential, Origin, Work};
 
 /// What a verified access token says: its signature, issuer, audience and times checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +25,13 @@ pub struct AccessTokenClaims {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A credential that was accepted: the principal it proves, and the credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A credential that was accepted: the principal it proves, the credential, and the
+/// transaction it was checked in (kept for the request's work, when there is one).
+#[derive(Debug)]
 pub struct Authenticated {
     pub principal: Principal,
     pub credential: Credential,
+    pub work: Work,
 }
 
 /// The decision: accepted, or refused for a reason (for the log and the audit log).
@@ -39,9 +41,13 @@ impl App {
     /// An access token whose claims verified: accepted while it is not revoked, its user is
     /// active, and (if it was issued for an organization) the user is still in that one.
     /// The role is the one the user holds now, not the one the token was issued with.
+    ///
+    /// With `keep`, the check is the first statement of the transaction the request's work
+    /// then uses (one transaction for both); without, that transaction ends at once.
     pub async fn authenticate_access_token(
         &self,
         claims: &AccessTokenClaims,
+        keep: bool,
     ) -> Result<Decision, StoreError> {
         let refusal = |reason| Refusal {
             reason,
@@ -49,11 +55,15 @@ impl App {
             organization: claims.issued_for,
             token: None,
         };
-        let subject = self
-            .identity
-            .unscoped_access_token_subject(claims.user, claims.jti, claims.sid)
+        let entered = self
+            .units
+            .begin_claimed(Claim::AccessToken {
+                user: claims.user,
+                jti: claims.jti,
+                sid: claims.sid,
+            })
             .await?;
-        let user = match subject {
+        let user = match entered.subject {
             None => return Ok(Err(refusal(RefusalReason::UserInactive))),
             Some(s) if s.revoked => return Ok(Err(refusal(RefusalReason::Revoked))),
             Some(s) if !s.user.is_active => return Ok(Err(refusal(RefusalReason::UserInactive))),
@@ -80,22 +90,23 @@ impl App {
                 expires_at: claims.expires_at,
                 sid: claims.sid,
             },
+            work: Work::of(entered.work.filter(|_| keep)),
         }))
     }
 
     /// The user of a live browser session (the session was found by its cookie): accepted
-    /// while the user is active.
+    /// while the user is active. `keep` as for [`App::authenticate_access_token`].
     pub async fn authenticate_session_user(
         &self,
         user: UserId,
         auth_time: Option<DateTime<Utc>>,
+        keep: bool,
     ) -> Result<Decision, StoreError> {
-        let Some(current) = self
-            .identity
-            .unscoped_user(user)
-            .await?
-            .filter(|u| u.is_active)
-        else {
+        let entered = self
+            .units
+            .begin_claimed(Claim::SessionUser { user })
+            .await?;
+        let Some(current) = entered.subject.map(|s| s.user).filter(|u| u.is_active) else {
             return Ok(Err(Refusal {
                 user: Some(user),
                 ..Refusal::anonymous(RefusalReason::UserInactive)
@@ -109,6 +120,7 @@ impl App {
                 auth_time,
             ),
             credential: Credential::Session,
+            work: Work::of(entered.work.filter(|_| keep)),
         }))
     }
 
@@ -159,6 +171,7 @@ impl App {
             credential: Credential::ApiToken {
                 id: resolved.token_id,
             },
+            work: Work::default(),
         }))
     }
 }

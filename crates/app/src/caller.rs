@@ -1,10 +1,11 @@
 //! Who asks, by which credential, and from where.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use domain::{ApiTokenId, AuditAction, AuditOutcome, AuditTarget};
-use ports::{AuthMethod, NewAuditEvent, Principal};
+use ports::{AuthMethod, NewAuditEvent, Principal, TenantScope, UnitOfWork};
 use uuid::Uuid;
 
 /// The credential a request presented.
@@ -48,6 +49,29 @@ impl Origin {
     }
 }
 
+/// The transaction in which a credential was checked, kept for the request's work (one
+/// transaction for both) until a use case takes it or the caller lets it go.
+#[derive(Clone, Default)]
+pub struct Work(Arc<Mutex<Option<Box<dyn UnitOfWork>>>>);
+
+impl Work {
+    /// Keeps `uow` for the request.
+    pub fn of(uow: Option<Box<dyn UnitOfWork>>) -> Self {
+        Self(Arc::new(Mutex::new(uow)))
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn UnitOfWork>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenant = self.slot().as_ref().map(|w| w.tenant());
+        f.debug_tuple("Work").field(&tenant).finish()
+    }
+}
+
 /// An authenticated caller: the principal its credential proved, the credential, and where
 /// the request came from.
 #[derive(Debug, Clone)]
@@ -55,15 +79,41 @@ pub struct Caller {
     principal: Principal,
     credential: Credential,
     origin: Origin,
+    work: Work,
 }
 
 impl Caller {
     pub fn new(principal: Principal, credential: Credential, origin: Origin) -> Self {
+        Self::with_work(principal, credential, origin, Work::default())
+    }
+
+    /// A caller whose credential was checked in `work`'s transaction.
+    pub fn with_work(
+        principal: Principal,
+        credential: Credential,
+        origin: Origin,
+        work: Work,
+    ) -> Self {
         Self {
             principal,
             credential,
             origin,
+            work,
         }
+    }
+
+    /// Ends the transaction the credential was checked in, if it is still kept (rolled back:
+    /// it changed nothing). Anything that reaches the store outside it lets it go first, so a
+    /// request never holds two connections.
+    pub fn release(&self) {
+        drop(self.work.slot().take());
+    }
+
+    /// The kept transaction, if there is one and it is `scope`'s tenant (it always is: both
+    /// come from the same row; a mismatch is let go, never used).
+    pub(crate) fn take_work(&self, scope: &TenantScope) -> Option<Box<dyn UnitOfWork>> {
+        let work = self.work.slot().take()?;
+        (work.tenant() == (scope.organization_id(), scope.user_id())).then_some(work)
     }
 
     pub fn principal(&self) -> &Principal {

@@ -18,7 +18,7 @@ use chrono::Duration;
 use ports::{AuditLog, Clock, IdentityDirectory, UnitOfWorkFactory};
 
 pub use authenticate::{AccessTokenClaims, Authenticated, Decision};
-pub use caller::{Caller, Credential, Origin};
+pub use caller::{Caller, Credential, Origin, Work};
 pub use policy::{Denial, Refused};
 
 /// How long a login counts as fresh, and how often a token's use is written down.

@@ -89,6 +89,9 @@ impl App {
     /// Records `denial` of `caller` in their organization's audit log (the system chain for a
     /// caller without one) and returns it as a refusal.
     pub async fn refuse(&self, caller: &Caller, denial: Denial) -> Refused {
+        // Nothing is done for a refused caller: the kept transaction ends before the store is
+        // reached again.
+        caller.release();
         let reason = denial.reason();
         tracing::info!(reason, "access denied");
         let mut event = caller.event(AuditAction::AccessDenied, AuditOutcome::Denied);

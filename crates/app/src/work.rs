@@ -17,7 +17,7 @@ impl App {
         E: From<Refused> + From<StoreError>,
     {
         let scope = self.permit_in(caller, op).await?;
-        Ok(self.units.begin(&scope).await?)
+        self.work_in(caller, &scope).await
     }
 
     /// A unit of work for reading (`action`) in the caller's organization.
@@ -30,7 +30,23 @@ impl App {
         E: From<Refused> + From<StoreError>,
     {
         let scope = self.permit_action(caller, action).await?;
-        Ok(self.units.begin(&scope).await?)
+        self.work_in(caller, &scope).await
+    }
+
+    /// The unit of work of `scope`: the one the caller's credential was checked in, or a new
+    /// one.
+    pub async fn work_in<E>(
+        &self,
+        caller: &Caller,
+        scope: &ports::TenantScope,
+    ) -> Result<Box<dyn UnitOfWork>, E>
+    where
+        E: From<StoreError>,
+    {
+        match caller.take_work(scope) {
+            Some(work) => Ok(work),
+            None => Ok(self.units.begin(scope).await?),
+        }
     }
 
     /// Records the event `op` declares, by the caller about `target`, and commits: the change

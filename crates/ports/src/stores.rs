@@ -29,6 +29,14 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     /// scope's organization; dropping it without [`UnitOfWork::commit`] rolls it back.
     async fn begin(&self, scope: &TenantScope) -> Result<Box<dyn UnitOfWork>, StoreError>;
 
+    /// Opens a transaction whose first statement checks `claim` against what the store holds
+    /// of its user now (active, current membership and role; for an access token, whether it
+    /// or its session was revoked) and, in the same statement, sets the tenant to the user's
+    /// organization. `work` is the unit of work of that tenant, present only when the user is
+    /// active, in an organization, and (for an access token) not revoked; the caller MUST
+    /// use it only for a principal built from `subject`.
+    async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError>;
+
     /// Creates an organization for a principal who has none, makes them its owner and
     /// records `event` as the first of its audit log, in one transaction. MUST return
     /// `AlreadyMember` if the principal belongs to an organization.
@@ -60,6 +68,36 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     ) -> Result<OrganizationId, InvitationError>;
 }
 
+/// What a credential says of its user, to be checked by [`UnitOfWorkFactory::begin_claimed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// One of the backend's access tokens whose signature verified.
+    AccessToken {
+        user: UserId,
+        jti: uuid::Uuid,
+        sid: Option<uuid::Uuid>,
+    },
+    /// The user of a live browser session.
+    SessionUser { user: UserId },
+}
+
+/// What [`UnitOfWorkFactory::begin_claimed`] found, and the transaction it opened.
+pub struct Entered {
+    /// The claim's user as they are now; `None` for a user who does not exist.
+    pub subject: Option<crate::AccessTokenSubject>,
+    /// The unit of work in the user's organization, when the claim holds and there is one.
+    pub work: Option<Box<dyn UnitOfWork>>,
+}
+
+impl std::fmt::Debug for Entered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entered")
+            .field("subject", &self.subject)
+            .field("work", &self.work.as_ref().map(|w| w.tenant()))
+            .finish()
+    }
+}
+
 /// Why an invitation could not be answered.
 #[derive(Debug, thiserror::Error)]
 pub enum InvitationError {
@@ -82,7 +120,8 @@ pub enum InvitationError {
 /// work: later calls fail and `commit` MUST return an error rather than commit a part.
 #[async_trait]
 pub trait UnitOfWork: Send + Sync {
-    fn scope(&self) -> &TenantScope;
+    /// The organization whose rows this unit of work reaches, and the user it acts for.
+    fn tenant(&self) -> (OrganizationId, UserId);
     fn organizations(&self) -> &dyn OrganizationStore;
     fn users(&self) -> &dyn UserStore;
     fn invitations(&self) -> &dyn InvitationStore;

@@ -112,7 +112,7 @@ pub(crate) async fn create_project(
         description: optional("description", body.description.as_deref(), Description::new)?,
         icon: optional("icon", body.icon.as_deref(), Name::new)?,
     };
-    let project = caller.state().app.create_project(caller.app(), new).await?;
+    let project = caller.use_cases().create_project(caller.app(), new).await?;
     Ok(created(ProjectView::from(project)))
 }
 
@@ -129,7 +129,7 @@ pub(crate) async fn list_projects(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<ProjectSort>()?;
-    let page = caller.state().app.list_projects(caller.app(), page).await?;
+    let page = caller.use_cases().list_projects(caller.app(), page).await?;
     Ok(page_response(page, ProjectView::from))
 }
 
@@ -144,7 +144,7 @@ pub(crate) async fn get_project(
     project_id: web::Path<Uuid>,
 ) -> Result<web::Json<ProjectView>, ApiError> {
     let id = ProjectId::from_uuid(project_id.into_inner());
-    let project = caller.state().app.get_project(caller.app(), id).await?;
+    let project = caller.use_cases().get_project(caller.app(), id).await?;
     Ok(web::Json(project.into()))
 }
 
@@ -179,8 +179,7 @@ pub(crate) async fn update_project(
     };
     let id = ProjectId::from_uuid(project_id.into_inner());
     let project = caller
-        .state()
-        .app
+        .use_cases()
         .update_project(caller.app(), id, patch)
         .await?;
     Ok(web::Json(project.into()))
@@ -197,7 +196,7 @@ pub(crate) async fn delete_project(
     project_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProjectId::from_uuid(project_id.into_inner());
-    caller.state().app.delete_project(caller.app(), id).await?;
+    caller.use_cases().delete_project(caller.app(), id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -16,6 +16,7 @@ mod permissions;
 mod policy;
 mod reencrypt;
 mod resources;
+mod round_trips;
 mod startup;
 mod tokens;
 mod transport;

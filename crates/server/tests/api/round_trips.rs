@@ -1,0 +1,359 @@
+//! What one request costs the database: a read checks its credential in the first statement
+//! of the transaction its work then uses, and a request never holds two connections.
+
+use std::sync::{Arc, Mutex};
+
+use adapters_postgres::{PgStore, PoolOptions, SecretColumns};
+use app::{AccessTokenClaims, App, Caller, Origin, Settings};
+use chrono::Duration;
+use domain::{AuditAction, Role};
+use ports::{
+    IdentityDirectory, PageRequest, ProjectSort, RefusalReason, Sort, SortDirection, SystemClock,
+    UnitOfWorkFactory,
+};
+use secrecy::SecretString;
+use server::config::Profile;
+use uuid::Uuid;
+
+use crate::{TestApp, TestUser, spawn_app, spawn_app_configured};
+
+/// The use cases over `app`'s database, through a connection that writes down every
+/// statement it runs.
+async fn recording(app: &TestApp) -> (App, Arc<Mutex<Vec<String>>>) {
+    let mut conn = adapters_postgres::connect(&app.db.app_url(), PoolOptions::default())
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    conn.set_metric_callback(move |info| log.lock().unwrap().push(info.statement.sql.clone()));
+    let key = SecretString::from(test_support::random_fernet_key());
+    let ring = crypto::KeyRing::parse("DB_ENCRYPTION_KEY", &key).unwrap();
+    let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
+    let secrets = SecretColumns::new(crypto::FieldCipher::new(ring, None), Arc::clone(&clock));
+    let audit = app.args.audit.key(Profile::Test).unwrap();
+    let store = Arc::new(PgStore::new(
+        conn,
+        Arc::clone(&clock),
+        Arc::new(secrets),
+        Arc::new(audit),
+    ));
+    let settings = Settings {
+        fresh_login_max_age: Duration::minutes(10),
+        token_use_resolution: Duration::minutes(1),
+    };
+    let app = App::new(store.clone(), store.clone(), store, clock, settings);
+    (app, seen)
+}
+
+fn claims_of(user: &TestUser) -> AccessTokenClaims {
+    let now = ports::Clock::now(&SystemClock);
+    AccessTokenClaims {
+        user: user.id,
+        issued_for: Some(user.membership.organization_id),
+        jti: Uuid::now_v7(),
+        sid: None,
+        auth_time: Some(now),
+        expires_at: now + Duration::minutes(5),
+    }
+}
+
+fn first_page() -> PageRequest<ProjectSort> {
+    PageRequest::new(
+        0,
+        50,
+        Sort {
+            field: ProjectSort::CreatedAt,
+            direction: SortDirection::Ascending,
+        },
+    )
+    .unwrap()
+}
+
+fn owner_scope(owner: &TestUser) -> ports::TenantScope {
+    owner.principal().tenant_scope().unwrap()
+}
+
+/// The statements run since `from`.
+fn since(seen: &Mutex<Vec<String>>, from: usize) -> Vec<String> {
+    seen.lock().unwrap()[from..].to_vec()
+}
+
+/// Whether `sql` is a statement that sets the tenant on its own (a second transaction's).
+fn sets_the_tenant_alone(sql: &str) -> bool {
+    sql.trim_start()
+        .starts_with("SELECT set_config('app.current_organization'")
+}
+
+#[tokio::test]
+async fn a_read_checks_its_credential_in_the_first_statement_of_its_work() {
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let (app, seen) = recording(&server).await;
+
+    // Kept: the check is the work's first statement, and the page its second.
+    let from = seen.lock().unwrap().len();
+    let accepted = app
+        .authenticate_access_token(&claims_of(&owner), true)
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller::with_work(
+        accepted.principal,
+        accepted.credential,
+        Origin::default(),
+        accepted.work,
+    );
+    let page = app.list_projects(&caller, first_page()).await.unwrap();
+    assert_eq!(page.total, 0);
+    let ran = since(&seen, from);
+    let statements: Vec<_> = ran
+        .iter()
+        .filter(|sql| !matches!(sql.trim(), "BEGIN" | "COMMIT" | "ROLLBACK"))
+        .collect();
+    assert_eq!(statements.len(), 2, "{ran:#?}");
+    assert!(
+        statements[0].contains("app_access_token_subject")
+            && statements[0].contains("set_config('app.current_organization'"),
+        "{ran:#?}"
+    );
+    assert!(statements[1].contains("FROM \"projects\""), "{ran:#?}");
+    assert!(
+        !ran.iter().any(|sql| sets_the_tenant_alone(sql)),
+        "{ran:#?}"
+    );
+    assert!(
+        ran.iter().filter(|sql| sql.trim() == "BEGIN").count() <= 1,
+        "one transaction: {ran:#?}"
+    );
+
+    // Not kept (a change's credential): the work is a transaction of its own.
+    let from = seen.lock().unwrap().len();
+    let accepted = app
+        .authenticate_access_token(&claims_of(&owner), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller::new(accepted.principal, accepted.credential, Origin::default());
+    app.list_projects(&caller, first_page()).await.unwrap();
+    let ran = since(&seen, from);
+    assert!(ran.iter().any(|sql| sets_the_tenant_alone(sql)), "{ran:#?}");
+}
+
+#[tokio::test]
+async fn the_first_statement_refuses_what_has_changed_since_the_token_was_issued() {
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let member = server.member(&owner, Role::Member).await;
+    let (app, _) = recording(&server).await;
+    let refused = |decision: app::Decision| decision.err().map(|r| r.reason);
+
+    // A revoked token.
+    let claims = claims_of(&member);
+    server
+        .store
+        .unscoped_revoke_access_token(claims.jti, member.id, claims.expires_at)
+        .await
+        .unwrap();
+    let decision = app.authenticate_access_token(&claims, true).await.unwrap();
+    assert_eq!(refused(decision), Some(RefusalReason::Revoked));
+
+    // A demotion is the role of the next request.
+    let admin = server.member(&owner, Role::Admin).await;
+    let claims = claims_of(&admin);
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    uow.users().set_role(admin.id, Role::Member).await.unwrap();
+    uow.commit().await.unwrap();
+    let accepted = app
+        .authenticate_access_token(&claims, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.principal.membership().unwrap().role, Role::Member);
+
+    // A removed member.
+    let claims = claims_of(&member);
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    uow.users().remove(member.id).await.unwrap();
+    uow.commit().await.unwrap();
+    let decision = app.authenticate_access_token(&claims, true).await.unwrap();
+    assert_eq!(refused(decision), Some(RefusalReason::LeftOrganization));
+}
+
+#[tokio::test]
+async fn a_request_never_holds_two_connections() {
+    // One connection for everything: a request that held its credential's transaction and
+    // reached the store again would wait for itself until the pool gave up.
+    let server = spawn_app_configured(Profile::Test, |args| {
+        args.database.max_connections = 1;
+    })
+    .await;
+    let owner = server.owner("acme").await;
+    let member = server.member(&owner, Role::Member).await;
+    let jwt = server.jwt(&member);
+
+    // A refused read: its denial is recorded apart from the credential's transaction.
+    let reply = server
+        .call("GET", "/api/v1/audit-events", Some(&jwt), None)
+        .await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let denials = server
+        .count(&format!(
+            "SELECT count(*) FROM audit_events WHERE action = '{}' AND actor_user_id = '{}'",
+            AuditAction::AccessDenied.as_str(),
+            member.id
+        ))
+        .await;
+    assert_eq!(denials, 1, "the denial was recorded");
+
+    // A read that reaches the store past the use cases.
+    let reply = server
+        .call("GET", "/api/v1/me/invitations", Some(&jwt), None)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // And the reads that use it.
+    for path in ["/api/v1/projects", "/api/v1/me", "/api/v1/users"] {
+        let reply = server.call("GET", path, Some(&jwt), None).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
+}
+
+/// A second server, its own process, on `server`'s database and keys.
+struct Replica {
+    child: std::process::Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    async fn start(server: &TestApp) -> Self {
+        use secrecy::ExposeSecret;
+        let port = crate::free_port();
+        let key = server.args.encryption.key.as_ref().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_rhesis-server"))
+            .arg("serve")
+            .env_clear()
+            .env("APP_ENV", "test")
+            .env("JWT_SECRET_KEY", &server.jwt_key)
+            .env("AUDIT_CHAIN_KEY", crate::AUDIT_KEY)
+            .env("DB_ENCRYPTION_KEY", key.expose_secret())
+            .env("DATABASE_URL", server.db.app_url())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("HTTP_WORKERS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let replica = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while replica.get("/health/ready", None).await.0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        replica
+    }
+
+    /// Status and JSON body of `GET path`.
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or_default())
+            }
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_one_replica_is_refused_by_the_other_at_its_next_request() {
+    // Every request checks its credential against the database (no replica caches one), so
+    // the bound is the next request: each check below runs right after the change, no wait.
+    let server = spawn_app().await;
+    let replica = Replica::start(&server).await;
+    let owner = server.owner("acme").await;
+    let owner_jwt = server.jwt(&owner);
+    let admin = server.member(&owner, Role::Admin).await;
+    let admin_jwt = server.jwt(&admin);
+    let (status, me) = replica.get("/api/v1/me", Some(&admin_jwt)).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
+
+    // A demotion on one is the role on the other.
+    let path = format!("/api/v1/users/{}", admin.id);
+    let body = serde_json::json!({"role": "member"});
+    let reply = server
+        .call("PATCH", &path, Some(&owner_jwt), Some(&body))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let (status, me) = replica.get("/api/v1/me", Some(&admin_jwt)).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("member")));
+    let (status, _) = replica.get("/api/v1/audit-events", Some(&admin_jwt)).await;
+    assert_eq!(status, 403, "an admin's read, refused to a member");
+
+    // An access token revoked on one (a logout) is refused by the other.
+    let second = server.jwt(&admin);
+    assert_eq!(replica.get("/api/v1/projects", Some(&second)).await.0, 200);
+    let reply = server
+        .call("POST", "/auth/logout", Some(&second), None)
+        .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(replica.get("/api/v1/projects", Some(&second)).await.0, 401);
+
+    // An API token revoked on one is refused by the other.
+    let reply = server.create_api_token(&owner_jwt, "ci").await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let token = reply.json()["token_value"].as_str().unwrap().to_owned();
+    server.secret(&token);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(replica.get("/api/v1/projects", Some(&token)).await.0, 200);
+    let path = format!("/api/v1/tokens/{id}");
+    let reply = server.call("DELETE", &path, Some(&owner_jwt), None).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(replica.get("/api/v1/projects", Some(&token)).await.0, 401);
+
+    // A member removed on one is refused by the other.
+    let path = format!("/api/v1/users/{}", admin.id);
+    let reply = server.call("DELETE", &path, Some(&owner_jwt), None).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(
+        replica.get("/api/v1/projects", Some(&admin_jwt)).await.0,
+        401
+    );
+
+    // A user disabled (by the operator, in the database) is refused.
+    let member = server.member(&owner, Role::Member).await;
+    let member_jwt = server.jwt(&member);
+    assert_eq!(
+        replica.get("/api/v1/projects", Some(&member_jwt)).await.0,
+        200
+    );
+    server
+        .count(&format!(
+            "WITH d AS (UPDATE users SET is_active = false WHERE id = '{}' RETURNING 1) \
+             SELECT count(*) FROM d",
+            member.id
+        ))
+        .await;
+    assert_eq!(
+        replica.get("/api/v1/projects", Some(&member_jwt)).await.0,
+        401
+    );
+}
