@@ -29,8 +29,8 @@ use domain::{
 };
 use ports::{
     AccessTokenSubject, Claim, Clock, Entered, FoundingError, HealthCheck, IdentityDirectory,
-    InvitationError, NewIdentity, NewOrganization, Principal, Refusal, RefusalReason,
-    ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
+    InvitationError, NewIdentity, NewOrganization, Refusal, RefusalReason, ResolvedApiToken,
+    ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -210,15 +210,12 @@ impl UnitOfWorkFactory for PgStore {
 
     async fn found_organization(
         &self,
-        founder: &Principal,
+        founder: UserId,
         new: NewOrganization,
         event: ports::NewAuditEvent,
     ) -> Result<Organization, FoundingError> {
-        if founder.membership().is_some() {
-            return Err(FoundingError::AlreadyMember);
-        }
         let org_id = Uuid::now_v7();
-        let user_id = *founder.user_id().as_uuid();
+        let user_id = *founder.as_uuid();
         let now = self.clock.now();
         let txn = self.db.begin().await.map_err(map_db_err)?;
         set_tenant(&txn, Some(org_id), Some(user_id)).await?;
@@ -239,8 +236,7 @@ impl UnitOfWorkFactory for PgStore {
             deleted_at: Set(None),
         };
         let organization: Organization = row.insert(&txn).await.map_err(map_db_err)?.try_into()?;
-        // Only a user without an organization becomes its owner; the membership in the
-        // principal may be stale, so the database decides.
+        // Only a user without an organization becomes its owner: the database decides.
         let joined = users::Entity::update_many()
             .col_expr(
                 users::Column::OrganizationId,
@@ -269,11 +265,11 @@ impl UnitOfWorkFactory for PgStore {
 
     async fn accept_invitation(
         &self,
-        invitee: &Principal,
+        invitee: UserId,
         invitation: InvitationId,
         event: ports::NewAuditEvent,
     ) -> Result<Membership, InvitationError> {
-        let user = *invitee.user_id().as_uuid();
+        let user = *invitee.as_uuid();
         let txn = self.db.begin().await.map_err(map_db_err)?;
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -310,11 +306,11 @@ impl UnitOfWorkFactory for PgStore {
 
     async fn decline_invitation(
         &self,
-        invitee: &Principal,
+        invitee: UserId,
         invitation: InvitationId,
         event: ports::NewAuditEvent,
     ) -> Result<OrganizationId, InvitationError> {
-        let user = *invitee.user_id().as_uuid();
+        let user = *invitee.as_uuid();
         let txn = self.db.begin().await.map_err(map_db_err)?;
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,

@@ -13,13 +13,13 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use app::Principal;
 use chrono::{DateTime, Duration};
 use crypto::{JwtAuthority, JwtError};
 use domain::{
-    Action, AuditAction, AuditOutcome, AuditTarget, BlockKey, Membership, Operation,
-    OrganizationId, PermissionDenied, UserId,
+    Action, AuditAction, AuditOutcome, AuditTarget, BlockKey, Operation, OrganizationId, UserId,
 };
-use ports::{NewAuditEvent, Principal, Refusal, RefusalReason, TenantScope, UnitOfWork};
+use ports::{NewAuditEvent, Refusal, RefusalReason, TenantScope, UnitOfWork};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -471,11 +471,6 @@ impl Caller {
         &self.state
     }
 
-    /// An event by this caller.
-    pub(crate) fn event(&self, action: AuditAction, outcome: AuditOutcome) -> NewAuditEvent {
-        self.inner.event(action, outcome)
-    }
-
     /// An event by this caller about `target`.
     pub(crate) fn event_on(&self, action: AuditAction, target: AuditTarget) -> NewAuditEvent {
         self.inner.event_on(action, target)
@@ -486,27 +481,10 @@ impl Caller {
         self.event_on(op.policy().event, target)
     }
 
-    /// The caller's membership; a caller who belongs to no organization is refused (403).
-    pub(crate) async fn membership(&self) -> Result<Membership, ApiError> {
-        match self.principal().membership() {
-            Some(membership) => Ok(membership),
-            None => Err(self.refuse(Denial::NoOrganization).await),
-        }
-    }
-
-    async fn refuse(&self, denial: Denial) -> ApiError {
-        self.state.app.refuse(&self.inner, denial).await.into()
-    }
-
     /// Opens a unit of work in the caller's organization, if `action` is theirs to do.
     pub(crate) async fn begin(&self, action: Action) -> Result<Box<dyn UnitOfWork>, ApiError> {
         let scope = self.state.app.permit_action(&self.inner, action).await?;
         self.state.app.work_in(&self.inner, &scope).await
-    }
-
-    /// Records a permission refusal and returns the 403 to answer with.
-    pub(crate) async fn forbidden(&self, denied: PermissionDenied) -> ApiError {
-        self.refuse(Denial::Permission(denied)).await
     }
 
     /// The one path every state-changing operation takes: [`app::App::permit`].

@@ -24,7 +24,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, web};
-use ports::{AuditLog, Clock, HealthCheck, IdentityDirectory, UnitOfWorkFactory};
+use ports::{AuditLog, Clock, HealthCheck, IdentityDirectory};
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -52,7 +52,6 @@ pub struct AppState {
     /// The use cases.
     pub app: app::App,
     pub health: Arc<dyn HealthCheck>,
-    pub units: Arc<dyn UnitOfWorkFactory>,
     pub identity: Arc<dyn IdentityDirectory>,
     pub audit_log: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,

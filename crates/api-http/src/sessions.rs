@@ -26,6 +26,11 @@ pub const AUTH_TIME_KEY: &str = "auth_time";
 /// leaves the cookie and the store's hash).
 pub(crate) const SID_KEY: &str = "sid";
 
+/// The id by which the access tokens minted from `session` are known, if it minted any.
+pub(crate) fn minted_from(session: &actix_session::Session) -> Option<uuid::Uuid> {
+    session.get::<uuid::Uuid>(SID_KEY).ok().flatten()
+}
+
 /// Revokes every access token minted from `session` (those that carry its `sid`): at logout,
 /// and when a new login replaces the session in the same browser.
 pub(crate) async fn revoke_minted_tokens(

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use domain::{AuditAction, AuditOutcome, AuditTarget, OrganizationId, UserId};
-use ports::{AuthMethod, Claim, Principal, Refusal, RefusalReason, StoreError};
+use ports::{Claim, Refusal, RefusalReason, StoreError};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::{App, Credential, Origin, Work};
+use crate::{App, AuthMethod, Credential, Origin, Principal, Work};
 
 /// What a verified access token says: its signature, issuer, audience and times checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use domain::{ApiTokenId, AuditAction, AuditOutcome, AuditTarget};
-use ports::{AuthMethod, NewAuditEvent, Principal, TenantScope, UnitOfWork};
+use ports::{NewAuditEvent, TenantScope, UnitOfWork};
 use uuid::Uuid;
+
+use crate::{AuthMethod, Principal};
 
 /// The credential a request presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,18 @@
 //! the typed audit event, the commit. Each returns its own error enum, which the HTTP edge
 //! maps to a response; the edge keeps only the translation of requests into commands.
 
+pub mod audit;
 pub mod authenticate;
 mod caller;
+mod errors;
+pub mod invitations;
+pub mod organizations;
 mod policy;
+mod principal;
 pub mod projects;
+pub mod session;
+pub mod tokens;
+pub mod users;
 mod work;
 
 use std::sync::Arc;
@@ -20,6 +28,7 @@ use ports::{AuditLog, Clock, IdentityDirectory, UnitOfWorkFactory};
 pub use authenticate::{AccessTokenClaims, Authenticated, Decision};
 pub use caller::{Caller, Credential, Origin, Work};
 pub use policy::{Denial, Refused};
+pub use principal::{AuthMethod, Principal};
 
 /// How long a login counts as fresh, and how often a token's use is written down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! refusal is an audit event.
 
 use domain::{Action, AuditAction, AuditOutcome, Operation, PermissionDenied, Standing};
-use ports::{AuthMethod, TenantScope, UnitOfWork};
+use ports::{TenantScope, UnitOfWork};
 
-use crate::{App, Caller};
+use crate::{App, AuthMethod, Caller};
 
 /// Why a caller may not do what they asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,37 +3,27 @@
 use domain::{Action, AuditTarget, Operation, Project, ProjectId};
 use ports::{NewProject, Page, PageRequest, ProjectPatch, ProjectSort, StoreError};
 
+use crate::errors::use_case_error;
 use crate::{App, Caller, Refused};
 
-/// Why a project could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateProjectError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why the projects could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ListProjectsError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a project could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum GetProjectError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    /// No such project in the caller's organization (one of another looks the same).
-    #[error("no such project")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
+use_case_error!(
+    /// Why a project could not be created.
+    CreateProjectError
+);
+use_case_error!(
+    /// Why the projects could not be listed.
+    ListProjectsError
+);
+use_case_error!(
+    /// Why a project could not be read.
+    GetProjectError,
+    not_found
+);
+use_case_error!(
+    /// Why a project could not be deleted.
+    DeleteProjectError,
+    not_found
+);
 
 /// Why a project could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -49,40 +39,11 @@ pub enum UpdateProjectError {
     Store(StoreError),
 }
 
-/// Why a project could not be deleted.
-#[derive(Debug, thiserror::Error)]
-pub enum DeleteProjectError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error("no such project")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for GetProjectError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
-            err => Self::Store(err),
-        }
-    }
-}
-
 impl From<StoreError> for UpdateProjectError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::MissingReference { what: "user" } => Self::OwnerNotMember,
-            err => Self::Store(err),
-        }
-    }
-}
-
-impl From<StoreError> for DeleteProjectError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
             err => Self::Store(err),
         }
     }

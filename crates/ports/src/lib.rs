@@ -1,7 +1,7 @@
 //! The traits the core needs from the world.
 //!
 //! Tenant data is reachable only through a [`UnitOfWork`] opened for a [`TenantScope`], and a
-//! `TenantScope` is only handed out by an authenticated [`Principal`]. What must cross tenants
+//! `TenantScope` is only built from an authenticated principal. What must cross tenants
 //! (finding a user by the identity provider's subject, a pending invitation by e-mail) goes
 //! through the narrow [`IdentityDirectory`], whose methods are all named `unscoped_…`.
 
@@ -31,7 +31,7 @@ pub use login::{
     IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, LoginStart, PendingLogin,
     SessionEnd, SessionLifetime, SessionLookup, SessionStore, StoredSession, VerifiedLogin,
 };
-pub use principal::{AuthMethod, Principal, TenantScope};
+pub use principal::TenantScope;
 pub use secrets::{
     ApiTokenSort, ApiTokenStore, EndpointCredentials, EndpointPatch, EndpointSort, EndpointStore,
     ModelPatch, ModelSort, ModelStore, NewEndpoint, NewModel, SecretPatch,

@@ -31,6 +31,15 @@ impl<F: Copy> PageRequest<F> {
         Ok(Self { skip, limit, sort })
     }
 
+    /// The first item in `sort`'s order: the page that also says how many there are.
+    pub fn first(sort: Sort<F>) -> Self {
+        Self {
+            skip: 0,
+            limit: 1,
+            sort,
+        }
+    }
+
     pub fn skip(&self) -> u64 {
         self.skip
     }

@@ -4,7 +4,7 @@ use domain::{
     OrganizationId, Project, ProjectId, Role, User, UserId,
 };
 
-use crate::{FoundingError, Page, PageRequest, Principal, StoreError, TenantScope};
+use crate::{FoundingError, Page, PageRequest, StoreError, TenantScope};
 
 /// A field of an update: left as it is, or set to a new value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -37,32 +37,32 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     /// use it only for a principal built from `subject`.
     async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError>;
 
-    /// Creates an organization for a principal who has none, makes them its owner and
-    /// records `event` as the first of its audit log, in one transaction. MUST return
-    /// `AlreadyMember` if the principal belongs to an organization.
+    /// Creates an organization for an authenticated user who has none, makes them its owner
+    /// and records `event` as the first of its audit log, in one transaction. MUST return
+    /// `AlreadyMember` if the user belongs to an organization (as the store says now).
     async fn found_organization(
         &self,
-        founder: &Principal,
+        founder: UserId,
         new: NewOrganization,
         event: crate::NewAuditEvent,
     ) -> Result<Organization, FoundingError>;
 
-    /// The principal joins the organization of `invitation`, which MUST be pending, addressed
-    /// to the principal's verified e-mail address and unexpired (`NotFound` otherwise, the
+    /// The authenticated `invitee` joins the organization of `invitation`, which MUST be
+    /// pending, addressed to the invitee's verified e-mail address and unexpired (`NotFound` otherwise, the
     /// same for an invitation of someone else), and records `event` in that organization's
     /// audit log, in one transaction; the invitation is used up.
     async fn accept_invitation(
         &self,
-        invitee: &Principal,
+        invitee: UserId,
         invitation: InvitationId,
         event: crate::NewAuditEvent,
     ) -> Result<Membership, InvitationError>;
 
-    /// The principal declines `invitation` (as for accepting, only their own): it is removed
+    /// The authenticated `invitee` declines `invitation` (as for accepting, only their own): it is removed
     /// and `event` recorded in the inviting organization's audit log, in one transaction.
     async fn decline_invitation(
         &self,
-        invitee: &Principal,
+        invitee: UserId,
         invitation: InvitationId,
         event: crate::NewAuditEvent,
     ) -> Result<OrganizationId, InvitationError>;

@@ -25,11 +25,10 @@ use std::sync::Arc;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use adapters_postgres::{PgStore, SecretColumns};
 use clap::Parser;
-use domain::{AuditAction, Email, Membership, Name, OrganizationId, Role, UserId};
+use domain::{AuditAction, Email, Name, OrganizationId, Role, UserId};
 use ports::{
-    AuthMethod, Clock, IdentityDirectory, NewAuditEvent, NewIdentity, NewOrganization, NewProject,
-    PageRequest, Principal, ProjectSort, SessionStore, Sort, SortDirection, SystemClock,
-    TenantScope, UnitOfWorkFactory,
+    Clock, IdentityDirectory, NewAuditEvent, NewIdentity, NewOrganization, NewProject, PageRequest,
+    ProjectSort, SessionStore, Sort, SortDirection, SystemClock, TenantScope, UnitOfWorkFactory,
 };
 use server::Application;
 use server::config::{LogFormat, ServeArgs};
@@ -149,21 +148,15 @@ async fn setup(serve: ServeArgs) {
         })
         .await
         .unwrap();
-    let founder = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
     let org = store
         .found_organization(
-            &founder,
+            user.user_id,
             NewOrganization::named(Name::new("Bench").unwrap()),
             NewAuditEvent::by(Some(user.user_id), AuditAction::OrganizationCreated),
         )
         .await
         .unwrap();
-    let membership = Membership {
-        organization_id: org.id,
-        role: Role::Owner,
-    };
-    let owner = Principal::authenticated(user.user_id, Some(membership), AuthMethod::Jwt, None);
-    let scope = owner.tenant_scope().unwrap();
+    let scope = TenantScope::new(org.id, user.user_id, Role::Owner);
     let uow = store.begin(&scope).await.unwrap();
     for n in 0..20 {
         uow.projects()
@@ -260,18 +253,11 @@ async fn full(mut serve: ServeArgs) {
 async fn bare(serve: ServeArgs, user: Uuid, organization: Uuid) {
     // The same pool, with the same settings, as the full application's.
     let (store, _) = server::connect_checked(&serve).await.unwrap();
-    let membership = Membership {
-        organization_id: OrganizationId::from_uuid(organization),
-        role: Role::Owner,
-    };
-    let scope = Principal::authenticated(
+    let scope = TenantScope::new(
+        OrganizationId::from_uuid(organization),
         UserId::from_uuid(user),
-        Some(membership),
-        AuthMethod::Jwt,
-        None,
-    )
-    .tenant_scope()
-    .unwrap();
+        Role::Owner,
+    );
     let (store, scope) = (web::Data::new(store), web::Data::new(scope));
     let mut server = HttpServer::new(move || {
         App::new()

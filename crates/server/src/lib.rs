@@ -491,7 +491,6 @@ impl Application {
                 store.clone(),
                 Arc::clone(&clock),
             )),
-            units: store.clone(),
             identity: store.clone(),
             audit_log: store,
             clock,

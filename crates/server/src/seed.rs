@@ -1,11 +1,9 @@
 //! `rhesis-server seed-dev`: the development profile's demo organization, its admin and a
 //! project, created through the same ports as real data. Idempotent.
 
+use app::Principal;
 use domain::{AuditAction, Email, Membership, Name, Role};
-use ports::{
-    AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
-    UnitOfWorkFactory,
-};
+use ports::{IdentityDirectory, NewIdentity, NewOrganization, NewProject, UnitOfWorkFactory};
 
 use crate::config::{Profile, ServeArgs};
 use crate::{StartupError, connect_checked};
@@ -50,10 +48,9 @@ pub async fn seed_dev(args: &ServeArgs) -> Result<String, StartupError> {
             .await
             .map_err(StartupError::Store)?,
     };
-    let founder = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
     let organization = store
         .found_organization(
-            &founder,
+            user.user_id,
             NewOrganization::named(valid(Name::new("Demo Organization"))?),
             ports::NewAuditEvent {
                 reason: Some("seed-dev".to_owned()),
@@ -62,14 +59,12 @@ pub async fn seed_dev(args: &ServeArgs) -> Result<String, StartupError> {
         )
         .await
         .map_err(|e| StartupError::Store(ports::StoreError::Unexpected(Box::new(e))))?;
-    let owner = Principal::authenticated(
+    let owner = Principal::operator(
         user.user_id,
         Some(Membership {
             organization_id: organization.id,
             role: Role::Owner,
         }),
-        AuthMethod::Operator,
-        None,
     );
     let scope = owner
         .tenant_scope()

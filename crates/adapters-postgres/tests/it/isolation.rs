@@ -306,7 +306,7 @@ async fn repositories_do_their_work_inside_the_tenant() {
     let again = w
         .store
         .found_organization(
-            &w.a.principal,
+            w.a.principal.user_id(),
             NewOrganization::named(Name::new("Another").unwrap()),
             ports::NewAuditEvent::by(None, domain::AuditAction::OrganizationCreated),
         )

@@ -5,8 +5,8 @@
 use chrono::Duration;
 use domain::{Email, Role};
 use ports::{
-    AuthMethod, IdentityDirectory, InvitationError, LoginAttempts, NewIdentity, PendingLogin,
-    Principal, SessionEnd, SessionLifetime, SessionLookup, SessionStore, UnitOfWorkFactory,
+    IdentityDirectory, InvitationError, LoginAttempts, NewIdentity, PendingLogin, SessionEnd,
+    SessionLifetime, SessionLookup, SessionStore, UnitOfWorkFactory,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -228,8 +228,6 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
     let declined = |user: domain::UserId| {
         ports::NewAuditEvent::by(Some(user), domain::AuditAction::InvitationDeclined)
     };
-    let lone =
-        |user: domain::UserId| Principal::authenticated(user, None, AuthMethod::Operator, None);
 
     // The same address, unverified, and a verified stranger: nothing to see or answer.
     let squatter = store
@@ -250,13 +248,13 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
         );
         assert!(matches!(
             store
-                .accept_invitation(&lone(user), invitation.id, event(user))
+                .accept_invitation(user, invitation.id, event(user))
                 .await,
             Err(InvitationError::NotFound)
         ));
         assert!(matches!(
             store
-                .decline_invitation(&lone(user), invitation.id, declined(user))
+                .decline_invitation(user, invitation.id, declined(user))
                 .await,
             Err(InvitationError::NotFound)
         ));
@@ -279,11 +277,7 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
     assert_eq!(pending[0].organization_name, "Organization acme");
     assert_eq!(pending[0].role, Role::Admin);
     let joined = store
-        .accept_invitation(
-            &lone(invitee.user_id),
-            invitation.id,
-            event(invitee.user_id),
-        )
+        .accept_invitation(invitee.user_id, invitation.id, event(invitee.user_id))
         .await
         .unwrap();
     assert_eq!(
@@ -292,11 +286,7 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
     );
     assert!(matches!(
         store
-            .accept_invitation(
-                &lone(invitee.user_id),
-                invitation.id,
-                event(invitee.user_id)
-            )
+            .accept_invitation(invitee.user_id, invitation.id, event(invitee.user_id))
             .await,
         Err(InvitationError::NotFound)
     ));
@@ -322,13 +312,13 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
     uow.commit().await.unwrap();
     assert!(matches!(
         store
-            .accept_invitation(&lone(invitee.user_id), second.id, event(invitee.user_id))
+            .accept_invitation(invitee.user_id, second.id, event(invitee.user_id))
             .await,
         Err(InvitationError::AlreadyMember)
     ));
     assert_eq!(
         store
-            .decline_invitation(&lone(invitee.user_id), second.id, declined(invitee.user_id))
+            .decline_invitation(invitee.user_id, second.id, declined(invitee.user_id))
             .await
             .unwrap(),
         globex.org
@@ -362,11 +352,7 @@ async fn an_invitation_is_answered_once_and_only_by_its_verified_address() {
     );
     assert!(matches!(
         store
-            .accept_invitation(
-                &lone(stranger.user_id),
-                expiring.id,
-                event(stranger.user_id)
-            )
+            .accept_invitation(stranger.user_id, expiring.id, event(stranger.user_id))
             .await,
         Err(InvitationError::NotFound)
     ));

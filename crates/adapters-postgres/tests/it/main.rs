@@ -18,16 +18,52 @@ use std::sync::Arc;
 use adapters_postgres::{PgStore, PoolOptions, SecretColumns};
 use domain::{Email, Membership, Name, OrganizationId, ProjectId, Role, UserId};
 use ports::{
-    AuthMethod, IdentityDirectory, NewIdentity, NewOrganization, NewProject, Principal,
-    SystemClock, TenantScope, UnitOfWorkFactory,
+    IdentityDirectory, NewIdentity, NewOrganization, NewProject, SystemClock, TenantScope,
+    UnitOfWorkFactory,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use secrecy::SecretString;
 use test_support::TestDatabase;
 
+/// A user and their membership, as the store set them up (the application layer's
+/// `Principal` is not the adapter's to build).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    user: UserId,
+    membership: Membership,
+}
+
+impl Member {
+    pub(crate) fn new(user: UserId, organization_id: OrganizationId, role: Role) -> Self {
+        Self {
+            user,
+            membership: Membership {
+                organization_id,
+                role,
+            },
+        }
+    }
+
+    pub(crate) fn user_id(&self) -> UserId {
+        self.user
+    }
+
+    pub(crate) fn membership(&self) -> Option<Membership> {
+        Some(self.membership)
+    }
+
+    pub(crate) fn tenant_scope(&self) -> Option<TenantScope> {
+        let Membership {
+            organization_id,
+            role,
+        } = self.membership;
+        Some(TenantScope::new(organization_id, self.user, role))
+    }
+}
+
 /// One organization with an owner and a project.
 pub(crate) struct Tenant {
-    pub(crate) principal: Principal,
+    pub(crate) principal: Member,
     pub(crate) org: OrganizationId,
     pub(crate) project: ProjectId,
 }
@@ -143,24 +179,15 @@ pub(crate) async fn tenant(store: &PgStore, label: &str) -> Tenant {
         })
         .await
         .unwrap();
-    let lone = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
     let org = store
         .found_organization(
-            &lone,
+            user.user_id,
             NewOrganization::named(Name::new(&format!("Organization {label}")).unwrap()),
             ports::NewAuditEvent::by(Some(user.user_id), domain::AuditAction::OrganizationCreated),
         )
         .await
         .unwrap();
-    let principal = Principal::authenticated(
-        user.user_id,
-        Some(Membership {
-            organization_id: org.id,
-            role: Role::Owner,
-        }),
-        AuthMethod::Operator,
-        None,
-    );
+    let principal = Member::new(user.user_id, org.id, Role::Owner);
     let uow = store
         .begin(&principal.tenant_scope().unwrap())
         .await
@@ -198,10 +225,9 @@ pub(crate) async fn joined(store: &PgStore, tenant: &Tenant, email: &str, role: 
     let uow = store.begin(&tenant.scope()).await.unwrap();
     let invitation = uow.invitations().create(email, role).await.unwrap();
     uow.commit().await.unwrap();
-    let invitee = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
     let joined = store
         .accept_invitation(
-            &invitee,
+            user.user_id,
             invitation.id,
             ports::NewAuditEvent::by(Some(user.user_id), domain::AuditAction::InvitationAccepted),
         )

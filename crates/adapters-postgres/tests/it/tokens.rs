@@ -1,10 +1,7 @@
 //! API tokens: shown once, sealed at rest with a digest for lookup, their owner's alone.
 
 use domain::{Membership, Name, Role};
-use ports::{
-    ApiTokenSort, AuthMethod, PageRequest, Principal, Sort, SortDirection, StoreError,
-    UnitOfWorkFactory,
-};
+use ports::{ApiTokenSort, PageRequest, Sort, SortDirection, StoreError, UnitOfWorkFactory};
 use secrecy::ExposeSecret;
 
 use crate::{World, texts, world};
@@ -77,15 +74,7 @@ async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
     );
 
     // Another member of the same organization neither sees nor touches it.
-    let other = Principal::authenticated(
-        colleague,
-        Some(Membership {
-            organization_id: w.a.org,
-            role: Role::Admin,
-        }),
-        AuthMethod::Operator,
-        None,
-    );
+    let other = crate::Member::new(colleague, w.a.org, Role::Admin);
     let uow = w.store.begin(&other.tenant_scope().unwrap()).await.unwrap();
     assert_eq!(uow.api_tokens().list_own(page()).await.unwrap().total, 0);
     assert!(matches!(
@@ -258,15 +247,7 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
 
     // A token of a user who left the organization is dead.
     let colleague = crate::joined(&w.store, &w.a, "c@a.example", Role::Member).await;
-    let member = Principal::authenticated(
-        colleague,
-        Some(Membership {
-            organization_id: w.a.org,
-            role: Role::Member,
-        }),
-        AuthMethod::Operator,
-        None,
-    );
+    let member = crate::Member::new(colleague, w.a.org, Role::Member);
     let uow = w
         .store
         .begin(&member.tenant_scope().unwrap())

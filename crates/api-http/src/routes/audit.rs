@@ -2,8 +2,9 @@
 //! hash chain that names the first event that was altered, inserted or removed.
 
 use actix_web::{HttpResponse, get, web};
+use app::audit::ReadAuditLogError;
 use chrono::{DateTime, Datelike, Utc};
-use domain::{Action, AuditAction, AuditEvent, UserId};
+use domain::{AuditAction, AuditEvent, UserId};
 use ports::{AuditFilter, ChainVerdict};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -136,8 +137,10 @@ pub(crate) async fn list_events(
         actor: q.actor_id.map(UserId::from_uuid),
         action,
     };
-    let uow = caller.begin(Action::ReadAuditLog).await?;
-    let events = uow.audit().list(filter, skip, limit).await?;
+    let events = caller
+        .use_cases()
+        .list_audit_events(caller.app(), filter, skip, limit)
+        .await?;
     Ok(page_response(events, AuditEventView::from))
 }
 
@@ -149,8 +152,8 @@ pub(crate) async fn list_events(
 )]
 #[get("/api/v1/audit-events/verify")]
 pub(crate) async fn verify_chain(caller: Caller) -> Result<web::Json<ChainReport>, ApiError> {
-    let uow = caller.begin(Action::ReadAuditLog).await?;
-    let report = match uow.audit().verify().await? {
+    let verdict = caller.use_cases().verify_audit_chain(caller.app()).await?;
+    let report = match verdict {
         ChainVerdict::Intact { events, unkeyed } => ChainReport {
             intact: true,
             events,
@@ -166,3 +169,5 @@ pub(crate) async fn verify_chain(caller: Caller) -> Result<web::Json<ChainReport
     };
     Ok(web::Json(report))
 }
+
+answers!(ReadAuditLogError);

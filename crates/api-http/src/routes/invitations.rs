@@ -4,12 +4,13 @@
 //! addressed to it and accepts or declines each: nobody joins an organization otherwise.
 
 use actix_web::{HttpResponse, delete, get, post, web};
-use chrono::{DateTime, Utc};
-use domain::{
-    Action, AuditTarget, Email, Invitation, InvitationId, Operation, PendingInvitation,
-    PermissionDenied, Role,
+use app::invitations::{
+    AnswerInvitationError, InviteUserError, ListInvitationsError, MyInvitationsError,
+    RevokeInvitationError,
 };
-use ports::{InvitationError, InvitationSort, PageRequest, Sort, SortDirection, UserSort};
+use chrono::{DateTime, Utc};
+use domain::{Email, Invitation, InvitationId, PendingInvitation, Role};
+use ports::{InvitationError, InvitationSort};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -128,33 +129,10 @@ pub(crate) async fn invite_user(
         None => Role::Member,
         Some(text) => required("role", text, str::parse::<Role>)?,
     };
-    let scope = caller.permit_in(Operation::InviteUser).await?;
-    if role == Role::Owner && scope.role() != Role::Owner {
-        return Err(caller.forbidden(PermissionDenied::OwnerProtected).await);
-    }
-    let uow = caller.state().units.begin(&scope).await?;
-    let organization = uow.organizations().current().await?;
-    let one = PageRequest::new(
-        0,
-        1,
-        Sort {
-            field: UserSort::CreatedAt,
-            direction: SortDirection::Ascending,
-        },
-    )
-    .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
-    let members = uow.users().list(one).await?.total;
-    if !organization.has_room_for_member(members) {
-        return Err(ApiError::new(ErrorCode::Conflict).with_field("max_users"));
-    }
-    let invitation = uow.invitations().create(email, role).await?;
-    let mut event = caller.event_of(
-        Operation::InviteUser,
-        AuditTarget::Invitation(invitation.id),
-    );
-    event.reason = Some(role.as_str().to_owned());
-    uow.audit().record(event).await?;
-    uow.commit().await?;
+    let invitation = caller
+        .use_cases()
+        .invite_user(caller.app(), email, role)
+        .await?;
     Ok(created(InvitationView::from(invitation)))
 }
 
@@ -172,11 +150,11 @@ pub(crate) async fn list_invitations(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<InvitationSort>()?;
-    let uow = caller.begin(Action::ReadInvitations).await?;
-    Ok(page_response(
-        uow.invitations().list(page).await?,
-        InvitationView::from,
-    ))
+    let invitations = caller
+        .use_cases()
+        .list_invitations(caller.app(), page)
+        .await?;
+    Ok(page_response(invitations, InvitationView::from))
 }
 
 /// Withdraws a pending invitation (admins and owners).
@@ -194,18 +172,11 @@ pub(crate) async fn revoke_invitation(
     caller: Caller,
     invitation_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let uow = caller.begin_op(Operation::RevokeInvitation).await?;
-    let gone = uow
-        .invitations()
-        .revoke(InvitationId::from_uuid(invitation_id.into_inner()))
+    let id = InvitationId::from_uuid(invitation_id.into_inner());
+    caller
+        .use_cases()
+        .revoke_invitation(caller.app(), id)
         .await?;
-    let mut event = caller.event_of(
-        Operation::RevokeInvitation,
-        AuditTarget::Invitation(gone.id),
-    );
-    event.reason = Some(gone.role.as_str().to_owned());
-    uow.audit().record(event).await?;
-    uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -220,21 +191,8 @@ pub(crate) async fn revoke_invitation(
 pub(crate) async fn my_invitations(
     caller: Caller,
 ) -> Result<web::Json<Vec<PendingInvitationView>>, ApiError> {
-    let pending = caller
-        .state()
-        .identity
-        .unscoped_invitations_for(caller.principal().user_id())
-        .await?;
+    let pending = caller.use_cases().my_invitations(caller.app()).await?;
     Ok(web::Json(pending.into_iter().map(Into::into).collect()))
-}
-
-fn answer_error(err: InvitationError) -> ApiError {
-    match err {
-        InvitationError::NotFound => ApiError::new(ErrorCode::NotFound),
-        InvitationError::AlreadyMember => ApiError::with_cause(ErrorCode::Conflict, err),
-        InvitationError::Full => ApiError::new(ErrorCode::Conflict).with_field("max_users"),
-        InvitationError::Store(e) => e.into(),
-    }
 }
 
 /// Accepts an invitation addressed to the caller's verified address (fresh login; not with
@@ -257,14 +215,10 @@ pub(crate) async fn accept_invitation(
     invitation_id: web::Path<Uuid>,
 ) -> Result<web::Json<Joined>, ApiError> {
     let id = InvitationId::from_uuid(invitation_id.into_inner());
-    caller.permit(Operation::AcceptInvitation).await?;
-    let event = caller.event_of(Operation::AcceptInvitation, AuditTarget::Invitation(id));
     let joined = caller
-        .state()
-        .units
-        .accept_invitation(caller.principal(), id, event)
-        .await
-        .map_err(answer_error)?;
+        .use_cases()
+        .accept_invitation(caller.app(), id)
+        .await?;
     Ok(web::Json(Joined {
         organization_id: *joined.organization_id.as_uuid(),
         role: joined.role.as_str(),
@@ -288,13 +242,43 @@ pub(crate) async fn decline_invitation(
     invitation_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = InvitationId::from_uuid(invitation_id.into_inner());
-    caller.permit(Operation::DeclineInvitation).await?;
-    let event = caller.event_of(Operation::DeclineInvitation, AuditTarget::Invitation(id));
     caller
-        .state()
-        .units
-        .decline_invitation(caller.principal(), id, event)
-        .await
-        .map_err(answer_error)?;
+        .use_cases()
+        .decline_invitation(caller.app(), id)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+answers!(ListInvitationsError, MyInvitationsError);
+answers!(not_found: RevokeInvitationError);
+
+impl From<InviteUserError> for ApiError {
+    fn from(err: InviteUserError) -> Self {
+        match err {
+            InviteUserError::Refused(refused) => refused.into(),
+            InviteUserError::Full => full(),
+            InviteUserError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<AnswerInvitationError> for ApiError {
+    fn from(err: AnswerInvitationError) -> Self {
+        match err {
+            AnswerInvitationError::Refused(refused) => refused.into(),
+            AnswerInvitationError::Invitation(InvitationError::NotFound) => {
+                ApiError::new(ErrorCode::NotFound)
+            }
+            AnswerInvitationError::Invitation(err @ InvitationError::AlreadyMember) => {
+                ApiError::with_cause(ErrorCode::Conflict, err)
+            }
+            AnswerInvitationError::Invitation(InvitationError::Full) => full(),
+            AnswerInvitationError::Invitation(InvitationError::Store(err)) => err.into(),
+        }
+    }
+}
+
+/// 409: the organization has as many members as it may.
+fn full() -> ApiError {
+    ApiError::new(ErrorCode::Conflict).with_field("max_users")
 }

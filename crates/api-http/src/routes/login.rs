@@ -10,11 +10,12 @@ use actix_session::SessionExt;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use app::AuthMethod;
 use chrono::Duration;
 use domain::{AuditAction, AuditOutcome, Email, Name, Operation};
 use ports::{
-    AuthMethod, IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, NewIdentity,
-    PendingLogin, ResolvedUser, StoreError, VerifiedLogin,
+    IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, NewIdentity, PendingLogin,
+    ResolvedUser, StoreError, VerifiedLogin,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;

@@ -1,5 +1,31 @@
 //! The routes, one module per resource.
 
+/// The answers to use-case errors of the common shape: a refusal as recorded, the store's
+/// failure as it maps; with `not_found:`, also 404.
+macro_rules! answers {
+    (not_found: $($err:ident),+ $(,)?) => {$(
+        impl From<$err> for crate::ApiError {
+            fn from(err: $err) -> Self {
+                match err {
+                    $err::Refused(refused) => refused.into(),
+                    $err::NotFound => crate::ApiError::new(crate::ErrorCode::NotFound),
+                    $err::Store(err) => err.into(),
+                }
+            }
+        }
+    )+};
+    ($($err:ident),+ $(,)?) => {$(
+        impl From<$err> for crate::ApiError {
+            fn from(err: $err) -> Self {
+                match err {
+                    $err::Refused(refused) => refused.into(),
+                    $err::Store(err) => err.into(),
+                }
+            }
+        }
+    )+};
+}
+
 pub(crate) mod audit;
 pub(crate) mod endpoints;
 pub(crate) mod invitations;

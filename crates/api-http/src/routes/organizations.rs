@@ -2,9 +2,13 @@
 //! deleting it, and leaving it.
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
+use app::organizations::{
+    DeleteOrganizationError, FoundOrganizationError, GetOrganizationError, LeaveOrganizationError,
+    UpdateOrganizationError,
+};
 use chrono::{DateTime, Utc};
-use domain::{Action, AuditTarget, Description, Email, HttpUrl, Name, Operation, Organization};
-use ports::{FoundingError, NewOrganization, OrganizationPatch};
+use domain::{Description, Email, HttpUrl, Name, Organization};
+use ports::{NewOrganization, OrganizationPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -117,20 +121,10 @@ pub(crate) async fn create_organization(
         logo_url: optional("logo_url", b.logo_url.as_deref(), HttpUrl::new)?,
         email: optional("email", b.email.as_deref(), Email::new)?,
     };
-    caller.permit(Operation::FoundOrganization).await?;
-    let event = caller.event(
-        Operation::FoundOrganization.policy().event,
-        domain::AuditOutcome::Success,
-    );
     let organization = caller
-        .state()
-        .units
-        .found_organization(caller.principal(), new, event)
-        .await
-        .map_err(|e| match e {
-            FoundingError::AlreadyMember => ApiError::with_cause(ErrorCode::Conflict, e),
-            FoundingError::Store(e) => e.into(),
-        })?;
+        .use_cases()
+        .found_organization(caller.app(), new)
+        .await?;
     Ok(created(OrganizationView::from(organization)))
 }
 
@@ -144,8 +138,8 @@ pub(crate) async fn create_organization(
 pub(crate) async fn get_organization(
     caller: Caller,
 ) -> Result<web::Json<OrganizationView>, ApiError> {
-    let uow = caller.begin(Action::ReadContent).await?;
-    Ok(web::Json(uow.organizations().current().await?.into()))
+    let organization = caller.use_cases().get_organization(caller.app()).await?;
+    Ok(web::Json(organization.into()))
 }
 
 /// Changes the caller's organization (admins and owners).
@@ -180,15 +174,10 @@ pub(crate) async fn update_organization(
             Ok::<bool, std::convert::Infallible>,
         )?,
     };
-    let uow = caller.begin_op(Operation::UpdateOrganization).await?;
-    let organization = uow.organizations().update(patch).await?;
-    uow.audit()
-        .record(caller.event_of(
-            Operation::UpdateOrganization,
-            AuditTarget::Organization(organization.id),
-        ))
+    let organization = caller
+        .use_cases()
+        .update_organization(caller.app(), patch)
         .await?;
-    uow.commit().await?;
     Ok(web::Json(organization.into()))
 }
 
@@ -204,16 +193,7 @@ pub(crate) async fn update_organization(
 )]
 #[delete("/api/v1/organizations/current")]
 pub(crate) async fn delete_organization(caller: Caller) -> Result<HttpResponse, ApiError> {
-    let scope = caller.permit_in(Operation::DeleteOrganization).await?;
-    let uow = caller.state().units.begin(&scope).await?;
-    uow.audit()
-        .record(caller.event_of(
-            Operation::DeleteOrganization,
-            AuditTarget::Organization(scope.organization_id()),
-        ))
-        .await?;
-    uow.organizations().soft_delete().await?;
-    uow.commit().await?;
+    caller.use_cases().delete_organization(caller.app()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -225,22 +205,23 @@ pub(crate) async fn delete_organization(caller: Caller) -> Result<HttpResponse, 
 )]
 #[post("/api/v1/organizations/current/leave")]
 pub(crate) async fn leave_organization(caller: Caller) -> Result<HttpResponse, ApiError> {
-    let uow = caller.begin_op(Operation::LeaveOrganization).await?;
-    let me = caller.principal().user_id();
-    let membership = caller.membership().await?;
-    let owners = uow.users().count_owners().await?;
-    let actor = domain::Actor {
-        user_id: me,
-        role: membership.role,
-    };
-    if let Err(denied) = domain::authorize_remove_user(actor, me, membership.role, owners) {
-        drop(uow);
-        return Err(caller.forbidden(denied).await);
-    }
-    uow.users().remove(me).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::LeaveOrganization, AuditTarget::User(me)))
-        .await?;
-    uow.commit().await?;
+    caller.use_cases().leave_organization(caller.app()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+answers!(
+    GetOrganizationError,
+    UpdateOrganizationError,
+    DeleteOrganizationError,
+    LeaveOrganizationError
+);
+
+impl From<FoundOrganizationError> for ApiError {
+    fn from(err: FoundOrganizationError) -> Self {
+        match err {
+            FoundOrganizationError::Refused(refused) => refused.into(),
+            FoundOrganizationError::AlreadyMember => ApiError::with_cause(ErrorCode::Conflict, err),
+            FoundOrganizationError::Store(err) => err.into(),
+        }
+    }
 }

@@ -200,33 +200,8 @@ pub(crate) async fn delete_project(
     Ok(HttpResponse::NoContent().finish())
 }
 
-impl From<CreateProjectError> for ApiError {
-    fn from(err: CreateProjectError) -> Self {
-        match err {
-            CreateProjectError::Refused(refused) => refused.into(),
-            CreateProjectError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<ListProjectsError> for ApiError {
-    fn from(err: ListProjectsError) -> Self {
-        match err {
-            ListProjectsError::Refused(refused) => refused.into(),
-            ListProjectsError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<GetProjectError> for ApiError {
-    fn from(err: GetProjectError) -> Self {
-        match err {
-            GetProjectError::Refused(refused) => refused.into(),
-            GetProjectError::NotFound => ApiError::new(ErrorCode::NotFound),
-            GetProjectError::Store(err) => err.into(),
-        }
-    }
-}
+answers!(CreateProjectError, ListProjectsError);
+answers!(not_found: GetProjectError, DeleteProjectError);
 
 impl From<UpdateProjectError> for ApiError {
     fn from(err: UpdateProjectError) -> Self {
@@ -237,16 +212,6 @@ impl From<UpdateProjectError> for ApiError {
                 ApiError::new(ErrorCode::InvalidRequest).with_field("owner_id")
             }
             UpdateProjectError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<DeleteProjectError> for ApiError {
-    fn from(err: DeleteProjectError) -> Self {
-        match err {
-            DeleteProjectError::Refused(refused) => refused.into(),
-            DeleteProjectError::NotFound => ApiError::new(ErrorCode::NotFound),
-            DeleteProjectError::Store(err) => err.into(),
         }
     }
 }

@@ -2,13 +2,15 @@
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use app::AuthMethod;
 use chrono::{DateTime, Utc};
 use domain::{AuditOutcome, AuditTarget, Operation, OrganizationId, UserId};
-use ports::AuthMethod;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
+
+use app::session::LogoutError;
 
 use crate::auth::{Caller, Credential, RequestMeta};
 use crate::{ApiError, AppState, ErrorCode};
@@ -108,52 +110,24 @@ pub(crate) fn describe(caller: &Caller) -> web::Json<Me> {
 )]
 #[post("/auth/logout")]
 pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.permit(Operation::Logout).await?;
-    if caller.credential() == Credential::Session {
-        return end_session(&req, &caller).await;
-    }
-    let Credential::Jwt {
-        jti,
-        expires_at,
-        sid,
-    } = caller.credential()
-    else {
-        return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
-    };
-    let state = caller.state();
-    let user = caller.principal().user_id();
-    state
-        .identity
-        .unscoped_revoke_access_token(jti, user, expires_at)
-        .await?;
-    // A token minted from a browser session: logging out with it ends every token minted
-    // from that session (the session itself ends with a logout by its cookie).
-    if let Some(sid) = sid {
-        let until = state.clock.now() + state.auth.jwt.lifetime();
-        state
-            .identity
-            .unscoped_revoke_session_tokens(sid, user, until)
-            .await?;
-    }
-    let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
-    event.target = Some(AuditTarget::AccessToken(Some(jti)));
-    let organization = caller.principal().membership().map(|m| m.organization_id);
-    state.audit_log.unscoped_record(organization, event).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// Deletes the caller's browser session and clears the browser's site data.
-async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse, ApiError> {
     use actix_session::SessionExt;
     let session = req.get_session();
+    let by_session = caller.credential() == Credential::Session;
+    let minted_from = if by_session {
+        crate::sessions::minted_from(&session)
+    } else {
+        None
+    };
     let state = caller.state();
-    // Every access token minted from this session ends with it.
-    crate::sessions::revoke_minted_tokens(state, &session).await?;
+    let minted_until = state.clock.now() + state.auth.jwt.lifetime();
+    state
+        .app
+        .logout(caller.app(), minted_from, minted_until)
+        .await?;
+    if !by_session {
+        return Ok(HttpResponse::NoContent().finish());
+    }
     session.purge();
-    let mut event = caller.event(Operation::Logout.policy().event, AuditOutcome::Success);
-    event.target = Some(AuditTarget::Session);
-    let organization = caller.principal().membership().map(|m| m.organization_id);
-    state.audit_log.unscoped_record(organization, event).await?;
     let logout_url = match &state.login {
         Some(login) => login.provider.logout_url(&login.frontend_url).await,
         None => None,
@@ -162,6 +136,18 @@ async fn end_session(req: &HttpRequest, caller: &Caller) -> Result<HttpResponse,
         .insert_header(("clear-site-data", "\"cookies\", \"storage\""))
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(LoggedOut { logout_url }))
+}
+
+impl From<LogoutError> for ApiError {
+    fn from(err: LogoutError) -> Self {
+        match err {
+            LogoutError::Refused(refused) => refused.into(),
+            LogoutError::NotLoggedIn => {
+                ApiError::new(ErrorCode::InvalidRequest).with_field("authorization")
+            }
+            LogoutError::Store(err) => err.into(),
+        }
+    }
 }
 
 /// Development profile only: an access token for the seeded administrator, without an

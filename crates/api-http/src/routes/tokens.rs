@@ -3,8 +3,12 @@
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, delete, get, patch, post, web};
+use app::tokens::{
+    CreateApiTokenError, GetApiTokenError, ListApiTokensError, RefreshApiTokenError,
+    RenameApiTokenError, RevokeApiTokenError,
+};
 use chrono::{DateTime, Duration, Utc};
-use domain::{Action, ApiToken, ApiTokenId, AuditTarget, Name, Operation};
+use domain::{ApiToken, ApiTokenId, Name};
 use ports::ApiTokenSort;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -115,20 +119,15 @@ pub(crate) async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = Name::new(&body.name).map_err(|_| invalid("name"))?;
-    let expires_at = match body.expires_in_days {
+    let expires_in = match body.expires_in_days {
         None => None,
-        Some(days @ 1..=3650) => Some(caller.state().clock.now() + Duration::days(days.into())),
+        Some(days @ 1..=3650) => Some(Duration::days(days.into())),
         Some(_) => return Err(invalid("expires_in_days")),
     };
-    let uow = caller.begin_op(Operation::CreateApiToken).await?;
-    let (token, value) = uow.api_tokens().create(name, expires_at).await?;
-    uow.audit()
-        .record(caller.event_of(
-            Operation::CreateApiToken,
-            AuditTarget::ApiToken(Some(token.id)),
-        ))
+    let (token, value) = caller
+        .use_cases()
+        .create_api_token(caller.app(), name, expires_in)
         .await?;
-    uow.commit().await?;
     Ok(with_value(token, &value, true))
 }
 
@@ -145,8 +144,10 @@ pub(crate) async fn list_tokens(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<ApiTokenSort>()?;
-    let uow = caller.begin(Action::ManageOwnTokens).await?;
-    let tokens = uow.api_tokens().list_own(page).await?;
+    let tokens = caller
+        .use_cases()
+        .list_api_tokens(caller.app(), page)
+        .await?;
     Ok(page_response(tokens, TokenView::from))
 }
 
@@ -161,11 +162,8 @@ pub(crate) async fn get_token(
     caller: Caller,
     token_id: web::Path<Uuid>,
 ) -> Result<web::Json<TokenView>, ApiError> {
-    let uow = caller.begin(Action::ManageOwnTokens).await?;
-    let token = uow
-        .api_tokens()
-        .get_own(ApiTokenId::from_uuid(token_id.into_inner()))
-        .await?;
+    let id = ApiTokenId::from_uuid(token_id.into_inner());
+    let token = caller.use_cases().get_api_token(caller.app(), id).await?;
     Ok(web::Json(token.into()))
 }
 
@@ -183,13 +181,11 @@ pub(crate) async fn rename_token(
     body: crate::extract::Json<TokenRename>,
 ) -> Result<web::Json<TokenView>, ApiError> {
     let name = Name::new(&body.name).map_err(|_| invalid("name"))?;
-    let uow = caller.begin_op(Operation::RenameApiToken).await?;
     let id = ApiTokenId::from_uuid(token_id.into_inner());
-    let token = uow.api_tokens().rename_own(id, name).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::RenameApiToken, AuditTarget::ApiToken(Some(id))))
+    let token = caller
+        .use_cases()
+        .rename_api_token(caller.app(), id, name)
         .await?;
-    uow.commit().await?;
     Ok(web::Json(token.into()))
 }
 
@@ -205,12 +201,10 @@ pub(crate) async fn revoke_token(
     token_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiTokenId::from_uuid(token_id.into_inner());
-    let uow = caller.begin_op(Operation::RevokeApiToken).await?;
-    uow.api_tokens().revoke_own(id).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::RevokeApiToken, AuditTarget::ApiToken(Some(id))))
+    caller
+        .use_cases()
+        .revoke_api_token(caller.app(), id)
         .await?;
-    uow.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -231,11 +225,17 @@ pub(crate) async fn refresh_token(
     token_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiTokenId::from_uuid(token_id.into_inner());
-    let uow = caller.begin_op(Operation::RefreshApiToken).await?;
-    let (token, value) = uow.api_tokens().refresh_own(id).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::RefreshApiToken, AuditTarget::ApiToken(Some(id))))
+    let (token, value) = caller
+        .use_cases()
+        .refresh_api_token(caller.app(), id)
         .await?;
-    uow.commit().await?;
     Ok(with_value(token, &value, false))
 }
+
+answers!(CreateApiTokenError, ListApiTokensError);
+answers!(
+    not_found: GetApiTokenError,
+    RenameApiTokenError,
+    RevokeApiTokenError,
+    RefreshApiTokenError
+);

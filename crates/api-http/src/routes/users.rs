@@ -4,8 +4,9 @@
 //! role and removing a member need a fresh login.
 
 use actix_web::{HttpResponse, delete, get, patch, web};
+use app::users::{ChangeRoleError, GetUserError, ListUsersError, RemoveUserError};
 use chrono::{DateTime, Utc};
-use domain::{Action, Actor, AuditTarget, Name, Operation, Role, User, UserId};
+use domain::{Name, Role, User, UserId};
 use ports::UserSort;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,9 +15,9 @@ use uuid::Uuid;
 
 use super::list::{ListQuery, SortKey, page_response};
 use super::required;
+use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
-use crate::{ApiError, ErrorCode};
 
 pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(list_users)
@@ -79,36 +80,6 @@ pub(crate) struct RoleChange {
     role: String,
 }
 
-/// What a decision about a member needs, read in the unit of work that will write: the
-/// acting user, the target's current role, and the owners (held until the end).
-struct MemberChange {
-    uow: Box<dyn ports::UnitOfWork>,
-    actor: Actor,
-    current: Role,
-    owners: u64,
-}
-
-/// Opens the unit of work for a change to `target`, after a fresh-login check (the step-up
-/// answer is the same whether or not the target exists).
-async fn member_change(
-    caller: &Caller,
-    op: Operation,
-    target: UserId,
-) -> Result<MemberChange, ApiError> {
-    let uow = caller.begin_op(op).await?;
-    let user = uow.users().get(target).await?;
-    let (Some(actor), Some(membership)) = (caller.principal().actor(), user.membership) else {
-        return Err(ApiError::new(ErrorCode::NotFound));
-    };
-    let owners = uow.users().count_owners().await?;
-    Ok(MemberChange {
-        uow,
-        actor,
-        current: membership.role,
-        owners,
-    })
-}
-
 /// The organization's members. Sort by `created_at` (default), `email` or `name`.
 #[utoipa::path(
     tag = "users",
@@ -122,8 +93,8 @@ pub(crate) async fn list_users(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<UserSort>()?;
-    let uow = caller.begin(Action::ReadContent).await?;
-    Ok(page_response(uow.users().list(page).await?, UserView::from))
+    let users = caller.use_cases().list_users(caller.app(), page).await?;
+    Ok(page_response(users, UserView::from))
 }
 
 #[utoipa::path(
@@ -136,11 +107,8 @@ pub(crate) async fn get_user(
     caller: Caller,
     user_id: web::Path<Uuid>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let uow = caller.begin(Action::ReadContent).await?;
-    let user = uow
-        .users()
-        .get(UserId::from_uuid(user_id.into_inner()))
-        .await?;
+    let id = UserId::from_uuid(user_id.into_inner());
+    let user = caller.use_cases().get_user(caller.app(), id).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -166,21 +134,10 @@ pub(crate) async fn change_role(
 ) -> Result<web::Json<UserView>, ApiError> {
     let new = required("role", body.role.as_str(), str::parse::<Role>)?;
     let target = UserId::from_uuid(user_id.into_inner());
-    let MemberChange {
-        uow,
-        actor,
-        current,
-        owners,
-    } = member_change(&caller, Operation::ChangeRole, target).await?;
-    if let Err(denied) = domain::authorize_role_change(actor, target, current, new, owners) {
-        drop(uow);
-        return Err(caller.forbidden(denied).await);
-    }
-    let user = uow.users().set_role(target, new).await?;
-    let mut event = caller.event_of(Operation::ChangeRole, AuditTarget::User(target));
-    event.reason = Some(format!("{}->{}", current.as_str(), new.as_str()));
-    uow.audit().record(event).await?;
-    uow.commit().await?;
+    let user = caller
+        .use_cases()
+        .change_role(caller.app(), target, new)
+        .await?;
     Ok(web::Json(user.into()))
 }
 
@@ -202,20 +159,9 @@ pub(crate) async fn remove_user(
     user_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let target = UserId::from_uuid(user_id.into_inner());
-    let MemberChange {
-        uow,
-        actor,
-        current,
-        owners,
-    } = member_change(&caller, Operation::RemoveUser, target).await?;
-    if let Err(denied) = domain::authorize_remove_user(actor, target, current, owners) {
-        drop(uow);
-        return Err(caller.forbidden(denied).await);
-    }
-    uow.users().remove(target).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::RemoveUser, AuditTarget::User(target)))
-        .await?;
-    uow.commit().await?;
+    caller.use_cases().remove_user(caller.app(), target).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+answers!(ListUsersError);
+answers!(not_found: GetUserError, ChangeRoleError, RemoveUserError);

@@ -236,12 +236,10 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
         .await
         .unwrap();
     assert_eq!(pending.len(), 1);
-    let invitee =
-        ports::Principal::authenticated(user.user_id, None, ports::AuthMethod::Operator, None);
     let joined = app
         .store
         .accept_invitation(
-            &invitee,
+            user.user_id,
             pending[0].id,
             ports::NewAuditEvent::by(Some(user.user_id), domain::AuditAction::InvitationAccepted),
         )
@@ -257,7 +255,7 @@ async fn invited_rows_of_the_earlier_schema_become_invitations() {
 /// a client that learned the id would send it).
 async fn accept_invited(
     app: &TestApp,
-    who: &ports::Principal,
+    who: domain::UserId,
     email: &str,
 ) -> Result<domain::Membership, ports::InvitationError> {
     use ports::UnitOfWorkFactory;
@@ -271,13 +269,13 @@ async fn accept_invited(
         .accept_invitation(
             who,
             domain::InvitationId::from_uuid(id.parse().unwrap()),
-            ports::NewAuditEvent::by(Some(who.user_id()), domain::AuditAction::InvitationAccepted),
+            ports::NewAuditEvent::by(Some(who), domain::AuditAction::InvitationAccepted),
         )
         .await
 }
 
 /// A signed-in person with a verified address and no organization.
-async fn newcomer(app: &TestApp, email: &str) -> ports::Principal {
+async fn newcomer(app: &TestApp, email: &str) -> domain::UserId {
     use ports::IdentityDirectory;
     let user = app
         .store
@@ -289,7 +287,7 @@ async fn newcomer(app: &TestApp, email: &str) -> ports::Principal {
         })
         .await
         .unwrap();
-    ports::Principal::authenticated(user.user_id, None, ports::AuthMethod::Operator, None)
+    user.user_id
 }
 
 /// The attack: an owner about to be demoted or removed first invites their own other
@@ -324,11 +322,7 @@ async fn an_invitation_dies_with_its_inviters_authority() {
         let app = &app;
         async move {
             let who = newcomer(app, email).await;
-            let pending = app
-                .store
-                .unscoped_invitations_for(who.user_id())
-                .await
-                .unwrap();
+            let pending = app.store.unscoped_invitations_for(who).await.unwrap();
             (who, pending)
         }
     };
@@ -350,7 +344,7 @@ async fn an_invitation_dies_with_its_inviters_authority() {
     let (_, pending) = visible("alt-admin@evil.example").await;
     assert_eq!(pending.len(), 1);
     assert!(matches!(
-        accept_invited(&app, &alt_owner, "alt-owner@evil.example").await,
+        accept_invited(&app, alt_owner, "alt-owner@evil.example").await,
         Err(InvitationError::NotFound)
     ));
 
@@ -362,7 +356,7 @@ async fn an_invitation_dies_with_its_inviters_authority() {
     let (alt_admin, pending) = visible("alt-admin@evil.example").await;
     assert!(pending.is_empty(), "{pending:?}");
     assert!(matches!(
-        accept_invited(&app, &alt_admin, "alt-admin@evil.example").await,
+        accept_invited(&app, alt_admin, "alt-admin@evil.example").await,
         Err(InvitationError::NotFound)
     ));
     assert_eq!(
@@ -422,13 +416,13 @@ async fn an_invitation_carried_over_by_the_migration_dies_with_its_inviter() {
         let who = newcomer(&app, email).await;
         assert!(
             app.store
-                .unscoped_invitations_for(who.user_id())
+                .unscoped_invitations_for(who)
                 .await
                 .unwrap()
                 .is_empty(),
             "{email}"
         );
-        let accepted = accept_invited(&app, &who, email).await;
+        let accepted = accept_invited(&app, who, email).await;
         assert!(
             matches!(accepted, Err(ports::InvitationError::NotFound)),
             "{email}: {accepted:?}"

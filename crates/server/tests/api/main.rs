@@ -27,8 +27,8 @@ use adapters_postgres::{PgStore, SecretColumns};
 use chrono::{DateTime, Utc};
 use domain::{Email, Membership, Name, Role, UserId};
 use ports::{
-    AuthMethod, Clock, IdentityDirectory, NewIdentity, NewOrganization, Principal, SystemClock,
-    TenantScope, UnitOfWorkFactory,
+    Clock, IdentityDirectory, NewIdentity, NewOrganization, SystemClock, TenantScope,
+    UnitOfWorkFactory,
 };
 use secrecy::SecretString;
 use serde_json::Value;
@@ -141,12 +141,12 @@ pub(crate) struct TestUser {
 }
 
 impl TestUser {
-    pub(crate) fn principal(&self) -> Principal {
-        Principal::authenticated(self.id, Some(self.membership), AuthMethod::Operator, None)
-    }
-
     pub(crate) fn scope(&self) -> TenantScope {
-        self.principal().tenant_scope().unwrap()
+        TenantScope::new(
+            self.membership.organization_id,
+            self.id,
+            self.membership.role,
+        )
     }
 }
 
@@ -518,11 +518,10 @@ impl TestApp {
             })
             .await
             .unwrap();
-        let founder = Principal::authenticated(resolved.user_id, None, AuthMethod::Operator, None);
         let org = self
             .store
             .found_organization(
-                &founder,
+                resolved.user_id,
                 NewOrganization::named(Name::new(label).unwrap()),
                 ports::NewAuditEvent::by(
                     Some(resolved.user_id),
@@ -557,10 +556,9 @@ impl TestApp {
         let uow = self.store.begin(&owner.scope()).await.unwrap();
         let invitation = uow.invitations().create(email, role).await.unwrap();
         uow.commit().await.unwrap();
-        let invitee = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
         self.store
             .accept_invitation(
-                &invitee,
+                user.user_id,
                 invitation.id,
                 ports::NewAuditEvent::by(
                     Some(user.user_id),

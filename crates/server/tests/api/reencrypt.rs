@@ -6,10 +6,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use adapters_postgres::{PgStore, PoolOptions, ReencryptOptions, SecretColumns};
-use domain::{Email, Membership, ModelId, Name, RequestHeaders, Role};
+use domain::{Email, ModelId, Name, RequestHeaders, Role};
 use ports::{
-    AuthMethod, IdentityDirectory, ModelPatch, NewIdentity, NewModel, NewOrganization, Principal,
-    SecretPatch, SystemClock, TenantScope, UnitOfWorkFactory,
+    IdentityDirectory, ModelPatch, NewIdentity, NewModel, NewOrganization, SecretPatch,
+    SystemClock, TenantScope, UnitOfWorkFactory,
 };
 use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
@@ -46,23 +46,16 @@ async fn organization(store: &PgStore, label: &str, models: usize) -> (TenantSco
         })
         .await
         .unwrap();
-    let lone = Principal::authenticated(user.user_id, None, AuthMethod::Operator, None);
     let name = Name::new(label).unwrap();
     let org = store
         .found_organization(
-            &lone,
+            user.user_id,
             NewOrganization::named(name),
             ports::NewAuditEvent::by(None, domain::AuditAction::OrganizationCreated),
         )
         .await
         .unwrap();
-    let membership = Membership {
-        organization_id: org.id,
-        role: Role::Owner,
-    };
-    let owner =
-        Principal::authenticated(user.user_id, Some(membership), AuthMethod::Operator, None);
-    let scope = owner.tenant_scope().unwrap();
+    let scope = TenantScope::new(org.id, user.user_id, Role::Owner);
     let uow = store.begin(&scope).await.unwrap();
     let mut ids = Vec::new();
     for n in 0..models {

@@ -70,7 +70,7 @@ fn first_page() -> PageRequest<ProjectSort> {
 }
 
 fn owner_scope(owner: &TestUser) -> ports::TenantScope {
-    owner.principal().tenant_scope().unwrap()
+    owner.scope()
 }
 
 /// The statements run since `from`.
