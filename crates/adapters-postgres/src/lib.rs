@@ -28,9 +28,9 @@ use domain::{
     InvitationId, Membership, Organization, OrganizationId, PendingInvitation, Role, UserId,
 };
 use ports::{
-    AccessTokenSubject, Claim, Clock, Entered, FoundingError, HealthCheck, IdentityDirectory,
-    InvitationError, NewIdentity, NewOrganization, Refusal, RefusalReason, ResolvedApiToken,
-    ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
+    AccessTokenSubject, Claim, Clock, Entered, EnteredToken, FoundingError, HealthCheck,
+    IdentityDirectory, InvitationError, NewIdentity, NewOrganization, Refusal, RefusalReason,
+    ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -208,6 +208,56 @@ impl UnitOfWorkFactory for PgStore {
         })
     }
 
+    async fn begin_api_token(
+        &self,
+        presented: &SecretString,
+    ) -> Result<Result<EnteredToken, Refusal>, StoreError> {
+        let value = presented.expose_secret();
+        if !crypto::ApiTokenValue::is_well_formed(value) {
+            return Ok(Err(Refusal::anonymous(RefusalReason::Malformed)));
+        }
+        let digest = crypto::token_digest(value).to_vec();
+        let txn = self.db.begin().await.map_err(map_db_err)?;
+        // One statement: the row, and the tenant it names (none unless its owner is active
+        // and still in the token's organization). What the row proves is judged below; a
+        // refusal drops the transaction.
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT t.token_id, t.organization_id, t.user_id, t.sealed, t.expires_at, \
+                    t.last_used_at, t.role, t.user_active, \
+                    set_config('app.current_organization', \
+                               CASE WHEN t.user_active AND t.role IS NOT NULL \
+                                    THEN t.organization_id::text ELSE '' END, \
+                               true) AS tenant, \
+                    set_config('app.current_user', t.user_id::text, true) AS acting \
+             FROM app_api_token_by_digest($1) t",
+            [digest.into()],
+        );
+        let Some(row) = TokenRow::find_by_statement(stmt)
+            .one(&txn)
+            .await
+            .map_err(map_db_err)?
+        else {
+            return Ok(Err(Refusal::anonymous(RefusalReason::Unknown)));
+        };
+        let token = match self.judge_token(&row, value)? {
+            Ok(token) => token,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        Ok(Ok(EnteredToken {
+            token,
+            work: Box::new(PgUnitOfWork {
+                txn,
+                organization: OrganizationId::from_uuid(row.organization_id),
+                user: UserId::from_uuid(row.user_id),
+                clock: Arc::clone(&self.clock),
+                secrets: Arc::clone(&self.secrets),
+                audit_key: Arc::clone(&self.audit_key),
+                aborted: AtomicBool::new(false),
+            }),
+        }))
+    }
+
     async fn found_organization(
         &self,
         founder: UserId,
@@ -342,6 +392,71 @@ struct PendingRow {
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl PgStore {
+    /// What the token row found by the digest of `value` says: the token and its owner, or
+    /// why it is refused. Opening the sealed value also proves it was sealed for this very
+    /// row and organization.
+    fn judge_token(
+        &self,
+        row: &TokenRow,
+        value: &str,
+    ) -> Result<Result<ResolvedApiToken, Refusal>, StoreError> {
+        let refusal = |reason| Refusal {
+            reason,
+            user: Some(UserId::from_uuid(row.user_id)),
+            organization: Some(OrganizationId::from_uuid(row.organization_id)),
+            token: Some(domain::ApiTokenId::from_uuid(row.token_id)),
+        };
+        let place = crypto::SealContext {
+            table: "api_tokens",
+            column: "token",
+            row_id: row.token_id,
+            organization_id: row.organization_id,
+        };
+        // Opening also proves the row's value was sealed for this very row and organization.
+        let Ok(stored) = self
+            .secrets
+            .open(&place, &secret_columns::Sealed(row.sealed.clone()))
+        else {
+            return Ok(Err(refusal(RefusalReason::Unopenable)));
+        };
+        if !crypto::constant_time_eq(stored.expose_secret(), value) {
+            tracing::warn!(security_event = "api_token_mismatch", token = %row.token_id,
+                "API token refused: the stored value differs from the digest's");
+            return Ok(Err(refusal(RefusalReason::BadSignature)));
+        }
+        if row.expires_at.is_some_and(|at| self.clock.now() >= at) {
+            return Ok(Err(refusal(RefusalReason::Expired)));
+        }
+        if !row.user_active {
+            let reason = if row.role.is_none() {
+                RefusalReason::LeftOrganization
+            } else {
+                RefusalReason::UserInactive
+            };
+            return Ok(Err(refusal(reason)));
+        }
+        let Some(role) = row.role.as_deref() else {
+            return Ok(Err(refusal(RefusalReason::LeftOrganization)));
+        };
+        let role = role
+            .parse()
+            .map_err(|_| corrupt("users", "role", row.user_id))?;
+        Ok(Ok(ResolvedApiToken {
+            token_id: domain::ApiTokenId::from_uuid(row.token_id),
+            user: ResolvedUser {
+                user_id: UserId::from_uuid(row.user_id),
+                membership: Some(Membership {
+                    organization_id: OrganizationId::from_uuid(row.organization_id),
+                    role,
+                }),
+                is_active: true,
+            },
+            last_used_at: row.last_used_at,
+        }))
+    }
+}
+
 #[derive(FromQueryResult)]
 struct TokenRow {
     token_id: Uuid,
@@ -474,84 +589,6 @@ impl IdentityDirectory for PgStore {
                 })
             })
             .collect()
-    }
-
-    async fn unscoped_api_token(
-        &self,
-        presented: &SecretString,
-    ) -> Result<Result<ResolvedApiToken, Refusal>, StoreError> {
-        let value = presented.expose_secret();
-        if !crypto::ApiTokenValue::is_well_formed(value) {
-            return Ok(Err(Refusal::anonymous(RefusalReason::Malformed)));
-        }
-        let digest = crypto::token_digest(value).to_vec();
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT token_id, organization_id, user_id, sealed, expires_at, last_used_at, role, \
-                    user_active \
-             FROM app_api_token_by_digest($1)",
-            [digest.into()],
-        );
-        let Some(row) = TokenRow::find_by_statement(stmt)
-            .one(&self.db)
-            .await
-            .map_err(map_db_err)?
-        else {
-            return Ok(Err(Refusal::anonymous(RefusalReason::Unknown)));
-        };
-        let refusal = |reason| Refusal {
-            reason,
-            user: Some(UserId::from_uuid(row.user_id)),
-            organization: Some(OrganizationId::from_uuid(row.organization_id)),
-            token: Some(domain::ApiTokenId::from_uuid(row.token_id)),
-        };
-        let place = crypto::SealContext {
-            table: "api_tokens",
-            column: "token",
-            row_id: row.token_id,
-            organization_id: row.organization_id,
-        };
-        // Opening also proves the row's value was sealed for this very row and organization.
-        let Ok(stored) = self
-            .secrets
-            .open(&place, &secret_columns::Sealed(row.sealed.clone()))
-        else {
-            return Ok(Err(refusal(RefusalReason::Unopenable)));
-        };
-        if !crypto::constant_time_eq(stored.expose_secret(), value) {
-            tracing::warn!(security_event = "api_token_mismatch", token = %row.token_id,
-                "API token refused: the stored value differs from the digest's");
-            return Ok(Err(refusal(RefusalReason::BadSignature)));
-        }
-        if row.expires_at.is_some_and(|at| self.clock.now() >= at) {
-            return Ok(Err(refusal(RefusalReason::Expired)));
-        }
-        if !row.user_active {
-            let reason = if row.role.is_none() {
-                RefusalReason::LeftOrganization
-            } else {
-                RefusalReason::UserInactive
-            };
-            return Ok(Err(refusal(reason)));
-        }
-        let Some(role) = row.role.as_deref() else {
-            return Ok(Err(refusal(RefusalReason::LeftOrganization)));
-        };
-        let role = role
-            .parse()
-            .map_err(|_| corrupt("users", "role", row.user_id))?;
-        Ok(Ok(ResolvedApiToken {
-            token_id: domain::ApiTokenId::from_uuid(row.token_id),
-            user: ResolvedUser {
-                user_id: UserId::from_uuid(row.user_id),
-                membership: Some(Membership {
-                    organization_id: OrganizationId::from_uuid(row.organization_id),
-                    role,
-                }),
-                is_active: true,
-            },
-            last_used_at: row.last_used_at,
-        }))
     }
 
     async fn unscoped_access_token_subject(

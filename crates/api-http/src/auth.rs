@@ -271,10 +271,11 @@ async fn by_api_token(
     state: &AppState,
     meta: &RequestMeta,
     presented: SecretString,
+    keep: bool,
 ) -> Result<app::Authenticated, ApiError> {
     let decision = state
         .app
-        .authenticate_api_token(&presented, &meta.origin())
+        .authenticate_api_token(&presented, &meta.origin(), keep)
         .await?;
     let target = AuditTarget::ApiToken(decision.as_ref().err().and_then(|r| r.token));
     decided(state, meta, decision, target).await
@@ -414,7 +415,7 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     let keep = is_safe(req.method());
     let accepted = match bearer(&req) {
         Ok(Some(presented)) if presented.expose_secret().starts_with("rh-") => {
-            by_api_token(&state, &meta, presented).await?
+            by_api_token(&state, &meta, presented, keep).await?
         }
         Ok(Some(presented)) => by_jwt(&state, &meta, presented.expose_secret(), keep).await?,
         Ok(None) => by_session(&req, &state, &meta).await?,

@@ -4,7 +4,7 @@
 //! everything it reads, is here.
 
 use chrono::{DateTime, Utc};
-use domain::{AuditAction, AuditOutcome, AuditTarget, OrganizationId, UserId};
+use domain::{AuditAction, AuditOutcome, OrganizationId, UserId};
 use ports::{Claim, Refusal, RefusalReason, StoreError};
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -125,17 +125,20 @@ impl App {
     }
 
     /// An `rh-` API token as presented: accepted if the store finds it live and its user
-    /// active. Its use is written down (`last_used_at` and a `token.used` event) at most once
-    /// per the configured resolution.
+    /// active, in the first statement of the transaction the request's work then uses (with
+    /// `keep`). Its use is noted for [`App::record_token_uses`] when the recorded one is
+    /// older than the configured resolution: it adds no round trip to the request.
     pub async fn authenticate_api_token(
         &self,
         presented: &SecretString,
         origin: &Origin,
+        keep: bool,
     ) -> Result<Decision, StoreError> {
-        let resolved = match self.identity.unscoped_api_token(presented).await? {
-            Ok(resolved) => resolved,
+        let entered = match self.units.begin_api_token(presented).await? {
+            Ok(entered) => entered,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        let resolved = entered.token;
         let principal = Principal::authenticated(
             resolved.user.user_id,
             resolved.user.membership,
@@ -143,35 +146,25 @@ impl App {
             None,
         );
         let now = self.clock.now();
-        let resolution = self.token_use_resolution;
         if resolved
             .last_used_at
-            .is_none_or(|at| now - at >= resolution)
+            .is_none_or(|at| now - at >= self.token_use_resolution)
             && let Some(scope) = principal.tenant_scope()
         {
-            let uow = self.units.begin(&scope).await?;
-            if uow
-                .api_tokens()
-                .touch_own(resolved.token_id, resolution)
-                .await?
-            {
-                let event = origin
-                    .event(
-                        Some(principal.user_id()),
-                        AuditAction::TokenUsed,
-                        AuditOutcome::Success,
-                    )
-                    .on(AuditTarget::ApiToken(Some(resolved.token_id)));
-                uow.audit().record(event).await?;
-            }
-            uow.commit().await?;
+            let event = origin.event(
+                Some(principal.user_id()),
+                AuditAction::TokenUsed,
+                AuditOutcome::Success,
+            );
+            self.token_uses.note(resolved.token_id, scope, event);
         }
+        let work = keep.then_some(entered.work);
         Ok(Ok(Authenticated {
             principal,
             credential: Credential::ApiToken {
                 id: resolved.token_id,
             },
-            work: Work::default(),
+            work: Work::of(work),
         }))
     }
 }

@@ -16,6 +16,7 @@ mod policy;
 mod principal;
 pub mod projects;
 pub mod session;
+mod token_uses;
 pub mod tokens;
 pub mod users;
 mod work;
@@ -48,6 +49,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     fresh_login_max_age: Duration,
     token_use_resolution: Duration,
+    token_uses: Arc<token_uses::TokenUses>,
 }
 
 impl std::fmt::Debug for App {
@@ -75,6 +77,7 @@ impl App {
             clock,
             fresh_login_max_age: settings.fresh_login_max_age,
             token_use_resolution: settings.token_use_resolution,
+            token_uses: Arc::default(),
         }
     }
 

@@ -120,14 +120,6 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         user: UserId,
     ) -> Result<Vec<domain::PendingInvitation>, StoreError>;
 
-    /// Authenticates a presented API token: well-formed, found by digest, opened in its row,
-    /// equal in constant time, not expired, its owner active and still in the token's
-    /// organization. MUST return a [`Refusal`] for anything else.
-    async fn unscoped_api_token(
-        &self,
-        presented: &secrecy::SecretString,
-    ) -> Result<Result<ResolvedApiToken, Refusal>, StoreError>;
-
     /// The current state of an access token's subject: `None` when the user does not exist.
     /// `revoked` MUST be true when the token `jti` was revoked, or the browser session `sid`
     /// it was minted from was ended.

@@ -37,6 +37,17 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     /// use it only for a principal built from `subject`.
     async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError>;
 
+    /// Authenticates a presented API token in the first statement of a transaction: found by
+    /// its digest, in the same statement the tenant set to the token's organization; then
+    /// opened in its row, equal in constant time, not expired, its owner active and still in
+    /// the token's organization. MUST return a [`Refusal`] for anything else, the
+    /// transaction ended. `work` is that transaction, in the token's organization, for its
+    /// owner.
+    async fn begin_api_token(
+        &self,
+        presented: &secrecy::SecretString,
+    ) -> Result<Result<EnteredToken, crate::Refusal>, StoreError>;
+
     /// Creates an organization for an authenticated user who has none, makes them its owner
     /// and records `event` as the first of its audit log, in one transaction. MUST return
     /// `AlreadyMember` if the user belongs to an organization (as the store says now).
@@ -94,6 +105,21 @@ impl std::fmt::Debug for Entered {
         f.debug_struct("Entered")
             .field("subject", &self.subject)
             .field("work", &self.work.as_ref().map(|w| w.tenant()))
+            .finish()
+    }
+}
+
+/// An API token that authenticated, and the transaction it was found in.
+pub struct EnteredToken {
+    pub token: crate::ResolvedApiToken,
+    pub work: Box<dyn UnitOfWork>,
+}
+
+impl std::fmt::Debug for EnteredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnteredToken")
+            .field("token", &self.token)
+            .field("work", &self.work.tenant())
             .finish()
     }
 }

@@ -290,6 +290,18 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often counted refusals whose window closed are recorded.
 const REFUSAL_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How often the API token uses noted by requests are written down.
+const TOKEN_USE_RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes the noted API token uses, off the request path, every [`TOKEN_USE_RECORD_EVERY`].
+async fn record_token_uses(use_cases: app::App) {
+    let mut every = tokio::time::interval(TOKEN_USE_RECORD_EVERY);
+    loop {
+        every.tick().await;
+        use_cases.record_token_uses().await;
+    }
+}
+
 /// The background upkeep of the limits: forgetting idle clients, reading the blocks every
 /// replica and the operator set, and purging stale records.
 fn upkeep(
@@ -400,6 +412,7 @@ pub struct Application {
     http_port: Option<u16>,
     server: actix_web::dev::Server,
     refusals: Arc<api_http::RefusalLog>,
+    use_cases: app::App,
 }
 
 impl std::fmt::Debug for Application {
@@ -520,6 +533,8 @@ impl Application {
                 require_https: args.profile == Profile::Production || tls.is_some(),
             }),
         };
+        let use_cases = state.app.clone();
+        tokio::spawn(record_token_uses(use_cases.clone()));
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {
             server = server.workers(workers);
@@ -547,6 +562,7 @@ impl Application {
             http_port,
             server: server.run(),
             refusals,
+            use_cases,
         })
     }
 
@@ -565,12 +581,22 @@ impl Application {
         Arc::clone(&self.refusals)
     }
 
+    /// The use cases (tests write the noted token uses at once).
+    pub fn use_cases(&self) -> app::App {
+        self.use_cases.clone()
+    }
+
     /// Serves until the process is asked to stop (SIGINT or SIGTERM), then records the
-    /// refusals still being counted.
+    /// refusals still being counted and the token uses still noted.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         let recorded = self.refusals.flush(true).await;
-        tracing::info!(recorded, "counted refusals recorded at the stop");
+        let uses = self.use_cases.record_token_uses().await;
+        tracing::info!(
+            recorded,
+            uses,
+            "counted refusals and token uses recorded at the stop"
+        );
         served
     }
 }

@@ -8,13 +8,19 @@ use crate::{World, texts, world};
 
 /// Why the store refuses `value`, or `None` when it authenticates.
 async fn refusal(w: &World, value: &secrecy::SecretString) -> Option<ports::RefusalReason> {
-    use ports::IdentityDirectory;
-    w.store
-        .unscoped_api_token(value)
+    resolve(&w.store, value).await.err().map(|r| r.reason)
+}
+
+/// What the store says of a presented token, the transaction it was found in let go.
+async fn resolve(
+    store: &adapters_postgres::PgStore,
+    value: &secrecy::SecretString,
+) -> Result<ports::ResolvedApiToken, ports::Refusal> {
+    store
+        .begin_api_token(value)
         .await
         .unwrap()
-        .err()
-        .map(|r| r.reason)
+        .map(|entered| entered.token)
 }
 
 fn page() -> PageRequest<ApiTokenSort> {
@@ -142,7 +148,7 @@ async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
 #[tokio::test]
 async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
     use chrono::Duration;
-    use ports::{Clock, IdentityDirectory, RefusalReason, SystemClock};
+    use ports::{Clock, RefusalReason, SystemClock};
     use secrecy::SecretString;
 
     let w = world().await;
@@ -165,12 +171,7 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
         .unwrap();
     uow.commit().await.unwrap();
 
-    let resolved = w
-        .store
-        .unscoped_api_token(&live_value)
-        .await
-        .unwrap()
-        .unwrap();
+    let resolved = resolve(&w.store, &live_value).await.unwrap();
     assert_eq!(resolved.token_id, live.id);
     assert_eq!(resolved.user.user_id, w.a.principal.user_id());
     assert_eq!(
@@ -181,13 +182,32 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
         })
     );
 
-    // A refusal names whose token it was, so that the audit event lands in its organization.
-    let expired = w
-        .store
-        .unscoped_api_token(&expired_value)
+    // The transaction the token was found in is its organization's: the first statement set
+    // the tenant, and the token's own rows are what it reaches.
+    let entered = w.store.begin_api_token(&live_value).await.unwrap().unwrap();
+    assert_eq!(entered.work.tenant(), (w.a.org, w.a.principal.user_id()));
+    let projects = entered
+        .work
+        .projects()
+        .list(
+            PageRequest::new(
+                0,
+                10,
+                Sort {
+                    field: ports::ProjectSort::CreatedAt,
+                    direction: SortDirection::Ascending,
+                },
+            )
+            .unwrap(),
+        )
         .await
-        .unwrap()
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(projects.total, 1);
+    assert_eq!(projects.items[0].id, w.a.project);
+    drop(entered);
+
+    // A refusal names whose token it was, so that the audit event lands in its organization.
+    let expired = resolve(&w.store, &expired_value).await.unwrap_err();
     assert_eq!(expired.organization, Some(w.a.org));
     assert_eq!(expired.user, Some(w.a.principal.user_id()));
     assert!(expired.token.is_some());
@@ -273,7 +293,6 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
 #[tokio::test]
 async fn token_use_is_recorded_at_most_once_per_resolution() {
     use chrono::Duration;
-    use ports::IdentityDirectory;
 
     let w = world().await;
     let uow = w.store.begin(&w.a.scope()).await.unwrap();
@@ -286,14 +305,7 @@ async fn token_use_is_recorded_at_most_once_per_resolution() {
     let last_used = |w: &World| {
         let value = value.clone();
         let store = w.store.clone();
-        async move {
-            store
-                .unscoped_api_token(&value)
-                .await
-                .unwrap()
-                .unwrap()
-                .last_used_at
-        }
+        async move { resolve(&store, &value).await.unwrap().last_used_at }
     };
     assert_eq!(last_used(&w).await, None);
 

@@ -76,6 +76,8 @@ pub(crate) struct TestApp {
     /// audit routes, so a test sees each refusal as soon as it happened (the counting itself
     /// is proven by `audit::a_flood_of_refusals_is_counted_not_written_one_by_one`).
     pub(crate) refusals: Arc<api_http::RefusalLog>,
+    /// The server's use cases, whose noted API token uses are written at the same moments.
+    pub(crate) use_cases: app::App,
 }
 
 /// A response, read whole.
@@ -271,7 +273,7 @@ pub(crate) async fn spawn_app_on(
     let jwt_key = test_support::random_fernet_key();
     let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
     configure(&mut args);
-    let (address, refusals) = match listener {
+    let (address, refusals, use_cases) = match listener {
         Some(listener) => start_server_on(&args, server_clock, listener).await,
         None => start_server(&args, server_clock).await,
     };
@@ -316,6 +318,7 @@ pub(crate) async fn spawn_app_on(
         secrets: Mutex::new(secrets),
         args,
         refusals,
+        use_cases,
     }
 }
 
@@ -325,11 +328,11 @@ pub(crate) fn free_port() -> u16 {
     test_support::unallocated_port()
 }
 
-/// Starts a server with `args` on a free port; its address and its counted refusals.
-pub(crate) async fn start_server(
-    args: &ServeArgs,
-    clock: Arc<dyn Clock>,
-) -> (String, Arc<api_http::RefusalLog>) {
+/// A running server's address, its counted refusals and its use cases.
+pub(crate) type Running = (String, Arc<api_http::RefusalLog>, app::App);
+
+/// Starts a server with `args` on a free port.
+pub(crate) async fn start_server(args: &ServeArgs, clock: Arc<dyn Clock>) -> Running {
     let app = Application::build_with_clock(args, clock).await.unwrap();
     running(app)
 }
@@ -339,28 +342,35 @@ pub(crate) async fn start_server_on(
     args: &ServeArgs,
     clock: Arc<dyn Clock>,
     listener: std::net::TcpListener,
-) -> (String, Arc<api_http::RefusalLog>) {
+) -> Running {
     let app = Application::build_listening(args, clock, listener)
         .await
         .unwrap();
     running(app)
 }
 
-fn running(app: Application) -> (String, Arc<api_http::RefusalLog>) {
+fn running(app: Application) -> Running {
     let address = format!("http://127.0.0.1:{}", app.port());
-    let refusals = app.refusals();
+    let (refusals, use_cases) = (app.refusals(), app.use_cases());
     tokio::spawn(app.run_until_stopped());
-    (address, refusals)
+    (address, refusals, use_cases)
 }
 
 impl TestApp {
+    /// Records what the server counted or noted in memory (refusals, token uses) now.
+    pub(crate) async fn record_deferred(&self) {
+        self.refusals.flush(true).await;
+        self.use_cases.record_token_uses().await;
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
-    /// The database as its superuser, once the counted refusals are recorded.
+    /// The database as its superuser, once the counted refusals and noted token uses are
+    /// recorded.
     pub(crate) async fn admin_pool(&self) -> sea_orm::DatabaseConnection {
-        self.refusals.flush(true).await;
+        self.record_deferred().await;
         self.db.admin_pool().await
     }
 
@@ -441,7 +451,7 @@ impl TestApp {
         let (client, request) = request.build_split();
         let request = request.unwrap();
         if request.url().path().starts_with("/api/v1/audit-events") {
-            self.refusals.flush(true).await;
+            self.record_deferred().await;
         }
         let response = client.execute(request).await.unwrap();
         let status = response.status().as_u16();

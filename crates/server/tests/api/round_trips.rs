@@ -11,7 +11,6 @@ use ports::{
     IdentityDirectory, PageRequest, ProjectSort, RefusalReason, Sort, SortDirection, SystemClock,
     UnitOfWorkFactory,
 };
-use secrecy::SecretString;
 use server::config::Profile;
 use uuid::Uuid;
 
@@ -26,10 +25,9 @@ async fn recording(app: &TestApp) -> (App, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     conn.set_metric_callback(move |info| log.lock().unwrap().push(info.statement.sql.clone()));
-    let key = SecretString::from(test_support::random_fernet_key());
-    let ring = crypto::KeyRing::parse("DB_ENCRYPTION_KEY", &key).unwrap();
     let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
-    let secrets = SecretColumns::new(crypto::FieldCipher::new(ring, None), Arc::clone(&clock));
+    // The server's own keys: what it sealed, these open.
+    let secrets = SecretColumns::new(app.args.encryption.cipher().unwrap(), Arc::clone(&clock));
     let audit = app.args.audit.key(Profile::Test).unwrap();
     let store = Arc::new(PgStore::new(
         conn,
@@ -121,10 +119,6 @@ async fn a_read_checks_its_credential_in_the_first_statement_of_its_work() {
         !ran.iter().any(|sql| sets_the_tenant_alone(sql)),
         "{ran:#?}"
     );
-    assert!(
-        ran.iter().filter(|sql| sql.trim() == "BEGIN").count() <= 1,
-        "one transaction: {ran:#?}"
-    );
 
     // Not kept (a change's credential): the work is a transaction of its own.
     let from = seen.lock().unwrap().len();
@@ -137,6 +131,79 @@ async fn a_read_checks_its_credential_in_the_first_statement_of_its_work() {
     app.list_projects(&caller, first_page()).await.unwrap();
     let ran = since(&seen, from);
     assert!(ran.iter().any(|sql| sets_the_tenant_alone(sql)), "{ran:#?}");
+}
+
+/// The attack on the budget: an API token's read paying a lookup of its own, then a
+/// `last_used_at` write and its audit append, before its work. Now the token is found in the
+/// first statement of the work's transaction, and its use is written apart, later.
+#[tokio::test]
+async fn an_api_token_read_is_one_transaction_and_its_use_is_written_apart() {
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    let (token, value) = uow
+        .api_tokens()
+        .create(domain::Name::new("ci").unwrap(), None)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let (app, seen) = recording(&server).await;
+
+    let read = |keep| {
+        let (app, value) = (&app, &value);
+        async move {
+            let accepted = app
+                .authenticate_api_token(value, &Origin::default(), keep)
+                .await
+                .unwrap()
+                .unwrap();
+            let caller = Caller::with_work(
+                accepted.principal,
+                accepted.credential,
+                Origin::default(),
+                accepted.work,
+            );
+            app.list_projects(&caller, first_page()).await.unwrap();
+        }
+    };
+    let from = seen.lock().unwrap().len();
+    read(true).await;
+    let ran = since(&seen, from);
+    let statements: Vec<_> = ran
+        .iter()
+        .filter(|sql| !matches!(sql.trim(), "BEGIN" | "COMMIT" | "ROLLBACK"))
+        .collect();
+    assert_eq!(statements.len(), 2, "{ran:#?}");
+    assert!(
+        statements[0].contains("app_api_token_by_digest")
+            && statements[0].contains("set_config('app.current_organization'"),
+        "{ran:#?}"
+    );
+    assert!(statements[1].contains("FROM \"projects\""), "{ran:#?}");
+    // A second transaction would set its tenant in a statement of its own.
+    assert!(
+        !ran.iter().any(|sql| sets_the_tenant_alone(sql)),
+        "one transaction: {ran:#?}"
+    );
+    let used = format!(
+        "SELECT count(*) FROM api_tokens WHERE id = '{}' AND last_used_at IS NOT NULL",
+        token.id
+    );
+    let events = format!(
+        "SELECT count(*) FROM audit_events WHERE action = 'token.used' AND target_id = '{}'",
+        token.id
+    );
+    assert_eq!(server.count(&used).await, 0, "not written by the request");
+
+    // Written apart: once, with its first-use event; a use within the resolution notes
+    // nothing more.
+    assert_eq!(app.record_token_uses().await, 1);
+    assert_eq!(server.count(&used).await, 1);
+    assert_eq!(server.count(&events).await, 1);
+    read(true).await;
+    read(false).await;
+    assert_eq!(app.record_token_uses().await, 0);
+    assert_eq!(server.count(&events).await, 1);
 }
 
 #[tokio::test]
