@@ -16,10 +16,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use app::Principal;
 use chrono::{DateTime, Duration};
 use crypto::{JwtAuthority, JwtError};
-use domain::{
-    Action, AuditAction, AuditOutcome, AuditTarget, BlockKey, Operation, OrganizationId, UserId,
-};
-use ports::{NewAuditEvent, Refusal, RefusalReason, TenantScope, UnitOfWork};
+use domain::{AuditAction, AuditOutcome, AuditTarget, BlockKey, Operation, OrganizationId, UserId};
+use ports::{NewAuditEvent, Refusal, RefusalReason, TenantScope};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -472,44 +470,8 @@ impl Caller {
         &self.state
     }
 
-    /// An event by this caller about `target`.
-    pub(crate) fn event_on(&self, action: AuditAction, target: AuditTarget) -> NewAuditEvent {
-        self.inner.event_on(action, target)
-    }
-
-    /// The event `op` declares, by this caller about `target`.
-    pub(crate) fn event_of(&self, op: Operation, target: AuditTarget) -> NewAuditEvent {
-        self.event_on(op.policy().event, target)
-    }
-
-    /// Opens a unit of work in the caller's organization, if `action` is theirs to do.
-    pub(crate) async fn begin(&self, action: Action) -> Result<Box<dyn UnitOfWork>, ApiError> {
-        let scope = self.state.app.permit_action(&self.inner, action).await?;
-        self.state.app.work_in(&self.inner, &scope).await
-    }
-
     /// The one path every state-changing operation takes: [`app::App::permit`].
     pub(crate) async fn permit(&self, op: Operation) -> Result<Option<TenantScope>, ApiError> {
         Ok(self.state.app.permit(&self.inner, op).await?)
-    }
-
-    /// [`app::App::permit_also`].
-    pub(crate) async fn permit_also(
-        &self,
-        uow: Box<dyn UnitOfWork>,
-        ops: &[Operation],
-    ) -> Result<Box<dyn UnitOfWork>, ApiError> {
-        Ok(self.state.app.permit_also(&self.inner, uow, ops).await?)
-    }
-
-    /// [`app::App::permit_in`].
-    pub(crate) async fn permit_in(&self, op: Operation) -> Result<TenantScope, ApiError> {
-        Ok(self.state.app.permit_in(&self.inner, op).await?)
-    }
-
-    /// Opens a unit of work for `op` in the caller's organization, once permitted.
-    pub(crate) async fn begin_op(&self, op: Operation) -> Result<Box<dyn UnitOfWork>, ApiError> {
-        let scope = self.permit_in(op).await?;
-        self.state.app.work_in(&self.inner, &scope).await
     }
 }

@@ -9,8 +9,10 @@
 pub mod audit;
 pub mod authenticate;
 mod caller;
+pub mod endpoints;
 mod errors;
 pub mod invitations;
+pub mod models;
 pub mod organizations;
 mod policy;
 mod principal;

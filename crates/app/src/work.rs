@@ -2,7 +2,7 @@
 //! caller's organization, the operation's own audit event in that unit of work, one commit.
 
 use domain::{Action, AuditTarget, Operation};
-use ports::{StoreError, UnitOfWork};
+use ports::{NewAuditEvent, StoreError, UnitOfWork};
 
 use crate::{App, Caller, Refused};
 
@@ -35,7 +35,7 @@ impl App {
 
     /// The unit of work of `scope`: the one the caller's credential was checked in, or a new
     /// one.
-    pub async fn work_in<E>(
+    pub(crate) async fn work_in<E>(
         &self,
         caller: &Caller,
         scope: &ports::TenantScope,
@@ -61,9 +61,29 @@ impl App {
     where
         E: From<StoreError>,
     {
+        self.finish_with(caller, uow, op, target, Vec::new()).await
+    }
+
+    /// [`App::finish`], recording `also` (the events of the wider operations the request
+    /// turned out to be, such as a secret written) after the event of `op`, in the same unit
+    /// of work.
+    pub(crate) async fn finish_with<E>(
+        &self,
+        caller: &Caller,
+        uow: Box<dyn UnitOfWork>,
+        op: Operation,
+        target: AuditTarget,
+        also: Vec<NewAuditEvent>,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
         uow.audit()
             .record(caller.event_on(op.policy().event, target))
             .await?;
+        for event in also {
+            uow.audit().record(event).await?;
+        }
         uow.commit().await?;
         Ok(())
     }

@@ -5,10 +5,14 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
+use app::endpoints::{
+    CreateEndpointError, DeleteEndpointError, GetEndpointError, ListEndpointsError,
+    UpdateEndpointError,
+};
 use chrono::{DateTime, Utc};
 use domain::{
-    Action, AuditTarget, AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod,
-    HttpUrl, Name, Operation, ProjectId, RequestHeaders,
+    AuthType, Description, Endpoint, EndpointId, EndpointProtocol, HttpMethod, HttpUrl, Name,
+    ProjectId, RequestHeaders,
 };
 use ports::{EndpointPatch, EndpointSort, NewEndpoint, Patch, SecretPatch};
 use serde::{Deserialize, Serialize};
@@ -21,9 +25,9 @@ use super::{
     created, invalid, optional, patch_optional, patch_required, present, required, secret_patch,
     secret_value, slot,
 };
-use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
+use crate::{ApiError, ErrorCode};
 
 pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(create_endpoint)
@@ -204,26 +208,6 @@ fn scopes(values: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(values)
 }
 
-/// Records one `secret.written` event per secret field written, in the unit of work.
-async fn record_secret_writes(
-    caller: &Caller,
-    uow: &dyn ports::UnitOfWork,
-    id: EndpointId,
-    fields: &[(&str, bool)],
-) -> Result<(), ApiError> {
-    for (field, written) in fields {
-        if *written {
-            let mut event = caller.event_of(
-                Operation::WriteEndpointCredential,
-                AuditTarget::Endpoint(id),
-            );
-            event.reason = Some((*field).to_owned());
-            uow.audit().record(event).await?;
-        }
-    }
-    Ok(())
-}
-
 /// Creates an endpoint. Writing `auth_token` or `client_secret` needs a fresh login.
 #[utoipa::path(
     tag = "endpoints",
@@ -278,23 +262,10 @@ pub(crate) async fn create_endpoint(
             .map(|v| secret_value("client_secret", v))
             .transpose()?,
     };
-    let writes = [
-        ("auth_token", new.auth_token.is_some()),
-        ("client_secret", new.client_secret.is_some()),
-    ];
-    if writes.iter().any(|(_, w)| *w) {
-        caller.permit(Operation::WriteEndpointCredential).await?;
-    }
-    let uow = caller.begin_op(Operation::CreateEndpoint).await?;
-    let endpoint = uow.endpoints().create(new).await?;
-    uow.audit()
-        .record(caller.event_of(
-            Operation::CreateEndpoint,
-            AuditTarget::Endpoint(endpoint.id),
-        ))
+    let endpoint = caller
+        .use_cases()
+        .create_endpoint(caller.app(), new)
         .await?;
-    record_secret_writes(&caller, uow.as_ref(), endpoint.id, &writes).await?;
-    uow.commit().await?;
     Ok(created(EndpointView::from(endpoint)))
 }
 
@@ -311,11 +282,11 @@ pub(crate) async fn list_endpoints(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<EndpointSort>()?;
-    let uow = caller.begin(Action::ReadContent).await?;
-    Ok(page_response(
-        uow.endpoints().list(page).await?,
-        EndpointView::from,
-    ))
+    let page = caller
+        .use_cases()
+        .list_endpoints(caller.app(), page)
+        .await?;
+    Ok(page_response(page, EndpointView::from))
 }
 
 #[utoipa::path(
@@ -328,11 +299,8 @@ pub(crate) async fn get_endpoint(
     caller: Caller,
     endpoint_id: web::Path<Uuid>,
 ) -> Result<web::Json<EndpointView>, ApiError> {
-    let uow = caller.begin(Action::ReadContent).await?;
-    let endpoint = uow
-        .endpoints()
-        .get(EndpointId::from_uuid(endpoint_id.into_inner()))
-        .await?;
+    let id = EndpointId::from_uuid(endpoint_id.into_inner());
+    let endpoint = caller.use_cases().get_endpoint(caller.app(), id).await?;
     Ok(web::Json(endpoint.into()))
 }
 
@@ -380,42 +348,11 @@ pub(crate) async fn update_endpoint(
         last_token: SecretPatch::Keep,
         last_token_expires_at: Patch::Keep,
     };
-    let writes = [
-        ("auth_token", !matches!(patch.auth_token, SecretPatch::Keep)),
-        (
-            "client_secret",
-            !matches!(patch.client_secret, SecretPatch::Keep),
-        ),
-    ];
     let id = EndpointId::from_uuid(endpoint_id.into_inner());
-    let uow = caller.begin_op(Operation::UpdateEndpoint).await?;
-    let mut wider = Vec::new();
-    if writes.iter().any(|(_, w)| *w) {
-        wider.push(Operation::WriteEndpointCredential);
-    }
-    // Where a stored credential is sent: moving it is as sensitive as writing the secret.
-    if matches!(patch.url, Patch::Set(_)) || matches!(patch.token_url, Patch::Set(_)) {
-        let current = uow.endpoints().get(id).await?;
-        let moves = matches!(&patch.url, Patch::Set(url) if *url != current.url)
-            || matches!(&patch.token_url, Patch::Set(url) if *url != current.token_url);
-        let stored = [
-            &current.auth_token,
-            &current.client_secret,
-            &current.last_token,
-        ]
-        .into_iter()
-        .any(domain::SecretSlot::is_set);
-        if moves && stored {
-            wider.push(Operation::RetargetEndpoint);
-        }
-    }
-    let uow = caller.permit_also(uow, &wider).await?;
-    let endpoint = uow.endpoints().update(id, patch).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::UpdateEndpoint, AuditTarget::Endpoint(id)))
+    let endpoint = caller
+        .use_cases()
+        .update_endpoint(caller.app(), id, patch)
         .await?;
-    record_secret_writes(&caller, uow.as_ref(), id, &writes).await?;
-    uow.commit().await?;
     Ok(web::Json(endpoint.into()))
 }
 
@@ -430,11 +367,62 @@ pub(crate) async fn delete_endpoint(
     endpoint_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = EndpointId::from_uuid(endpoint_id.into_inner());
-    let uow = caller.begin_op(Operation::DeleteEndpoint).await?;
-    uow.endpoints().soft_delete(id).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::DeleteEndpoint, AuditTarget::Endpoint(id)))
-        .await?;
-    uow.commit().await?;
+    caller.use_cases().delete_endpoint(caller.app(), id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<CreateEndpointError> for ApiError {
+    fn from(err: CreateEndpointError) -> Self {
+        match err {
+            CreateEndpointError::Refused(refused) => refused.into(),
+            CreateEndpointError::ProjectNotFound => project_not_found(),
+            CreateEndpointError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<ListEndpointsError> for ApiError {
+    fn from(err: ListEndpointsError) -> Self {
+        match err {
+            ListEndpointsError::Refused(refused) => refused.into(),
+            ListEndpointsError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<GetEndpointError> for ApiError {
+    fn from(err: GetEndpointError) -> Self {
+        match err {
+            GetEndpointError::Refused(refused) => refused.into(),
+            GetEndpointError::NotFound => ApiError::new(ErrorCode::NotFound),
+            GetEndpointError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<UpdateEndpointError> for ApiError {
+    fn from(err: UpdateEndpointError) -> Self {
+        match err {
+            UpdateEndpointError::Refused(refused) => refused.into(),
+            UpdateEndpointError::NotFound => ApiError::new(ErrorCode::NotFound),
+            UpdateEndpointError::ProjectNotFound => project_not_found(),
+            UpdateEndpointError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<DeleteEndpointError> for ApiError {
+    fn from(err: DeleteEndpointError) -> Self {
+        match err {
+            DeleteEndpointError::Refused(refused) => refused.into(),
+            DeleteEndpointError::NotFound => ApiError::new(ErrorCode::NotFound),
+            DeleteEndpointError::Store(err) => err.into(),
+        }
+    }
+}
+
+/// The 400 of a `project_id` that names no live project of the organization (the field is
+/// `project`, as the store's missing reference has always been answered).
+fn project_not_found() -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest).with_field("project")
 }

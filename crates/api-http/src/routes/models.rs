@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use chrono::{DateTime, Utc};
-use domain::{
-    Action, AuditTarget, Description, HttpUrl, Model, ModelId, Name, Operation, RequestHeaders,
+use app::models::{
+    CreateModelError, DeleteModelError, GetModelError, ListModelsError, UpdateModelError,
 };
-use ports::{ModelPatch, ModelSort, NewModel, SecretPatch};
+use chrono::{DateTime, Utc};
+use domain::{Description, HttpUrl, Model, ModelId, Name, RequestHeaders};
+use ports::{ModelPatch, ModelSort, NewModel};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -19,9 +20,9 @@ use super::{
     created, invalid, optional, patch_optional, patch_required, present, required, secret_patch,
     secret_value, slot,
 };
-use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
+use crate::{ApiError, ErrorCode};
 
 pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(create_model)
@@ -112,17 +113,6 @@ pub(crate) struct ModelUpdate {
     key: Option<Option<String>>,
 }
 
-async fn record_key_write(
-    caller: &Caller,
-    uow: &dyn ports::UnitOfWork,
-    id: ModelId,
-) -> Result<(), ApiError> {
-    let mut event = caller.event_of(Operation::WriteModelKey, AuditTarget::Model(id));
-    event.reason = Some("key".to_owned());
-    uow.audit().record(event).await?;
-    Ok(())
-}
-
 /// Creates a model. Writing `key` needs a fresh login.
 #[utoipa::path(
     tag = "models",
@@ -150,19 +140,7 @@ pub(crate) async fn create_model(
             .map_err(|_| invalid("request_headers"))?,
         key: b.key.map(|v| secret_value("key", v)).transpose()?,
     };
-    let writes_key = new.key.is_some();
-    if writes_key {
-        caller.permit(Operation::WriteModelKey).await?;
-    }
-    let uow = caller.begin_op(Operation::CreateModel).await?;
-    let model = uow.models().create(new).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::CreateModel, AuditTarget::Model(model.id)))
-        .await?;
-    if writes_key {
-        record_key_write(&caller, uow.as_ref(), model.id).await?;
-    }
-    uow.commit().await?;
+    let model = caller.use_cases().create_model(caller.app(), new).await?;
     Ok(created(ModelView::from(model)))
 }
 
@@ -179,11 +157,8 @@ pub(crate) async fn list_models(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<ModelSort>()?;
-    let uow = caller.begin(Action::ReadContent).await?;
-    Ok(page_response(
-        uow.models().list(page).await?,
-        ModelView::from,
-    ))
+    let page = caller.use_cases().list_models(caller.app(), page).await?;
+    Ok(page_response(page, ModelView::from))
 }
 
 #[utoipa::path(
@@ -196,11 +171,8 @@ pub(crate) async fn get_model(
     caller: Caller,
     model_id: web::Path<Uuid>,
 ) -> Result<web::Json<ModelView>, ApiError> {
-    let uow = caller.begin(Action::ReadContent).await?;
-    let model = uow
-        .models()
-        .get(ModelId::from_uuid(model_id.into_inner()))
-        .await?;
+    let id = ModelId::from_uuid(model_id.into_inner());
+    let model = caller.use_cases().get_model(caller.app(), id).await?;
     Ok(web::Json(model.into()))
 }
 
@@ -234,37 +206,11 @@ pub(crate) async fn update_model(
         request_headers: patch_required("request_headers", b.request_headers, RequestHeaders::new)?,
         key: secret_patch("key", b.key)?,
     };
-    let writes_key = !matches!(patch.key, SecretPatch::Keep);
     let id = ModelId::from_uuid(model_id.into_inner());
-    let uow = caller.begin_op(Operation::UpdateModel).await?;
-    let mut wider = Vec::new();
-    if writes_key {
-        wider.push(Operation::WriteModelKey);
-    }
-    // Where the stored key is sent: the endpoint, or without one the provider and the model
-    // name (a provider resolves the address; a model name can be a URL). Moving it is as
-    // sensitive as writing the key.
-    let names_target = !matches!(patch.endpoint, ports::Patch::Keep)
-        || !matches!(patch.provider, ports::Patch::Keep)
-        || !matches!(patch.model_name, ports::Patch::Keep);
-    if names_target {
-        let current = uow.models().get(id).await?;
-        let moves = matches!(&patch.endpoint, ports::Patch::Set(e) if *e != current.endpoint)
-            || matches!(&patch.provider, ports::Patch::Set(p) if *p != current.provider)
-            || matches!(&patch.model_name, ports::Patch::Set(m) if *m != current.model_name);
-        if moves && current.key.is_set() {
-            wider.push(Operation::RetargetModel);
-        }
-    }
-    let uow = caller.permit_also(uow, &wider).await?;
-    let model = uow.models().update(id, patch).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::UpdateModel, AuditTarget::Model(id)))
+    let model = caller
+        .use_cases()
+        .update_model(caller.app(), id, patch)
         .await?;
-    if writes_key {
-        record_key_write(&caller, uow.as_ref(), id).await?;
-    }
-    uow.commit().await?;
     Ok(web::Json(model.into()))
 }
 
@@ -279,11 +225,54 @@ pub(crate) async fn delete_model(
     model_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ModelId::from_uuid(model_id.into_inner());
-    let uow = caller.begin_op(Operation::DeleteModel).await?;
-    uow.models().soft_delete(id).await?;
-    uow.audit()
-        .record(caller.event_of(Operation::DeleteModel, AuditTarget::Model(id)))
-        .await?;
-    uow.commit().await?;
+    caller.use_cases().delete_model(caller.app(), id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<CreateModelError> for ApiError {
+    fn from(err: CreateModelError) -> Self {
+        match err {
+            CreateModelError::Refused(refused) => refused.into(),
+            CreateModelError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<ListModelsError> for ApiError {
+    fn from(err: ListModelsError) -> Self {
+        match err {
+            ListModelsError::Refused(refused) => refused.into(),
+            ListModelsError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<GetModelError> for ApiError {
+    fn from(err: GetModelError) -> Self {
+        match err {
+            GetModelError::Refused(refused) => refused.into(),
+            GetModelError::NotFound => ApiError::new(ErrorCode::NotFound),
+            GetModelError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<UpdateModelError> for ApiError {
+    fn from(err: UpdateModelError) -> Self {
+        match err {
+            UpdateModelError::Refused(refused) => refused.into(),
+            UpdateModelError::NotFound => ApiError::new(ErrorCode::NotFound),
+            UpdateModelError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<DeleteModelError> for ApiError {
+    fn from(err: DeleteModelError) -> Self {
+        match err {
+            DeleteModelError::Refused(refused) => refused.into(),
+            DeleteModelError::NotFound => ApiError::new(ErrorCode::NotFound),
+            DeleteModelError::Store(err) => err.into(),
+        }
+    }
 }
