@@ -35,18 +35,24 @@ impl TokenUses {
 
 impl App {
     /// Writes the token uses noted so far; each token's in a unit of work of its own
-    /// organization. A use that could not be written is kept for the next call. Returns
-    /// how many were written.
+    /// organization. A use the store could not be reached for is kept for the next call;
+    /// one of a token revoked since is dropped. Returns how many were written.
     pub async fn record_token_uses(&self) -> usize {
         let noted: Vec<(ApiTokenId, Noted)> = self.token_uses.noted().drain().collect();
         let mut written = 0;
         for (token, use_) in noted {
             match self.record_token_use(token, &use_).await {
                 Ok(()) => written += 1,
-                Err(err) => {
+                // Revoked (or its owner gone) since it was used: nothing to write, ever.
+                Err(StoreError::NotFound) => {}
+                // Only a store that could not be reached is worth another try.
+                Err(err @ StoreError::Unavailable(_)) => {
                     tracing::error!(error = %err, %token,
                         "a token's use could not be written; kept for the next try");
                     self.token_uses.noted().entry(token).or_insert(use_);
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, %token, "a token's use could not be written");
                 }
             }
         }

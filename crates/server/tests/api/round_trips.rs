@@ -424,3 +424,46 @@ async fn a_change_on_one_replica_is_refused_by_the_other_at_its_next_request() {
         401
     );
 }
+
+/// A token used and then revoked before the background writer ran (a CI job that revokes its
+/// token when done; or a token revoking itself, which `RevokeApiToken` allows) leaves its
+/// noted use in the map for ever: `touch_own` answers `NotFound` for a revoked token,
+/// `record_token_uses` keeps every failed use "for the next try", and the next try fails the
+/// same way, every second, until the process stops. Each one costs a transaction per second
+/// and an error line per second; they only accumulate.
+#[tokio::test]
+async fn a_noted_use_of_a_token_revoked_before_it_was_written_is_not_retried_for_ever() {
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    let (token, value) = uow
+        .api_tokens()
+        .create(domain::Name::new("ci").unwrap(), None)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let (app, seen) = recording(&server).await;
+
+    // A read with the token: its use is noted in memory.
+    app.authenticate_api_token(&value, &Origin::default(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    // The token is revoked before the writer's next tick.
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    uow.api_tokens().revoke_own(token.id).await.unwrap();
+    uow.commit().await.unwrap();
+
+    // The writer's tick: nothing to write, the token is gone.
+    assert_eq!(app.record_token_uses().await, 0);
+    // Every later tick should have nothing left to try.
+    for _ in 0..3 {
+        let from = seen.lock().unwrap().len();
+        assert_eq!(app.record_token_uses().await, 0);
+        let ran = seen.lock().unwrap()[from..].to_vec();
+        assert!(
+            ran.is_empty(),
+            "the use of a revoked token is tried again at every tick, for ever: {ran:#?}"
+        );
+    }
+}
