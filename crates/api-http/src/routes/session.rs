@@ -120,14 +120,18 @@ pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpRespo
     };
     let state = caller.state();
     let minted_until = state.clock.now() + state.auth.jwt.lifetime();
-    state
+    let logged_out = state
         .app
         .logout(caller.app(), minted_from, minted_until)
-        .await?;
+        .await;
+    // A session logout ends the session even when its audit event could not be written.
+    if by_session && !matches!(logged_out, Err(LogoutError::Refused(_))) {
+        session.purge();
+    }
+    logged_out?;
     if !by_session {
         return Ok(HttpResponse::NoContent().finish());
     }
-    session.purge();
     let logout_url = match &state.login {
         Some(login) => login.provider.logout_url(&login.frontend_url).await,
         None => None,
