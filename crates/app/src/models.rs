@@ -5,89 +5,34 @@
 use domain::{Action, AuditTarget, Model, ModelId, Operation};
 use ports::{
     ModelPatch, ModelSort, NewAuditEvent, NewModel, Page, PageRequest, Patch, SecretPatch,
-    StoreError,
 };
 
-use crate::{App, Caller, Refused};
+use crate::errors::use_case_error;
+use crate::{App, Caller};
 
-/// Why a model could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateModelError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why the models could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ListModelsError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a model could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum GetModelError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    /// No such model in the caller's organization (one of another looks the same).
-    #[error("no such model")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-/// Why a model could not be changed.
-#[derive(Debug, thiserror::Error)]
-pub enum UpdateModelError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error("no such model")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-/// Why a model could not be deleted.
-#[derive(Debug, thiserror::Error)]
-pub enum DeleteModelError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error("no such model")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for GetModelError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
-            err => Self::Store(err),
-        }
-    }
-}
-
-impl From<StoreError> for UpdateModelError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
-            err => Self::Store(err),
-        }
-    }
-}
-
-impl From<StoreError> for DeleteModelError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
-            err => Self::Store(err),
-        }
-    }
-}
+use_case_error!(
+    /// Why a model could not be created.
+    CreateModelError
+);
+use_case_error!(
+    /// Why the models could not be listed.
+    ListModelsError
+);
+use_case_error!(
+    /// Why a model could not be read.
+    GetModelError,
+    not_found
+);
+use_case_error!(
+    /// Why a model could not be changed.
+    UpdateModelError,
+    not_found
+);
+use_case_error!(
+    /// Why a model could not be deleted.
+    DeleteModelError,
+    not_found
+);
 
 /// The `secret.written` event of model `id`'s key, by the caller, if it was written.
 fn key_write(caller: &Caller, id: ModelId, written: bool) -> Vec<NewAuditEvent> {

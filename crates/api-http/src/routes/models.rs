@@ -20,9 +20,9 @@ use super::{
     created, invalid, optional, patch_optional, patch_required, present, required, secret_patch,
     secret_value, slot,
 };
+use crate::ApiError;
 use crate::auth::Caller;
 use crate::error::Problem;
-use crate::{ApiError, ErrorCode};
 
 pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(create_model)
@@ -229,50 +229,5 @@ pub(crate) async fn delete_model(
     Ok(HttpResponse::NoContent().finish())
 }
 
-impl From<CreateModelError> for ApiError {
-    fn from(err: CreateModelError) -> Self {
-        match err {
-            CreateModelError::Refused(refused) => refused.into(),
-            CreateModelError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<ListModelsError> for ApiError {
-    fn from(err: ListModelsError) -> Self {
-        match err {
-            ListModelsError::Refused(refused) => refused.into(),
-            ListModelsError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<GetModelError> for ApiError {
-    fn from(err: GetModelError) -> Self {
-        match err {
-            GetModelError::Refused(refused) => refused.into(),
-            GetModelError::NotFound => ApiError::new(ErrorCode::NotFound),
-            GetModelError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<UpdateModelError> for ApiError {
-    fn from(err: UpdateModelError) -> Self {
-        match err {
-            UpdateModelError::Refused(refused) => refused.into(),
-            UpdateModelError::NotFound => ApiError::new(ErrorCode::NotFound),
-            UpdateModelError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<DeleteModelError> for ApiError {
-    fn from(err: DeleteModelError) -> Self {
-        match err {
-            DeleteModelError::Refused(refused) => refused.into(),
-            DeleteModelError::NotFound => ApiError::new(ErrorCode::NotFound),
-            DeleteModelError::Store(err) => err.into(),
-        }
-    }
-}
+answers!(CreateModelError, ListModelsError);
+answers!(not_found: GetModelError, UpdateModelError, DeleteModelError);
