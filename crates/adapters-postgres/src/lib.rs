@@ -286,7 +286,8 @@ impl UnitOfWorkFactory for PgStore {
             deleted_at: Set(None),
         };
         let organization: Organization = row.insert(&txn).await.map_err(map_db_err)?.try_into()?;
-        // Only a user without an organization becomes its owner: the database decides.
+        // Only an active user without an organization becomes its owner: the database
+        // decides (a user disabled since their credential was checked founds nothing).
         let joined = users::Entity::update_many()
             .col_expr(
                 users::Column::OrganizationId,
@@ -301,6 +302,7 @@ impl UnitOfWorkFactory for PgStore {
                 sea_orm::sea_query::Expr::value(now),
             )
             .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::IsActive.eq(true))
             .filter(users::Column::OrganizationId.is_null())
             .exec(&txn)
             .await

@@ -128,9 +128,12 @@ impl From<app::Refused> for ApiError {
                 ApiError::new(ErrorCode::StepUpRequired).with_challenge(challenge)
             }
             Denial::Permission(denied) => ApiError::with_cause(ErrorCode::Forbidden, denied),
-            Denial::ApiTokenNotAllowed | Denial::NoOrganization => {
+            Denial::ApiTokenNotAllowed | Denial::NoOrganization | Denial::StandingChanged => {
                 ApiError::new(ErrorCode::Forbidden)
             }
+            // Refused when the change's work began, as the next request would be.
+            Denial::Credential(_) => ApiError::new(ErrorCode::Unauthenticated)
+                .with_challenge(challenge(Some("invalid_token"))),
         }
     }
 }
@@ -409,7 +412,8 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     let meta = RequestMeta::of(&req);
     // A read keeps the transaction its credential was checked in for its work (one
     // transaction for both). A change does not: its body is read after the credential, and
-    // no connection is held while a client sends it.
+    // no connection is held while a client sends it; its work checks the credential again,
+    // in the first statement of its own transaction (`app::App::work_in`).
     let keep = is_safe(req.method());
     let accepted = match bearer(&req) {
         Ok(Some(presented)) if presented.expose_secret().starts_with("rh-") => {
@@ -422,13 +426,9 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
             return Err(refuse(&state, &meta, refusal, AuditTarget::AuthorizationHeader).await);
         }
     };
-    let app::Authenticated {
-        principal,
-        credential,
-        work,
-    } = accepted;
-    tracing::Span::current().record("principal", tracing::field::display(principal.user_id()));
-    let inner = app::Caller::with_work(principal, credential, meta.origin(), work);
+    let user = accepted.principal.user_id();
+    tracing::Span::current().record("principal", tracing::field::display(user));
+    let inner = app::Caller::new(accepted, meta.origin());
     admit(&req, &state, &meta, &inner).await?;
     Ok(Caller { inner, state })
 }

@@ -5,11 +5,16 @@
 
 use chrono::{DateTime, Utc};
 use domain::{AuditAction, AuditOutcome, OrganizationId, UserId};
-use ports::{Claim, Refusal, RefusalReason, StoreError};
+use std::sync::Arc;
+
+use ports::{
+    AccessTokenSubject, Claim, Refusal, RefusalReason, ResolvedUser, StoreError, UnitOfWork,
+};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::{App, AuthMethod, Credential, Origin, Principal, Work};
+use crate::caller::Again;
+use crate::{App, AuthMethod, Caller, Credential, Denial, Origin, Principal, Work};
 
 /// What a verified access token says: its signature, issuer, audience and times checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,28 +60,24 @@ impl App {
             organization: claims.issued_for,
             token: None,
         };
-        let entered = self
-            .units
-            .begin_claimed(Claim::AccessToken {
-                user: claims.user,
-                jti: claims.jti,
-                sid: claims.sid,
-            })
-            .await?;
-        let user = match entered.subject {
-            None => return Ok(Err(refusal(RefusalReason::UserInactive))),
-            Some(s) if s.revoked => return Ok(Err(refusal(RefusalReason::Revoked))),
-            Some(s) if !s.user.is_active => return Ok(Err(refusal(RefusalReason::UserInactive))),
+        let claim = Claim::AccessToken {
+            user: claims.user,
+            jti: claims.jti,
+            sid: claims.sid,
+        };
+        let entered = self.units.begin_claimed(claim).await?;
+        let user = match claimed_user(entered.subject) {
+            Err(reason) => return Ok(Err(refusal(reason))),
             // A token issued for an organization works in that organization only. A token
             // issued before the user had one (they founded or joined it since) follows the
             // membership.
-            Some(s)
+            Ok(user)
                 if claims.issued_for.is_some()
-                    && s.user.membership.map(|m| m.organization_id) != claims.issued_for =>
+                    && user.membership.map(|m| m.organization_id) != claims.issued_for =>
             {
                 return Ok(Err(refusal(RefusalReason::LeftOrganization)));
             }
-            Some(s) => s.user,
+            Ok(user) => user,
         };
         Ok(Ok(Authenticated {
             principal: Principal::authenticated(
@@ -90,7 +91,7 @@ impl App {
                 expires_at: claims.expires_at,
                 sid: claims.sid,
             },
-            work: Work::of(entered.work.filter(|_| keep)),
+            work: Work::of(entered.work.filter(|_| keep), Again::Claim(claim)),
         }))
     }
 
@@ -102,15 +103,16 @@ impl App {
         auth_time: Option<DateTime<Utc>>,
         keep: bool,
     ) -> Result<Decision, StoreError> {
-        let entered = self
-            .units
-            .begin_claimed(Claim::SessionUser { user })
-            .await?;
-        let Some(current) = entered.subject.map(|s| s.user).filter(|u| u.is_active) else {
-            return Ok(Err(Refusal {
-                user: Some(user),
-                ..Refusal::anonymous(RefusalReason::UserInactive)
-            }));
+        let claim = Claim::SessionUser { user };
+        let entered = self.units.begin_claimed(claim).await?;
+        let current = match claimed_user(entered.subject) {
+            Ok(current) => current,
+            Err(reason) => {
+                return Ok(Err(Refusal {
+                    user: Some(user),
+                    ..Refusal::anonymous(reason)
+                }));
+            }
         };
         Ok(Ok(Authenticated {
             principal: Principal::authenticated(
@@ -120,7 +122,7 @@ impl App {
                 auth_time,
             ),
             credential: Credential::Session,
-            work: Work::of(entered.work.filter(|_| keep)),
+            work: Work::of(entered.work.filter(|_| keep), Again::Claim(claim)),
         }))
     }
 
@@ -159,12 +161,70 @@ impl App {
             self.token_uses.note(resolved.token_id, scope, event);
         }
         let work = keep.then_some(entered.work);
+        let again = Again::ApiToken(Arc::new(presented.clone()));
         Ok(Ok(Authenticated {
             principal,
             credential: Credential::ApiToken {
                 id: resolved.token_id,
             },
-            work: Work::of(work),
+            work: Work::of(work, again),
         }))
+    }
+
+    /// The caller's credential checked again, as the store says it is now, in the first
+    /// statement of a new transaction: that transaction (in the caller's organization; `None`
+    /// for a caller without one), or why the caller is no longer who they were. The caller
+    /// must still be exactly who their request was accepted as: the same user, active, in
+    /// the same organization (else refused as the next request would be) with the same role
+    /// (else [`Denial::StandingChanged`]: permitted to someone they no longer are), by a
+    /// credential still live.
+    pub(crate) async fn check_again(
+        &self,
+        caller: &Caller,
+    ) -> Result<Result<Option<Box<dyn UnitOfWork>>, Denial>, StoreError> {
+        let principal = caller.principal();
+        let (user, work) = match caller.again() {
+            Again::Claim(claim) => {
+                let entered = self.units.begin_claimed(*claim).await?;
+                match claimed_user(entered.subject) {
+                    Ok(user) => (user, entered.work),
+                    Err(reason) => return Ok(Err(Denial::Credential(reason))),
+                }
+            }
+            Again::ApiToken(presented) => match self.units.begin_api_token(presented).await? {
+                Ok(entered)
+                    if caller.credential()
+                        == (Credential::ApiToken {
+                            id: entered.token.token_id,
+                        }) =>
+                {
+                    (entered.token.user, Some(entered.work))
+                }
+                Ok(_) => return Ok(Err(Denial::Credential(RefusalReason::Unknown))),
+                Err(refusal) => return Ok(Err(Denial::Credential(refusal.reason))),
+            },
+        };
+        let organization = |m: Option<domain::Membership>| m.map(|m| m.organization_id);
+        if user.user_id != principal.user_id()
+            || organization(user.membership) != organization(principal.membership())
+        {
+            // As the next request would be refused.
+            return Ok(Err(Denial::Credential(RefusalReason::LeftOrganization)));
+        }
+        if user.membership != principal.membership() {
+            return Ok(Err(Denial::StandingChanged));
+        }
+        Ok(Ok(work))
+    }
+}
+
+/// The user a claim names, as the store says they are now: refused when they do not exist
+/// or are disabled, or the credential was revoked.
+fn claimed_user(subject: Option<AccessTokenSubject>) -> Result<ResolvedUser, RefusalReason> {
+    match subject {
+        None => Err(RefusalReason::UserInactive),
+        Some(s) if s.revoked => Err(RefusalReason::Revoked),
+        Some(s) if !s.user.is_active => Err(RefusalReason::UserInactive),
+        Some(s) => Ok(s.user),
     }
 }

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use domain::{ApiTokenId, AuditAction, AuditOutcome, AuditTarget};
-use ports::{NewAuditEvent, TenantScope, UnitOfWork};
+use ports::{Claim, NewAuditEvent, TenantScope, UnitOfWork};
+use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::{AuthMethod, Principal};
+use crate::{AuthMethod, Authenticated, Principal};
 
 /// The credential a request presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,26 +52,42 @@ impl Origin {
     }
 }
 
+/// How a credential is checked again: a change's body is read after its credential was
+/// checked, so its work checks the credential once more, in the first statement of its own
+/// transaction.
+#[derive(Clone)]
+pub(crate) enum Again {
+    Claim(Claim),
+    ApiToken(Arc<SecretString>),
+}
+
 /// The transaction in which a credential was checked, kept for the request's work (one
-/// transaction for both) until a use case takes it or the caller lets it go.
-#[derive(Clone, Default)]
-pub struct Work(Arc<Mutex<Option<Box<dyn UnitOfWork>>>>);
+/// transaction for both) until a use case takes it or the caller lets it go; and how to check
+/// the credential again when it is gone. Only the authentication decision point makes one.
+#[derive(Clone)]
+pub struct Work {
+    kept: Arc<Mutex<Option<Box<dyn UnitOfWork>>>>,
+    again: Again,
+}
 
 impl Work {
-    /// Keeps `uow` for the request.
-    pub fn of(uow: Option<Box<dyn UnitOfWork>>) -> Self {
-        Self(Arc::new(Mutex::new(uow)))
+    /// Keeps `uow` for the request, whose credential `again` checks once more.
+    pub(crate) fn of(uow: Option<Box<dyn UnitOfWork>>, again: Again) -> Self {
+        Self {
+            kept: Arc::new(Mutex::new(uow)),
+            again,
+        }
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn UnitOfWork>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tenant = self.slot().as_ref().map(|w| w.tenant());
-        f.debug_tuple("Work").field(&tenant).finish()
+        f.debug_tuple("Work").field(&tenant).finish_non_exhaustive()
     }
 }
 
@@ -85,17 +102,13 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn new(principal: Principal, credential: Credential, origin: Origin) -> Self {
-        Self::with_work(principal, credential, origin, Work::default())
-    }
-
-    /// A caller whose credential was checked in `work`'s transaction.
-    pub fn with_work(
-        principal: Principal,
-        credential: Credential,
-        origin: Origin,
-        work: Work,
-    ) -> Self {
+    /// The caller an accepted credential proved, for a request from `origin`.
+    pub fn new(accepted: Authenticated, origin: Origin) -> Self {
+        let Authenticated {
+            principal,
+            credential,
+            work,
+        } = accepted;
         Self {
             principal,
             credential,
@@ -116,6 +129,11 @@ impl Caller {
     pub(crate) fn take_work(&self, scope: &TenantScope) -> Option<Box<dyn UnitOfWork>> {
         let work = self.work.slot().take()?;
         (work.tenant() == (scope.organization_id(), scope.user_id())).then_some(work)
+    }
+
+    /// How the caller's credential is checked again.
+    pub(crate) fn again(&self) -> &Again {
+        &self.work.again
     }
 
     pub fn principal(&self) -> &Principal {

@@ -49,6 +49,12 @@ pub enum AnswerInvitationError {
     Invitation(#[from] InvitationError),
 }
 
+impl From<StoreError> for AnswerInvitationError {
+    fn from(err: StoreError) -> Self {
+        Self::Invitation(InvitationError::Store(err))
+    }
+}
+
 impl App {
     /// Invites `email` with `role` into the caller's organization; only an owner invites an
     /// owner, and a full organization invites nobody.
@@ -132,6 +138,9 @@ impl App {
         const OP: Operation = Operation::AcceptInvitation;
         self.permit(caller, OP).await?;
         caller.release();
+        // The credential once more, now that the request's body has been read: the change is
+        // for who the caller still is.
+        drop(self.current::<AnswerInvitationError>(caller).await?);
         let event = caller.event_on(OP.policy().event, AuditTarget::Invitation(id));
         Ok(self
             .units
@@ -149,6 +158,9 @@ impl App {
         const OP: Operation = Operation::DeclineInvitation;
         self.permit(caller, OP).await?;
         caller.release();
+        // The credential once more, now that the request's body has been read: the change is
+        // for who the caller still is.
+        drop(self.current::<AnswerInvitationError>(caller).await?);
         let event = caller.event_on(OP.policy().event, AuditTarget::Invitation(id));
         self.units
             .decline_invitation(caller.principal().user_id(), id, event)

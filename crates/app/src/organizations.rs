@@ -47,6 +47,9 @@ impl App {
         const OP: Operation = Operation::FoundOrganization;
         self.permit(caller, OP).await?;
         caller.release();
+        // The credential once more, now that the request's body has been read: the change is
+        // for who the caller still is.
+        drop(self.current::<FoundOrganizationError>(caller).await?);
         if caller.principal().membership().is_some() {
             return Err(FoundOrganizationError::AlreadyMember);
         }

@@ -2,7 +2,7 @@
 //! refusal is an audit event.
 
 use domain::{Action, AuditAction, AuditOutcome, Operation, PermissionDenied, Standing};
-use ports::{TenantScope, UnitOfWork};
+use ports::{RefusalReason, TenantScope, UnitOfWork};
 
 use crate::{App, AuthMethod, Caller};
 
@@ -18,6 +18,12 @@ pub enum Denial {
     /// The operation needs a login more recent than the caller's, no older than `max_age`
     /// (an API token is never one).
     StaleLogin { max_age: chrono::Duration },
+    /// The credential, checked again when the change's work began (its body is read after
+    /// the first check), was refused for this reason.
+    Credential(RefusalReason),
+    /// The caller's user, membership or role changed between the check of their credential
+    /// and the work of their change: the change was permitted to someone they no longer are.
+    StandingChanged,
 }
 
 impl Denial {
@@ -31,6 +37,8 @@ impl Denial {
             Self::Permission(PermissionDenied::LastOwner) => "last_owner",
             Self::Permission(PermissionDenied::OwnerProtected) => "owner_protected",
             Self::StaleLogin { .. } => "stale_authentication",
+            Self::Credential(reason) => reason.as_str(),
+            Self::StandingChanged => "standing_changed",
         }
     }
 }
@@ -94,7 +102,12 @@ impl App {
         caller.release();
         let reason = denial.reason();
         tracing::info!(reason, "access denied");
-        let mut event = caller.event(AuditAction::AccessDenied, AuditOutcome::Denied);
+        let mut event = match denial {
+            Denial::Credential(_) => {
+                caller.event(AuditAction::AuthenticationFailed, AuditOutcome::Failure)
+            }
+            _ => caller.event(AuditAction::AccessDenied, AuditOutcome::Denied),
+        };
         event.reason = Some(reason.to_owned());
         let organization = caller.principal().membership().map(|m| m.organization_id);
         if let Err(err) = self.audit_log.unscoped_record(organization, event).await {

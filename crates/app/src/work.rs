@@ -4,7 +4,7 @@
 use domain::{Action, AuditTarget, Operation};
 use ports::{NewAuditEvent, StoreError, UnitOfWork};
 
-use crate::{App, Caller, Refused};
+use crate::{App, Caller, Denial, Refused};
 
 impl App {
     /// A unit of work for `op` in the caller's organization, once its policy permits it.
@@ -33,19 +33,42 @@ impl App {
         self.work_in(caller, &scope).await
     }
 
-    /// The unit of work of `scope`: the one the caller's credential was checked in, or a new
-    /// one.
+    /// The unit of work of `scope`: the one the caller's credential was checked in, or else
+    /// a new one whose first statement checks the credential again (a change's body arrives
+    /// after its credential was checked, and the credential may have been revoked, or its
+    /// user disabled, removed or demoted, meanwhile). A caller who is no longer who they were
+    /// is refused, and nothing is done.
     pub(crate) async fn work_in<E>(
         &self,
         caller: &Caller,
         scope: &ports::TenantScope,
     ) -> Result<Box<dyn UnitOfWork>, E>
     where
-        E: From<StoreError>,
+        E: From<Refused> + From<StoreError>,
     {
-        match caller.take_work(scope) {
-            Some(work) => Ok(work),
-            None => Ok(self.units.begin(scope).await?),
+        if let Some(work) = caller.take_work(scope) {
+            return Ok(work);
+        }
+        let tenant = (scope.organization_id(), scope.user_id());
+        match self.current::<E>(caller).await? {
+            Some(work) if work.tenant() == tenant => return Ok(work),
+            // The scope is the principal's, and the check found the same membership: a
+            // transaction of another tenant (or none) is never used, and ends before the
+            // refusal is recorded.
+            other => drop(other),
+        }
+        Err(self.refuse(caller, Denial::StandingChanged).await.into())
+    }
+
+    /// Checks the caller's credential again ([`App::check_again`]), recording a refusal: the
+    /// transaction it was checked in, if the caller has an organization.
+    pub(crate) async fn current<E>(&self, caller: &Caller) -> Result<Option<Box<dyn UnitOfWork>>, E>
+    where
+        E: From<Refused> + From<StoreError>,
+    {
+        match self.check_again(caller).await? {
+            Ok(work) => Ok(work),
+            Err(denial) => Err(self.refuse(caller, denial).await.into()),
         }
     }
 

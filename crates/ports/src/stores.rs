@@ -50,7 +50,9 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
 
     /// Creates an organization for an authenticated user who has none, makes them its owner
     /// and records `event` as the first of its audit log, in one transaction. MUST return
-    /// `AlreadyMember` if the user belongs to an organization (as the store says now).
+    /// `AlreadyMember` if the user belongs to an organization (as the store says now), and
+    /// MUST found nothing for a user who is disabled (also `AlreadyMember`: the request's
+    /// credential was checked again just before, so only a disabling in between gets here).
     async fn found_organization(
         &self,
         founder: UserId,

@@ -95,12 +95,7 @@ async fn a_read_checks_its_credential_in_the_first_statement_of_its_work() {
         .await
         .unwrap()
         .unwrap();
-    let caller = Caller::with_work(
-        accepted.principal,
-        accepted.credential,
-        Origin::default(),
-        accepted.work,
-    );
+    let caller = Caller::new(accepted, Origin::default());
     let page = app.list_projects(&caller, first_page()).await.unwrap();
     assert_eq!(page.total, 0);
     let ran = since(&seen, from);
@@ -120,17 +115,31 @@ async fn a_read_checks_its_credential_in_the_first_statement_of_its_work() {
         "{ran:#?}"
     );
 
-    // Not kept (a change's credential): the work is a transaction of its own.
-    let from = seen.lock().unwrap().len();
+    // Not kept (a change's credential, checked before its body was read): the work is a
+    // transaction of its own, whose first statement checks the credential again.
     let accepted = app
         .authenticate_access_token(&claims_of(&owner), false)
         .await
         .unwrap()
         .unwrap();
-    let caller = Caller::new(accepted.principal, accepted.credential, Origin::default());
+    let caller = Caller::new(accepted, Origin::default());
+    let from = seen.lock().unwrap().len();
     app.list_projects(&caller, first_page()).await.unwrap();
     let ran = since(&seen, from);
-    assert!(ran.iter().any(|sql| sets_the_tenant_alone(sql)), "{ran:#?}");
+    let statements: Vec<_> = ran
+        .iter()
+        .filter(|sql| !matches!(sql.trim(), "BEGIN" | "COMMIT" | "ROLLBACK"))
+        .collect();
+    assert_eq!(statements.len(), 2, "{ran:#?}");
+    assert!(
+        statements[0].contains("app_access_token_subject")
+            && statements[0].contains("set_config('app.current_organization'"),
+        "{ran:#?}"
+    );
+    assert!(
+        !ran.iter().any(|sql| sets_the_tenant_alone(sql)),
+        "{ran:#?}"
+    );
 }
 
 /// The attack on the budget: an API token's read paying a lookup of its own, then a
@@ -157,12 +166,7 @@ async fn an_api_token_read_is_one_transaction_and_its_use_is_written_apart() {
                 .await
                 .unwrap()
                 .unwrap();
-            let caller = Caller::with_work(
-                accepted.principal,
-                accepted.credential,
-                Origin::default(),
-                accepted.work,
-            );
+            let caller = Caller::new(accepted, Origin::default());
             app.list_projects(&caller, first_page()).await.unwrap();
         }
     };
@@ -466,4 +470,271 @@ async fn a_noted_use_of_a_token_revoked_before_it_was_written_is_not_retried_for
             "the use of a revoked token is tried again at every tick, for ever: {ran:#?}"
         );
     }
+}
+
+/// Disables `user` as the operator would, in the database.
+async fn disable(server: &TestApp, user: domain::UserId) {
+    let disabled = server
+        .count(&format!(
+            "WITH d AS (UPDATE users SET is_active = false WHERE id = '{user}' RETURNING 1) \
+             SELECT count(*) FROM d"
+        ))
+        .await;
+    assert_eq!(disabled, 1);
+}
+
+/// The attack: a change is authenticated before its body is read, and its work begins once
+/// the body is in. Whatever happened to the credential in between (revoked, its user
+/// disabled, removed or demoted) must hold when the work begins: its first statement checks
+/// the credential again, and a caller who is no longer who they were changes nothing.
+#[tokio::test]
+async fn a_change_checks_its_credential_again_in_the_first_statement_of_its_work() {
+    use app::projects::CreateProjectError;
+    use app::{Denial, Refused};
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let (app, seen) = recording(&server).await;
+    let new_project = |name: &str| ports::NewProject {
+        name: domain::Name::new(name).unwrap(),
+        description: None,
+        icon: None,
+    };
+    // Accepted as a change's credential is: before its body, its transaction not kept.
+    let change = |user: &TestUser| {
+        let (app, claims) = (&app, claims_of(user));
+        async move {
+            let accepted = app
+                .authenticate_access_token(&claims, false)
+                .await
+                .unwrap()
+                .unwrap();
+            (Caller::new(accepted, Origin::default()), claims)
+        }
+    };
+    let denial = |result: Result<domain::Project, CreateProjectError>| match result {
+        Err(CreateProjectError::Refused(Refused { denial })) => Some(denial),
+        other => panic!("not refused: {other:?}"),
+    };
+
+    // Nothing changed: the work's first statement is the check, and the change is made.
+    let (caller, _) = change(&owner).await;
+    let from = seen.lock().unwrap().len();
+    app.create_project(&caller, new_project("kept"))
+        .await
+        .unwrap();
+    let ran = since(&seen, from);
+    let first = ran.iter().find(|sql| sql.trim() != "BEGIN").unwrap();
+    assert!(first.contains("app_access_token_subject"), "{ran:#?}");
+    assert!(
+        !ran.iter().any(|sql| sets_the_tenant_alone(sql)),
+        "{ran:#?}"
+    );
+
+    // Revoked in between.
+    let member = server.member(&owner, Role::Member).await;
+    let (caller, claims) = change(&member).await;
+    server
+        .store
+        .unscoped_revoke_access_token(claims.jti, member.id, claims.expires_at)
+        .await
+        .unwrap();
+    let result = app.create_project(&caller, new_project("revoked")).await;
+    assert_eq!(
+        denial(result),
+        Some(Denial::Credential(RefusalReason::Revoked))
+    );
+
+    // Disabled in between.
+    let (caller, _) = change(&member).await;
+    disable(&server, member.id).await;
+    let result = app.create_project(&caller, new_project("disabled")).await;
+    assert_eq!(
+        denial(result),
+        Some(Denial::Credential(RefusalReason::UserInactive))
+    );
+
+    // Removed in between.
+    let other = server.member(&owner, Role::Member).await;
+    let (caller, _) = change(&other).await;
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    uow.users().remove(other.id).await.unwrap();
+    uow.commit().await.unwrap();
+    let result = app.create_project(&caller, new_project("removed")).await;
+    assert_eq!(
+        denial(result),
+        Some(Denial::Credential(RefusalReason::LeftOrganization))
+    );
+
+    // Demoted in between: permitted to an admin, refused to the member they now are.
+    let admin = server.member(&owner, Role::Admin).await;
+    let (caller, _) = change(&admin).await;
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    uow.users().set_role(admin.id, Role::Member).await.unwrap();
+    uow.commit().await.unwrap();
+    let result = app.create_project(&caller, new_project("demoted")).await;
+    assert_eq!(denial(result), Some(Denial::StandingChanged));
+
+    // An API token revoked in between.
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    let (token, value) = uow
+        .api_tokens()
+        .create(domain::Name::new("ci").unwrap(), None)
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let accepted = app
+        .authenticate_api_token(&value, &Origin::default(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller::new(accepted, Origin::default());
+    let uow = server.store.begin(&owner_scope(&owner)).await.unwrap();
+    uow.api_tokens().revoke_own(token.id).await.unwrap();
+    uow.commit().await.unwrap();
+    let result = app
+        .create_project(&caller, new_project("token-revoked"))
+        .await;
+    assert_eq!(
+        denial(result),
+        Some(Denial::Credential(RefusalReason::Unknown))
+    );
+
+    // Only the first change was made, and each refusal is in the audit log.
+    assert_eq!(server.count("SELECT count(*) FROM projects").await, 1);
+    let refusals = server
+        .count(
+            "SELECT count(*) FROM audit_events WHERE \
+             (action = 'authentication.failed' \
+              AND reason IN ('revoked', 'user_inactive', 'left_organization', 'unknown')) \
+             OR (action = 'access.denied' AND reason = 'standing_changed')",
+        )
+        .await;
+    assert_eq!(refusals, 5);
+}
+
+/// A user disabled between their credential's check and their founding founds nothing.
+#[tokio::test]
+async fn an_organization_is_not_founded_by_a_user_disabled_after_their_credential_was_checked() {
+    let server = spawn_app().await;
+    let (app, _) = recording(&server).await;
+    let lone = server
+        .store
+        .unscoped_sign_in(ports::NewIdentity {
+            subject: format!("test|lone-{}", Uuid::now_v7()),
+            email: domain::Email::new(&format!("lone-{}@example.org", Uuid::now_v7())).unwrap(),
+            email_verified: true,
+            name: None,
+        })
+        .await
+        .unwrap();
+    let now = ports::Clock::now(&SystemClock);
+    let claims = AccessTokenClaims {
+        user: lone.user_id,
+        issued_for: None,
+        jti: Uuid::now_v7(),
+        sid: None,
+        auth_time: Some(now),
+        expires_at: now + Duration::minutes(5),
+    };
+    let accepted = app
+        .authenticate_access_token(&claims, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller::new(accepted, Origin::default());
+    disable(&server, lone.user_id).await;
+    let new = ports::NewOrganization::named(domain::Name::new("late").unwrap());
+    let result = app.found_organization(&caller, new).await;
+    assert!(
+        matches!(
+            result,
+            Err(app::organizations::FoundOrganizationError::Refused(
+                app::Refused {
+                    denial: app::Denial::Credential(RefusalReason::UserInactive)
+                }
+            ))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(server.count("SELECT count(*) FROM organizations").await, 0);
+    // And the store founds nothing for a disabled user, whoever asks.
+    let new = ports::NewOrganization::named(domain::Name::new("late").unwrap());
+    let event = ports::NewAuditEvent::by(Some(lone.user_id), AuditAction::OrganizationCreated);
+    assert!(
+        server
+            .store
+            .found_organization(lone.user_id, new, event)
+            .await
+            .is_err()
+    );
+    assert_eq!(server.count("SELECT count(*) FROM organizations").await, 0);
+}
+
+/// Sends `POST path` with `bearer` and `body`: the head and the first byte of the body now,
+/// the rest by [`finish_slow_body`].
+fn start_slow_body(server: &TestApp, path: &str, bearer: &str, body: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = server.address.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..1]).unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+/// Sends the rest of `body` and reads the status line of the answer.
+async fn finish_slow_body(mut stream: std::net::TcpStream, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let rest = body[1..].to_vec();
+    tokio::task::spawn_blocking(move || {
+        stream.write_all(&rest).unwrap();
+        stream.flush().unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.lines().next().unwrap_or_default().to_owned()
+    })
+    .await
+    .unwrap()
+}
+
+/// The same attack over HTTP: a client sends a change's head (its credential is checked),
+/// holds its body back while the credential is revoked or its user removed, then sends it.
+#[tokio::test]
+async fn a_change_whose_body_arrives_after_its_credential_was_revoked_is_refused() {
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let owner_jwt = server.jwt(&owner);
+
+    // An API token, revoked while its request's body is on its way.
+    let reply = server.create_api_token(&owner_jwt, "ci").await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let token = reply.json()["token_value"].as_str().unwrap().to_owned();
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let body = br#"{"name":"after-revocation"}"#;
+    let pending = start_slow_body(&server, "/api/v1/projects", &token, body);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let path = format!("/api/v1/tokens/{id}");
+    let reply = server.call("DELETE", &path, Some(&owner_jwt), None).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    let status = finish_slow_body(pending, body).await;
+    assert!(status.contains(" 401 "), "{status}");
+
+    // A member removed while their request's body is on its way.
+    let member = server.member(&owner, Role::Member).await;
+    let member_jwt = server.jwt(&member);
+    let body = br#"{"name":"after-removal"}"#;
+    let pending = start_slow_body(&server, "/api/v1/projects", &member_jwt, body);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let path = format!("/api/v1/users/{}", member.id);
+    let reply = server.call("DELETE", &path, Some(&owner_jwt), None).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    let status = finish_slow_body(pending, body).await;
+    assert!(status.contains(" 401 "), "{status}");
+
+    assert_eq!(server.count("SELECT count(*) FROM projects").await, 0);
 }
