@@ -282,3 +282,56 @@ fn principals_are_built_only_by_authentication_and_operator_code() {
         "outside their allowed files: {offenders:?}"
     );
 }
+
+/// The same rule resolved by the compiler: `clippy.toml` disallows `TenantScope::new`,
+/// `Principal::operator` and `Principal::authenticated` by path (through `use ... as` and
+/// re-exports, which a text search misses), and library code may allow them only in the
+/// files that are theirs. An allow of a whole lint group would switch the rule off as well.
+#[test]
+fn the_principal_rules_are_lints_allowed_only_where_they_belong() {
+    let root = crate::workspace_root();
+    let config = std::fs::read_to_string(root.join("clippy.toml")).unwrap();
+    for path in [
+        "ports::TenantScope::new",
+        "app::Principal::operator",
+        "app::principal::Principal::authenticated",
+    ] {
+        assert!(
+            config.contains(&format!("path = \"{path}\"")),
+            "clippy.toml no longer disallows {path}"
+        );
+    }
+    // The same lint holds the wall clock to `SystemClock` (`clock.rs`); the text rule above
+    // still keeps the principal calls out of that file.
+    const ALLOWED: [&str; 4] = [
+        "crates/app/src/principal.rs",
+        "crates/app/src/authenticate.rs",
+        "crates/server/src/seed.rs",
+        "crates/ports/src/clock.rs",
+    ];
+    const SWITCHES: [&str; 3] = ["clippy::disallowed_methods", "clippy::style", "clippy::all"];
+    let mut offenders = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if !src.exists() {
+            continue;
+        }
+        for file in rust_files(&src) {
+            let relative = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(&file).unwrap();
+            for switch in SWITCHES {
+                if text.contains(switch) && !ALLOWED.contains(&relative.as_str()) {
+                    offenders.push(format!("{switch} in {relative}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "allowed outside their files: {offenders:?}"
+    );
+}

@@ -42,6 +42,10 @@ pub struct Authenticated {
 /// The decision: accepted, or refused for a reason (for the log and the audit log).
 pub type Decision = Result<Authenticated, Refusal>;
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the decision point: principals from verified credentials"
+)]
 impl App {
     /// An access token whose claims verified: accepted while it is not revoked, its user is
     /// active, and (if it was issued for an organization) the user is still in that one.

@@ -50,6 +50,10 @@ impl Principal {
     /// The operator's escape: acting as `user_id` (with `membership`, as the store says it
     /// is) without a credential, for commands run with database access (the CLI, the
     /// development seed). Never for anything a request carries.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the escape is a principal of its own method"
+    )]
     pub fn operator(user_id: UserId, membership: Option<Membership>) -> Self {
         Self::authenticated(user_id, membership, AuthMethod::Operator, None)
     }
@@ -80,6 +84,10 @@ impl Principal {
     }
 
     /// The scope of the principal's organization; `None` before onboarding.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one source of a TenantScope outside tests"
+    )]
     pub fn tenant_scope(&self) -> Option<TenantScope> {
         self.membership
             .map(|m| TenantScope::new(m.organization_id, self.user_id, m.role))
@@ -87,6 +95,7 @@ impl Principal {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "principals as fixtures")]
 mod tests {
     use domain::{OrganizationId, Role};
     use uuid::Uuid;

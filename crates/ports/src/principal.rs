@@ -4,8 +4,10 @@ use domain::{OrganizationId, Role, UserId};
 /// hold there.
 ///
 /// Contract: it is built only from an authenticated principal (the application layer's
-/// `Principal::tenant_scope`), so no raw request input becomes a tenant context; the tidy
-/// check holds every other call of [`TenantScope::new`] to tests.
+/// `Principal::tenant_scope`), so no raw request input becomes a tenant context. Clippy
+/// (`disallowed-methods` in `clippy.toml`) refuses every other call of [`TenantScope::new`]
+/// unless it is allowed on purpose, and the tidy check holds such allows in library code to
+/// the application's principal module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantScope {
     organization_id: OrganizationId,

@@ -127,6 +127,7 @@ fn random_session_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+#[allow(clippy::disallowed_methods, reason = "the benchmark's fixture")]
 async fn setup(serve: ServeArgs) {
     let db = TestDatabase::new().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -250,6 +251,10 @@ async fn full(mut serve: ServeArgs) {
     app.run_until_stopped().await.unwrap();
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the bare handler is the baseline without authentication"
+)]
 async fn bare(serve: ServeArgs, user: Uuid, organization: Uuid) {
     // The same pool, with the same settings, as the full application's.
     let (store, _) = server::connect_checked(&serve).await.unwrap();

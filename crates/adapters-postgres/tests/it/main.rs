@@ -52,6 +52,7 @@ impl Member {
         Some(self.membership)
     }
 
+    #[allow(clippy::disallowed_methods, reason = "a fixture's scope")]
     pub(crate) fn tenant_scope(&self) -> Option<TenantScope> {
         let Membership {
             organization_id,

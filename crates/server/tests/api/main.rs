@@ -143,6 +143,7 @@ pub(crate) struct TestUser {
 }
 
 impl TestUser {
+    #[allow(clippy::disallowed_methods, reason = "a fixture's scope")]
     pub(crate) fn scope(&self) -> TenantScope {
         TenantScope::new(
             self.membership.organization_id,

@@ -36,6 +36,7 @@ async fn store(db: &TestDatabase, keys: &str, window: bool) -> PgStore {
 }
 
 /// An organization with `models` models, each with the key `sk-<label>-<n>`.
+#[allow(clippy::disallowed_methods, reason = "a fixture's scope")]
 async fn organization(store: &PgStore, label: &str, models: usize) -> (TenantScope, Vec<ModelId>) {
     let user = store
         .unscoped_sign_in(NewIdentity {
