@@ -593,46 +593,6 @@ impl IdentityDirectory for PgStore {
             .collect()
     }
 
-    async fn unscoped_access_token_subject(
-        &self,
-        user: UserId,
-        jti: Uuid,
-        sid: Option<Uuid>,
-    ) -> Result<Option<AccessTokenSubject>, StoreError> {
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT user_id, organization_id, role, is_active, revoked \
-             FROM app_access_token_subject($1, $2, $3)",
-            [(*user.as_uuid()).into(), jti.into(), sid.into()],
-        );
-        let Some(row) = SubjectRow::find_by_statement(stmt)
-            .one(&self.db)
-            .await
-            .map_err(map_db_err)?
-        else {
-            return Ok(None);
-        };
-        let revoked = row.revoked;
-        let user = ResolvedRow {
-            user_id: row.user_id,
-            organization_id: row.organization_id,
-            role: row.role,
-            is_active: row.is_active,
-        }
-        .try_into()?;
-        Ok(Some(AccessTokenSubject { user, revoked }))
-    }
-
-    async fn unscoped_user(&self, user: UserId) -> Result<Option<ResolvedUser>, StoreError> {
-        // The access-token lookup without a token: no `jti`, so nothing is revoked.
-        self.resolve(
-            "SELECT user_id, organization_id, role, is_active \
-             FROM app_access_token_subject($1, CAST(NULL AS uuid), CAST(NULL AS uuid))",
-            vec![(*user.as_uuid()).into()],
-        )
-        .await
-    }
-
     async fn unscoped_revoke_access_token(
         &self,
         jti: Uuid,

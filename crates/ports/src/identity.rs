@@ -120,20 +120,6 @@ pub trait IdentityDirectory: Send + Sync + std::fmt::Debug {
         user: UserId,
     ) -> Result<Vec<domain::PendingInvitation>, StoreError>;
 
-    /// The current state of an access token's subject: `None` when the user does not exist.
-    /// `revoked` MUST be true when the token `jti` was revoked, or the browser session `sid`
-    /// it was minted from was ended.
-    async fn unscoped_access_token_subject(
-        &self,
-        user: UserId,
-        jti: uuid::Uuid,
-        sid: Option<uuid::Uuid>,
-    ) -> Result<Option<AccessTokenSubject>, StoreError>;
-
-    /// The current state of `user` (membership, active), for a credential that names its
-    /// user but no access token (a browser session): `None` when the user does not exist.
-    async fn unscoped_user(&self, user: UserId) -> Result<Option<ResolvedUser>, StoreError>;
-
     /// Revokes the access token `jti` of `user`; it is refused from now on. Revocations
     /// are kept until `expires_at` (plus a margin), then purged.
     async fn unscoped_revoke_access_token(
