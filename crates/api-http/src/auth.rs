@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
@@ -16,8 +17,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use app::Principal;
 use chrono::{DateTime, Duration};
 use crypto::{JwtAuthority, JwtError};
-use domain::{AuditAction, AuditOutcome, AuditTarget, BlockKey, Operation, OrganizationId, UserId};
-use ports::{NewAuditEvent, Refusal, RefusalReason, TenantScope};
+use domain::{AuditAction, AuditOutcome, AuditTarget, BlockKey, OrganizationId, UserId};
+use ports::{NewAuditEvent, Refusal, RefusalReason};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -38,6 +39,37 @@ pub struct AuthSettings {
     /// The identity-provider subject that `POST /auth/local-login` signs in as. `None`
     /// outside the development profile, where the route does not exist.
     pub dev_login_subject: Option<String>,
+}
+
+/// The backend's access tokens as the application layer signs them: HS256 JWTs under
+/// [`AuthSettings::jwt`].
+#[derive(Debug, Clone)]
+pub struct JwtIssuer(pub Arc<AuthSettings>);
+
+impl ports::AccessTokenIssuer for JwtIssuer {
+    fn issue(
+        &self,
+        grant: &ports::AccessTokenGrant,
+        jti: Uuid,
+        now: DateTime<chrono::Utc>,
+    ) -> Result<SecretString, ports::IssueError> {
+        let subject = crypto::Subject {
+            user: *grant.user.as_uuid(),
+            organization: grant.membership.map(|m| *m.organization_id.as_uuid()),
+            role: grant.membership.map(|m| m.role.as_str().to_owned()),
+            auth_time: grant.auth_time,
+            session: grant.session,
+        };
+        self.0
+            .jwt
+            .issue(&subject, jti, now)
+            .map(SecretString::from)
+            .map_err(|e| ports::IssueError(Box::new(e)))
+    }
+
+    fn lifetime(&self) -> Duration {
+        self.0.jwt.lifetime()
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -468,10 +500,5 @@ impl Caller {
     pub(crate) fn state(&self) -> &AppState {
         self.inner.release();
         &self.state
-    }
-
-    /// The one path every state-changing operation takes: [`app::App::permit`].
-    pub(crate) async fn permit(&self, op: Operation) -> Result<Option<TenantScope>, ApiError> {
-        Ok(self.state.app.permit(&self.inner, op).await?)
     }
 }

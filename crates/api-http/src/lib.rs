@@ -24,13 +24,13 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, web};
-use ports::{AuditLog, Clock, HealthCheck, IdentityDirectory};
+use ports::{AuditLog, Clock, HealthCheck};
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::{AuthSettings, Caller, Credential};
+pub use auth::{AuthSettings, Caller, Credential, JwtIssuer};
 pub use blocks::{BlockSettings, Blocker};
 pub use error::{ApiError, ErrorCode};
 pub use extract::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES};
@@ -52,7 +52,7 @@ pub struct AppState {
     /// The use cases.
     pub app: app::App,
     pub health: Arc<dyn HealthCheck>,
-    pub identity: Arc<dyn IdentityDirectory>,
+    /// Where the session middleware records the sessions it ends.
     pub audit_log: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<AuthSettings>,

@@ -15,8 +15,6 @@ use domain::UserId;
 use domain::{AuditAction, AuditOutcome};
 use ports::{AuditLog, Clock, NewAuditEvent, SessionLifetime, SessionLookup};
 
-use crate::{ApiError, ErrorCode};
-
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-rh-session";
 /// The session state's keys.
@@ -29,38 +27,6 @@ pub(crate) const SID_KEY: &str = "sid";
 /// The id by which the access tokens minted from `session` are known, if it minted any.
 pub(crate) fn minted_from(session: &actix_session::Session) -> Option<uuid::Uuid> {
     session.get::<uuid::Uuid>(SID_KEY).ok().flatten()
-}
-
-/// Revokes every access token minted from `session` (those that carry its `sid`): at logout,
-/// and when a new login replaces the session in the same browser.
-pub(crate) async fn revoke_minted_tokens(
-    state: &crate::AppState,
-    session: &actix_session::Session,
-) -> Result<(), ApiError> {
-    let (Ok(Some(sid)), Ok(Some(user))) = (
-        session.get::<uuid::Uuid>(SID_KEY),
-        session.get::<uuid::Uuid>(USER_KEY),
-    ) else {
-        return Ok(());
-    };
-    let until = state.clock.now() + state.auth.jwt.lifetime();
-    state
-        .identity
-        .unscoped_revoke_session_tokens(sid, UserId::from_uuid(user), until)
-        .await?;
-    Ok(())
-}
-
-/// The `sid` of the request's session: the one it has, or a new one it keeps from now on.
-pub(crate) fn sid(session: &actix_session::Session) -> Result<uuid::Uuid, ApiError> {
-    if let Ok(Some(sid)) = session.get::<uuid::Uuid>(SID_KEY) {
-        return Ok(sid);
-    }
-    let sid = uuid::Uuid::new_v4();
-    session
-        .insert(SID_KEY, sid)
-        .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
-    Ok(sid)
 }
 
 /// How sessions are kept.

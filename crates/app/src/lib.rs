@@ -12,6 +12,7 @@ mod caller;
 pub mod endpoints;
 mod errors;
 pub mod invitations;
+pub mod login;
 pub mod models;
 pub mod organizations;
 mod policy;
@@ -26,7 +27,7 @@ mod work;
 use std::sync::Arc;
 
 use chrono::Duration;
-use ports::{AuditLog, Clock, IdentityDirectory, UnitOfWorkFactory};
+use ports::{AccessTokenIssuer, AuditLog, Clock, IdentityDirectory, UnitOfWorkFactory};
 
 pub use authenticate::{AccessTokenClaims, Authenticated, Decision};
 pub use caller::{Caller, Credential, Origin, Work};
@@ -48,6 +49,7 @@ pub struct App {
     units: Arc<dyn UnitOfWorkFactory>,
     identity: Arc<dyn IdentityDirectory>,
     audit_log: Arc<dyn AuditLog>,
+    issuer: Arc<dyn AccessTokenIssuer>,
     clock: Arc<dyn Clock>,
     fresh_login_max_age: Duration,
     token_use_resolution: Duration,
@@ -63,12 +65,13 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The use cases over `units`, resolving credentials through `identity` and recording
-    /// refusals in `audit_log`.
+    /// The use cases over `units`, resolving credentials through `identity`, recording
+    /// refusals in `audit_log` and signing access tokens with `issuer`.
     pub fn new(
         units: Arc<dyn UnitOfWorkFactory>,
         identity: Arc<dyn IdentityDirectory>,
         audit_log: Arc<dyn AuditLog>,
+        issuer: Arc<dyn AccessTokenIssuer>,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
@@ -76,6 +79,7 @@ impl App {
             units,
             identity,
             audit_log,
+            issuer,
             clock,
             fresh_login_max_age: settings.fresh_login_max_age,
             token_use_resolution: settings.token_use_resolution,

@@ -1,6 +1,5 @@
 //! Logging out: what the presented credential opened ends, and the audit log says so.
 
-use chrono::{DateTime, Utc};
 use domain::{AuditOutcome, AuditTarget, Operation};
 use ports::StoreError;
 use uuid::Uuid;
@@ -23,14 +22,9 @@ impl App {
     /// Logs the caller out. An access token is revoked (refused from now on) and, when it
     /// was minted from a browser session, every token minted from that session with it; a
     /// browser session's minted tokens are revoked (`session` is its id, when it has minted
-    /// any; the edge then deletes the session). `minted_until` is when the last token minted
-    /// now would expire: revocations are kept until then.
-    pub async fn logout(
-        &self,
-        caller: &Caller,
-        session: Option<Uuid>,
-        minted_until: DateTime<Utc>,
-    ) -> Result<(), LogoutError> {
+    /// any; the edge then deletes the session). Revocations are kept until the last token
+    /// minted now would expire.
+    pub async fn logout(&self, caller: &Caller, session: Option<Uuid>) -> Result<(), LogoutError> {
         const OP: Operation = Operation::Logout;
         self.permit(caller, OP).await?;
         caller.release();
@@ -50,6 +44,7 @@ impl App {
             Credential::ApiToken { .. } => return Err(LogoutError::NotLoggedIn),
         };
         if let Some(sid) = sid {
+            let minted_until = self.issued_now_expire_at();
             self.identity
                 .unscoped_revoke_session_tokens(sid, user, minted_until)
                 .await?;

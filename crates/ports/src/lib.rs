@@ -10,6 +10,7 @@ mod blocks;
 mod clock;
 mod error;
 mod identity;
+mod issuer;
 mod list;
 mod login;
 mod principal;
@@ -26,6 +27,7 @@ pub use identity::{
     AccessTokenSubject, IdentityDirectory, NewIdentity, Refusal, RefusalReason, ResolvedApiToken,
     ResolvedUser,
 };
+pub use issuer::{AccessTokenGrant, AccessTokenIssuer, IssueError};
 pub use list::{MAX_PAGE_SIZE, MAX_SKIP, Page, PageRequest, PageRequestError, Sort, SortDirection};
 pub use login::{
     IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, LoginStart, PendingLogin,

@@ -494,6 +494,7 @@ impl Application {
                 store.clone(),
                 store.clone(),
                 store.clone(),
+                Arc::new(api_http::JwtIssuer(Arc::clone(&auth))),
                 Arc::clone(&clock),
                 app::Settings {
                     fresh_login_max_age: auth.fresh_auth_max_age,
@@ -504,7 +505,6 @@ impl Application {
                 store.clone(),
                 Arc::clone(&clock),
             )),
-            identity: store.clone(),
             audit_log: store,
             clock,
             blocker,

@@ -10,13 +10,10 @@ use actix_session::SessionExt;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use app::AuthMethod;
+use app::login::{MintSessionTokenError, ReplacedSession, SignInError};
 use chrono::Duration;
-use domain::{AuditAction, AuditOutcome, Email, Name, Operation};
-use ports::{
-    IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, NewIdentity, PendingLogin,
-    ResolvedUser, StoreError, VerifiedLogin,
-};
+use domain::{AuditAction, AuditOutcome, UserId};
+use ports::{IdentityProvider, IdentityProviderError, LoginAttempts, LoginFinish, PendingLogin};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -200,39 +197,6 @@ fn refused() -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated)
 }
 
-/// The user the provider's person is: the user of their subject, registered at a first
-/// login, with the address and its verification as the provider says them now. A login
-/// joins no organization: invitations are accepted explicitly. `Err` names why not.
-async fn link(state: &AppState, who: &VerifiedLogin) -> Result<ResolvedUser, &'static str> {
-    let Some(email) = who.email.as_deref().and_then(|e| Email::new(e).ok()) else {
-        // Without a usable address only a returning user is known, and the address stored
-        // for them is no longer one the provider vouches for.
-        return state
-            .identity
-            .unscoped_sign_in_unaddressed(&who.subject)
-            .await
-            .map_err(|_| "store")?
-            .ok_or("no_email");
-    };
-    let name = who.name.as_deref().and_then(|n| Name::new(n).ok());
-    match state
-        .identity
-        .unscoped_sign_in(NewIdentity {
-            subject: who.subject.clone(),
-            email,
-            email_verified: who.email_verified,
-            name,
-        })
-        .await
-    {
-        Ok(user) => Ok(user),
-        // Another user holds the address, verified: a second identity with the same
-        // verified address is not made (the provider's word for both cannot be right).
-        Err(StoreError::Duplicate { .. }) => Err("email_taken"),
-        Err(_) => Err("store"),
-    }
-}
-
 /// The provider sends the browser back here.
 #[utoipa::path(
     tag = "session",
@@ -287,15 +251,32 @@ pub(crate) async fn callback(
             return Err(failed(&state, &meta, "provider_unavailable", unavailable(err)).await);
         }
     };
-    let user = match link(&state, &who).await {
-        Ok(user) if user.is_active => user,
-        Ok(_) => return Err(failed(&state, &meta, "user_inactive", refused()).await),
-        Err(reason) => return Err(failed(&state, &meta, reason, refused()).await),
-    };
-    // A new session id at every login: whatever id the browser had is not the one after, and
-    // the access tokens minted from the session it had end with it.
+    // The browser's session before this login, if any: the tokens minted from it end.
     let session = req.get_session();
-    crate::sessions::revoke_minted_tokens(&state, &session).await?;
+    let replaces = match (
+        session.get::<Uuid>(crate::sessions::SID_KEY),
+        session.get::<Uuid>(crate::sessions::USER_KEY),
+    ) {
+        (Ok(Some(sid)), Ok(Some(user))) => Some(ReplacedSession {
+            sid,
+            user: UserId::from_uuid(user),
+        }),
+        _ => None,
+    };
+    let user = match state
+        .app
+        .sign_in(&who, step_up, replaces, &meta.origin())
+        .await
+    {
+        Ok(user) => user,
+        Err(SignInError::Refused(reason)) => {
+            return Err(failed(&state, &meta, reason, refused()).await);
+        }
+        Err(SignInError::Store(err)) => {
+            return Err(failed(&state, &meta, "store", err.into()).await);
+        }
+    };
+    // A new session id at every login: whatever id the browser had is not the one after.
     session.renew();
     session.clear();
     let inserted = session
@@ -308,17 +289,6 @@ pub(crate) async fn callback(
     if let Err(err) = inserted {
         return Err(ApiError::with_cause(ErrorCode::Internal, err));
     }
-    let mut event = meta.event(
-        Some(user.user_id),
-        AuditAction::AuthenticationSucceeded,
-        AuditOutcome::Success,
-    );
-    event.target = Some(domain::AuditTarget::Session);
-    event.reason = Some(if step_up { "oidc_step_up" } else { "oidc" }.to_owned());
-    state
-        .audit_log
-        .unscoped_record(user.membership.map(|m| m.organization_id), event)
-        .await?;
     let mut gone = Cookie::build(LOGIN_COOKIE, "")
         .path("/")
         .secure(true)
@@ -364,27 +334,28 @@ pub(crate) async fn session_token(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.permit(Operation::MintSessionToken).await?;
-    let principal = caller.principal();
-    if principal.method() != AuthMethod::Session {
-        return Err(ApiError::new(ErrorCode::InvalidRequest).with_field("authorization"));
+    let session = req.get_session();
+    let known = session.get::<Uuid>(crate::sessions::SID_KEY).ok().flatten();
+    let state = caller.state();
+    let issued = state.app.mint_session_token(caller.app(), known).await?;
+    // A session that had no id yet keeps the one its first token carries.
+    if let Some(sid) = issued.session.filter(|sid| Some(*sid) != known) {
+        session
+            .insert(crate::sessions::SID_KEY, sid)
+            .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
     }
-    let membership = principal.membership();
-    let subject = crypto::Subject {
-        user: *principal.user_id().as_uuid(),
-        organization: membership.map(|m| *m.organization_id.as_uuid()),
-        role: membership.map(|m| m.role.as_str().to_owned()),
-        // A session without a login time is never fresh.
-        auth_time: principal
-            .auth_time()
-            .unwrap_or(chrono::DateTime::UNIX_EPOCH),
-        session: Some(crate::sessions::sid(&req.get_session())?),
-    };
-    crate::routes::session::issue_access_token(
-        caller.state(),
-        &RequestMeta::of(&req),
-        Operation::MintSessionToken,
-        &subject,
-    )
-    .await
+    Ok(crate::routes::session::token_response(issued))
+}
+
+impl From<MintSessionTokenError> for ApiError {
+    fn from(err: MintSessionTokenError) -> Self {
+        match err {
+            MintSessionTokenError::Refused(refused) => refused.into(),
+            MintSessionTokenError::NotASession => {
+                ApiError::new(ErrorCode::InvalidRequest).with_field("authorization")
+            }
+            MintSessionTokenError::Issue(err) => ApiError::with_cause(ErrorCode::Internal, err),
+            MintSessionTokenError::Store(err) => err.into(),
+        }
+    }
 }

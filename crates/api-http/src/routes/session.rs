@@ -4,13 +4,14 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use app::AuthMethod;
 use chrono::{DateTime, Utc};
-use domain::{AuditOutcome, AuditTarget, Operation, OrganizationId, UserId};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use app::login::{IssuedToken, LocalLoginError};
 use app::session::LogoutError;
+use secrecy::ExposeSecret;
 
 use crate::auth::{Caller, Credential, RequestMeta};
 use crate::{ApiError, AppState, ErrorCode};
@@ -119,11 +120,7 @@ pub(crate) async fn logout(req: HttpRequest, caller: Caller) -> Result<HttpRespo
         None
     };
     let state = caller.state();
-    let minted_until = state.clock.now() + state.auth.jwt.lifetime();
-    let logged_out = state
-        .app
-        .logout(caller.app(), minted_from, minted_until)
-        .await;
+    let logged_out = state.app.logout(caller.app(), minted_from).await;
     // A session logout ends the session even when its audit event could not be written.
     if by_session && !matches!(logged_out, Err(LogoutError::Refused(_))) {
         session.purge();
@@ -171,55 +168,29 @@ pub(crate) async fn local_login(
     let Some(subject) = state.auth.dev_login_subject.as_deref() else {
         return Err(ApiError::new(ErrorCode::NotFound));
     };
-    let user = state
-        .identity
-        .unscoped_user_by_subject(subject)
-        .await?
-        .filter(|u| u.is_active)
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
-    let now = state.clock.now();
-    let subject = crypto::Subject {
-        user: *user.user_id.as_uuid(),
-        organization: user.membership.map(|m| *m.organization_id.as_uuid()),
-        role: user.membership.map(|m| m.role.as_str().to_owned()),
-        auth_time: now,
-        session: None,
-    };
-    issue_access_token(
-        &state,
-        &RequestMeta::of(&req),
-        Operation::LocalLogin,
-        &subject,
-    )
-    .await
+    let issued = state
+        .app
+        .local_login(subject, &RequestMeta::of(&req).origin())
+        .await?;
+    Ok(token_response(issued))
 }
 
-/// Issues an access token for `subject` as `op` declares (its audit event, in the subject's
-/// organization, naming the token's id), and answers with it, never cached.
-pub(crate) async fn issue_access_token(
-    state: &AppState,
-    meta: &RequestMeta,
-    op: Operation,
-    subject: &crypto::Subject,
-) -> Result<HttpResponse, ApiError> {
-    let jti = Uuid::now_v7();
-    let token = state
-        .auth
-        .jwt
-        .issue(subject, jti, state.clock.now())
-        .map_err(|e| ApiError::with_cause(ErrorCode::Internal, e))?;
-    let mut event = meta.event(
-        Some(UserId::from_uuid(subject.user)),
-        op.policy().event,
-        AuditOutcome::Success,
-    );
-    event.target = Some(AuditTarget::AccessToken(Some(jti)));
-    event.reason = Some(op.name().to_owned());
-    state
-        .audit_log
-        .unscoped_record(subject.organization.map(OrganizationId::from_uuid), event)
-        .await?;
-    Ok(HttpResponse::Ok()
+impl From<LocalLoginError> for ApiError {
+    fn from(err: LocalLoginError) -> Self {
+        match err {
+            LocalLoginError::NotFound => ApiError::new(ErrorCode::NotFound),
+            LocalLoginError::Issue(err) => ApiError::with_cause(ErrorCode::Internal, err),
+            LocalLoginError::Store(err) => err.into(),
+        }
+    }
+}
+
+/// An access token just issued, never cached.
+pub(crate) fn token_response(issued: IssuedToken) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(AccessToken::bearer(token, state.auth.jwt.lifetime())))
+        .json(AccessToken::bearer(
+            issued.token.expose_secret().to_owned(),
+            issued.lifetime,
+        ))
 }

@@ -39,7 +39,15 @@ async fn recording(app: &TestApp) -> (App, Arc<Mutex<Vec<String>>>) {
         fresh_login_max_age: Duration::minutes(10),
         token_use_resolution: Duration::minutes(1),
     };
-    let app = App::new(store.clone(), store.clone(), store, clock, settings);
+    let issuer = api_http::JwtIssuer(Arc::new(server::auth_settings(&app.args).unwrap()));
+    let app = App::new(
+        store.clone(),
+        store.clone(),
+        store,
+        Arc::new(issuer),
+        clock,
+        settings,
+    );
     (app, seen)
 }
 
