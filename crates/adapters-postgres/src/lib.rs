@@ -208,6 +208,14 @@ impl UnitOfWorkFactory for PgStore {
         })
     }
 
+    async fn begin_session(
+        &self,
+        id_hash: [u8; 32],
+        lifetime: ports::SessionLifetime,
+    ) -> Result<ports::EnteredSession, StoreError> {
+        self.enter_session(id_hash, lifetime).await
+    }
+
     async fn begin_api_token(
         &self,
         presented: &SecretString,

@@ -8,16 +8,20 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use crypto::SealContext;
 use domain::UserId;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use ports::{
-    LoginAttempts, PendingLogin, SessionEnd, SessionLifetime, SessionLookup, SessionStore,
-    StoreError, StoredSession,
+    EnteredSession, LoginAttempts, PendingLogin, ResolvedUser, SessionEnd, SessionLifetime,
+    SessionLookup, SessionStore, StoreError, StoredSession, UnitOfWork,
 };
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::error::map_db_err;
 use crate::secret_columns::Sealed;
+use crate::uow::PgUnitOfWork;
 
 const TABLE: &str = "login_attempts";
 const KEEP: &str = "INSERT INTO login_attempts (state_hash, nonce, pkce_verifier, return_to, \
@@ -29,6 +33,20 @@ const CREATE: &str = "SELECT app_session_create($1, $2, $3, CAST($4 AS jsonb), \
                       make_interval(secs => $5))";
 const LOAD: &str = "SELECT user_id, auth_time, data, created_at, last_seen_at, expires_at, \
                     ended FROM app_session_load($1, make_interval(secs => $2))";
+/// The session and its user as they are now, and the tenant they allow, in one statement:
+/// the tenant is set only for a live session of an active user (the subject lookup without a
+/// token: nothing to be revoked).
+const ENTER: &str = "SELECT l.user_id, l.auth_time, l.data, l.created_at, l.last_seen_at, \
+                            l.expires_at, l.ended, u.organization_id, u.role, \
+                            coalesce(u.is_active, false) AS is_active, \
+                            set_config('app.current_organization', \
+                                       CASE WHEN l.ended IS NULL AND u.is_active \
+                                            THEN coalesce(u.organization_id::text, '') \
+                                            ELSE '' END, true) AS tenant, \
+                            set_config('app.current_user', l.user_id::text, true) AS acting \
+                     FROM app_session_load($1, make_interval(secs => $2)) l \
+                     LEFT JOIN LATERAL app_access_token_subject(l.user_id, CAST(NULL AS uuid), \
+                                                                CAST(NULL AS uuid)) u ON true";
 const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
 const TOUCH: &str = "SELECT app_session_touch($1)";
 const DELETE: &str = "SELECT app_session_delete($1)";
@@ -137,6 +155,92 @@ struct SessionRow {
     ended: Option<String>,
 }
 
+#[derive(Debug, FromQueryResult)]
+struct EnteredRow {
+    user_id: Uuid,
+    auth_time: Option<DateTime<Utc>>,
+    data: String,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    ended: Option<String>,
+    organization_id: Option<Uuid>,
+    role: Option<String>,
+    is_active: bool,
+}
+
+fn session_end(ended: &str) -> SessionEnd {
+    match ended {
+        "idle" => SessionEnd::Idle,
+        "absolute" => SessionEnd::Absolute,
+        _ => SessionEnd::UserInactive,
+    }
+}
+
+impl PgStore {
+    /// [`ports::UnitOfWorkFactory::begin_session`].
+    pub(crate) async fn enter_session(
+        &self,
+        id_hash: [u8; 32],
+        lifetime: SessionLifetime,
+    ) -> Result<EnteredSession, StoreError> {
+        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let row = EnteredRow::find_by_statement(statement(
+            ENTER,
+            vec![id_hash.to_vec().into(), seconds(lifetime.idle).into()],
+        ))
+        .one(&txn)
+        .await
+        .map_err(map_db_err)?;
+        let nothing = |lookup| EnteredSession {
+            lookup,
+            user: None,
+            work: None,
+        };
+        let Some(r) = row else {
+            return Ok(nothing(SessionLookup::Unknown));
+        };
+        let user = UserId::from_uuid(r.user_id);
+        if let Some(ended) = r.ended.as_deref() {
+            // The ended session was forgotten in this statement: that is kept.
+            txn.commit().await.map_err(map_db_err)?;
+            let why = session_end(ended);
+            return Ok(nothing(SessionLookup::Ended { user, why }));
+        }
+        let resolved: ResolvedUser = crate::ResolvedRow {
+            user_id: r.user_id,
+            organization_id: r.organization_id,
+            role: r.role,
+            is_active: r.is_active,
+        }
+        .try_into()?;
+        let work: Option<Box<dyn UnitOfWork>> = match resolved.membership {
+            Some(m) if resolved.is_active => Some(Box::new(PgUnitOfWork {
+                txn,
+                organization: m.organization_id,
+                user,
+                clock: Arc::clone(&self.clock),
+                secrets: Arc::clone(&self.secrets),
+                audit_key: Arc::clone(&self.audit_key),
+                aborted: AtomicBool::new(false),
+            })),
+            _ => None,
+        };
+        Ok(EnteredSession {
+            lookup: SessionLookup::Live(StoredSession {
+                user,
+                auth_time: r.auth_time,
+                data: r.data,
+                created_at: r.created_at,
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at,
+            }),
+            user: Some(resolved),
+            work,
+        })
+    }
+}
+
 #[async_trait]
 impl SessionStore for PgStore {
     async fn create(
@@ -190,9 +294,7 @@ impl SessionStore for PgStore {
                     expires_at: r.expires_at,
                 }));
             }
-            Some("idle") => SessionEnd::Idle,
-            Some("absolute") => SessionEnd::Absolute,
-            Some(_) => SessionEnd::UserInactive,
+            Some(ended) => session_end(ended),
         };
         Ok(SessionLookup::Ended { user, why })
     }

@@ -343,7 +343,7 @@ async fn by_jwt(
 }
 
 /// Whether a method changes nothing (RFC 9110 safe methods).
-fn is_safe(method: &actix_web::http::Method) -> bool {
+pub(crate) fn is_safe(method: &actix_web::http::Method) -> bool {
     use actix_web::http::Method;
     [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
 }
@@ -383,12 +383,22 @@ async fn by_session(
         .ok()
         .flatten()
         .and_then(|t| DateTime::from_timestamp(t, 0));
-    let keep = is_safe(req.method());
-    let accepted = match state
-        .app
-        .authenticate_session_user(user, auth_time, keep)
-        .await?
-    {
+    // The session layer found the session and decided on its user in the same statement,
+    // unless the session is new in this request.
+    let decision = match crate::sessions::entered::take() {
+        Some(decision) if decided_for(&decision) == Some(user) => decision,
+        other => {
+            // Another user's decision (the state changed in between) is never used, and
+            // its transaction ends before the store is reached again.
+            drop(other);
+            let keep = is_safe(req.method());
+            state
+                .app
+                .authenticate_session_user(user, auth_time, keep)
+                .await?
+        }
+    };
+    let accepted = match decision {
         Ok(accepted) => accepted,
         Err(refusal) => {
             // A disabled user's session ends.
@@ -415,6 +425,14 @@ async fn by_session(
         }
     }
     Ok(accepted)
+}
+
+/// The user a session decision is about.
+fn decided_for(decision: &app::Decision) -> Option<UserId> {
+    match decision {
+        Ok(accepted) => Some(accepted.principal.user_id()),
+        Err(refusal) => refusal.user,
+    }
 }
 
 /// The bearer credential of a request, if the request has exactly one well-formed

@@ -154,11 +154,7 @@ pub fn app(
     let development = state.auth.dev_login_subject.is_some();
     let cors = cors(&state.cors_allowed_origins);
     let json = extract::json_config(state.max_body_bytes);
-    let sessions = sessions::middleware(
-        &state.sessions,
-        Arc::clone(&state.clock),
-        Arc::clone(&state.audit_log),
-    );
+    let sessions = sessions::middleware(&state.sessions, state.app.clone());
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -183,7 +179,8 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::unmatched))
-        // Inner to outer: query strings without NUL, the browser session (loaded only for a request with its cookie),
+        // Inner to outer: query strings without NUL, the browser session (loaded only for a
+        // request with its cookie, its decision left for the request's `Caller`),
         // CORS (which answers preflights itself), admission (blocks, the
         // budgets of the client address, strikes), the transport (client address, HTTPS
         // enforcement), the size of the request head, the request context (id header, task-local id, access log), error
@@ -191,6 +188,7 @@ pub fn app(
         // TracingLogger opens for every request.
         .wrap(from_fn(extract::query_without_nul))
         .wrap(sessions)
+        .wrap(from_fn(sessions::entered::scope))
         .wrap(cors)
         .wrap(from_fn(admission::admission))
         .wrap(from_fn(transport::transport))

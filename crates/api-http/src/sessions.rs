@@ -10,10 +10,9 @@ use std::sync::Arc;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_session::{SessionMiddleware, config::BrowserSession};
 use actix_web::cookie::{Key, SameSite};
-use chrono::Duration;
+use app::SessionEntry;
 use domain::UserId;
-use domain::{AuditAction, AuditOutcome};
-use ports::{AuditLog, Clock, NewAuditEvent, SessionLifetime, SessionLookup};
+use ports::SessionLifetime;
 
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-rh-session";
@@ -36,8 +35,6 @@ pub struct SessionSettings {
     pub lifetime: SessionLifetime,
     /// Encrypts the cookie (the id inside is random already; this keeps it opaque).
     pub cookie_key: Key,
-    /// How often a session's last use is written at most.
-    pub touch_every: Duration,
 }
 
 impl std::fmt::Debug for SessionSettings {
@@ -48,14 +45,15 @@ impl std::fmt::Debug for SessionSettings {
     }
 }
 
-/// actix-session's storage over the PostgreSQL store.
+/// actix-session's storage over the PostgreSQL store. A session is loaded by the
+/// authentication decision point ([`app::App::authenticate_session`]): one statement finds
+/// it, reads its user as they are now and sets the tenant, and the decision waits in
+/// [`entered`] for the request's [`crate::Caller`].
 #[derive(Clone)]
 pub(crate) struct PgSessions {
     store: Arc<dyn ports::SessionStore>,
-    audit_log: Arc<dyn AuditLog>,
+    app: app::App,
     lifetime: SessionLifetime,
-    touch_every: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 fn id_hash(key: &SessionKey) -> [u8; 32] {
@@ -90,17 +88,11 @@ fn parse_state(
 }
 
 impl PgSessions {
-    pub(crate) fn new(
-        settings: &SessionSettings,
-        clock: Arc<dyn Clock>,
-        audit_log: Arc<dyn AuditLog>,
-    ) -> Self {
+    pub(crate) fn new(settings: &SessionSettings, app: app::App) -> Self {
         Self {
             store: Arc::clone(&settings.store),
-            audit_log,
+            app,
             lifetime: settings.lifetime,
-            touch_every: settings.touch_every,
-            clock,
         }
     }
 
@@ -124,37 +116,26 @@ impl SessionStore for PgSessions {
         &self,
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let hash = id_hash(session_key);
-        let session = match self
-            .store
-            .load(hash, self.lifetime)
-            .await
-            .map_err(|e| LoadError::Other(StorageError::Store(e).into()))?
-        {
-            SessionLookup::Live(session) => session,
-            SessionLookup::Unknown => return Ok(None),
-            SessionLookup::Ended { user, why } => {
-                tracing::info!(reason = why.as_str(), "a session ended");
-                let event = NewAuditEvent {
-                    target: Some(domain::AuditTarget::Session),
-                    outcome: AuditOutcome::Failure,
-                    reason: Some(why.as_str().to_owned()),
-                    request_id: crate::request_context::current_request_id(),
-                    ..NewAuditEvent::by(Some(user), AuditAction::SessionExpired)
-                };
-                if let Err(err) = self.audit_log.unscoped_record(None, event).await {
-                    tracing::error!(error = %err, "the session's end could not be recorded");
-                }
-                return Ok(None);
-            }
+        let origin = app::Origin {
+            client_ip: None,
+            request_id: crate::request_context::current_request_id(),
         };
-        if self.clock.now() - session.last_seen_at >= self.touch_every {
-            self.store
-                .touch(hash)
-                .await
-                .map_err(|e| LoadError::Other(StorageError::Store(e).into()))?;
-        }
-        serde_json::from_str(&session.data)
+        let entry = self
+            .app
+            .authenticate_session(
+                id_hash(session_key),
+                self.lifetime,
+                entered::keep(),
+                &origin,
+            )
+            .await
+            .map_err(|e| LoadError::Other(StorageError::Store(e).into()))?;
+        let (data, decision) = match entry {
+            SessionEntry::Live { data, decision } => (data, decision),
+            SessionEntry::Unknown | SessionEntry::Ended => return Ok(None),
+        };
+        entered::stash(decision);
+        serde_json::from_str(&data)
             .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))
     }
@@ -196,7 +177,8 @@ impl SessionStore for PgSessions {
         _session_key: &SessionKey,
         _ttl: &actix_web::cookie::time::Duration,
     ) -> Result<(), anyhow::Error> {
-        // Use is recorded when the session is loaded (at most every `touch_every`).
+        // Use is noted when the session is loaded, and written apart
+        // (`app::App::record_session_touches`).
         Ok(())
     }
 
@@ -211,21 +193,72 @@ impl SessionStore for PgSessions {
 /// The session middleware: the cookie's attributes, over the PostgreSQL store.
 pub(crate) fn middleware(
     settings: &SessionSettings,
-    clock: Arc<dyn Clock>,
-    audit_log: Arc<dyn AuditLog>,
+    app: app::App,
 ) -> SessionMiddleware<PgSessions> {
     let absolute =
         actix_web::cookie::time::Duration::seconds(settings.lifetime.absolute.num_seconds());
-    SessionMiddleware::builder(
-        PgSessions::new(settings, clock, audit_log),
-        settings.cookie_key.clone(),
-    )
-    .cookie_name(SESSION_COOKIE.to_owned())
-    .cookie_secure(true)
-    .cookie_http_only(true)
-    .cookie_same_site(SameSite::Lax)
-    .cookie_path("/".to_owned())
-    .cookie_domain(None)
-    .session_lifecycle(BrowserSession::default().state_ttl(absolute))
-    .build()
+    SessionMiddleware::builder(PgSessions::new(settings, app), settings.cookie_key.clone())
+        .cookie_name(SESSION_COOKIE.to_owned())
+        .cookie_secure(true)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_path("/".to_owned())
+        .cookie_domain(None)
+        .session_lifecycle(BrowserSession::default().state_ttl(absolute))
+        .build()
+}
+
+/// The decision on the request's browser session, from where the session layer loads it to
+/// where the request's [`crate::Caller`] is extracted: a task-local slot that
+/// [`entered::scope`] opens around the session layer for each request.
+pub(crate) mod entered {
+    use std::cell::RefCell;
+
+    use actix_web::body::MessageBody;
+    use actix_web::dev::{ServiceRequest, ServiceResponse};
+    use actix_web::middleware::Next;
+
+    struct Slot {
+        /// Whether the session's transaction is kept for the request's work.
+        keep: bool,
+        decision: Option<app::Decision>,
+    }
+
+    tokio::task_local! {
+        static SLOT: RefCell<Slot>;
+    }
+
+    /// Opens the slot for one request. The transaction a session was found in is kept only
+    /// for a read of the API, whose handlers all take a `Caller` first; any other request
+    /// (a login, a change, the documentation) lets it end at once, so nothing reaches the
+    /// store while it is held.
+    pub(crate) async fn scope(
+        req: ServiceRequest,
+        next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+        let keep = crate::auth::is_safe(req.method()) && req.path().starts_with("/api/");
+        let slot = RefCell::new(Slot {
+            keep,
+            decision: None,
+        });
+        SLOT.scope(slot, next.call(req)).await
+    }
+
+    /// Whether the session's transaction is kept for the request's work.
+    pub(super) fn keep() -> bool {
+        SLOT.try_with(|slot| slot.borrow().keep).unwrap_or(false)
+    }
+
+    /// Leaves the decision on the request's session for its `Caller`.
+    pub(super) fn stash(decision: app::Decision) {
+        // Outside a request (no slot) the decision, and any transaction in it, just ends.
+        let _ = SLOT.try_with(|slot| slot.borrow_mut().decision = Some(decision));
+    }
+
+    /// The decision on the request's session, if its session was loaded.
+    pub(crate) fn take() -> Option<app::Decision> {
+        SLOT.try_with(|slot| slot.borrow_mut().decision.take())
+            .ok()
+            .flatten()
+    }
 }

@@ -8,7 +8,8 @@ use domain::{AuditAction, AuditOutcome, OrganizationId, UserId};
 use std::sync::Arc;
 
 use ports::{
-    AccessTokenSubject, Claim, Refusal, RefusalReason, ResolvedUser, StoreError, UnitOfWork,
+    AccessTokenSubject, Claim, NewAuditEvent, Refusal, RefusalReason, ResolvedUser,
+    SessionLifetime, SessionLookup, StoreError, UnitOfWork,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -41,6 +42,17 @@ pub struct Authenticated {
 
 /// The decision: accepted, or refused for a reason (for the log and the audit log).
 pub type Decision = Result<Authenticated, Refusal>;
+
+/// What a browser session's cookie stands for.
+#[derive(Debug)]
+pub enum SessionEntry {
+    /// No such session (never made, logged out, or forgotten already).
+    Unknown,
+    /// The session ended (idle, past its end, or its user disabled); recorded and forgotten.
+    Ended,
+    /// A live session: its state as the session layer keeps it, and the decision on its user.
+    Live { data: String, decision: Decision },
+}
 
 #[allow(
     clippy::disallowed_methods,
@@ -128,6 +140,68 @@ impl App {
             credential: Credential::Session,
             work: Work::of(entered.work.filter(|_| keep), Again::Claim(claim)),
         }))
+    }
+
+    /// The browser session under `id_hash` (the SHA-256 of its cookie's id), found in the
+    /// first statement of the transaction the request's work then uses (with `keep`), which
+    /// also reads its user as they are now. An ended session is recorded and forgotten. Its
+    /// use is noted for [`App::record_session_touches`] when the recorded one is older than
+    /// the configured resolution: it adds no round trip to the request.
+    pub async fn authenticate_session(
+        &self,
+        id_hash: [u8; 32],
+        lifetime: SessionLifetime,
+        keep: bool,
+        origin: &Origin,
+    ) -> Result<SessionEntry, StoreError> {
+        let entered = self.units.begin_session(id_hash, lifetime).await?;
+        let session = match entered.lookup {
+            SessionLookup::Live(session) => session,
+            SessionLookup::Unknown => return Ok(SessionEntry::Unknown),
+            SessionLookup::Ended { user, why } => {
+                tracing::info!(reason = why.as_str(), "a session ended");
+                let event = NewAuditEvent {
+                    target: Some(domain::AuditTarget::Session),
+                    reason: Some(why.as_str().to_owned()),
+                    ..origin.event(
+                        Some(user),
+                        AuditAction::SessionExpired,
+                        AuditOutcome::Failure,
+                    )
+                };
+                if let Err(err) = self.audit_log.unscoped_record(None, event).await {
+                    tracing::error!(error = %err, "the session's end could not be recorded");
+                }
+                return Ok(SessionEntry::Ended);
+            }
+        };
+        if self.clock.now() - session.last_seen_at >= self.session_touch_resolution {
+            self.session_touches.note(id_hash);
+        }
+        let user = session.user;
+        let decision = match entered.user.filter(|u| u.is_active && u.user_id == user) {
+            Some(current) => Ok(Authenticated {
+                principal: Principal::authenticated(
+                    user,
+                    current.membership,
+                    AuthMethod::Session,
+                    session.auth_time,
+                ),
+                credential: Credential::Session,
+                work: Work::of(
+                    entered.work.filter(|_| keep),
+                    Again::Claim(Claim::SessionUser { user }),
+                ),
+            }),
+            None => Err(Refusal {
+                user: Some(user),
+                ..Refusal::anonymous(RefusalReason::UserInactive)
+            }),
+        };
+        Ok(SessionEntry::Live {
+            data: session.data,
+            decision,
+        })
     }
 
     /// An `rh-` API token as presented: accepted if the store finds it live and its user

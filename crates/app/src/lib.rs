@@ -19,6 +19,7 @@ mod policy;
 mod principal;
 pub mod projects;
 pub mod session;
+mod session_touches;
 mod token_uses;
 pub mod tokens;
 pub mod users;
@@ -27,9 +28,11 @@ mod work;
 use std::sync::Arc;
 
 use chrono::Duration;
-use ports::{AccessTokenIssuer, AuditLog, Clock, IdentityDirectory, UnitOfWorkFactory};
+use ports::{
+    AccessTokenIssuer, AuditLog, Clock, IdentityDirectory, SessionStore, UnitOfWorkFactory,
+};
 
-pub use authenticate::{AccessTokenClaims, Authenticated, Decision};
+pub use authenticate::{AccessTokenClaims, Authenticated, Decision, SessionEntry};
 pub use caller::{Caller, Credential, Origin, Work};
 pub use policy::{Denial, Refused};
 pub use principal::{AuthMethod, Principal};
@@ -41,6 +44,34 @@ pub struct Settings {
     pub fresh_login_max_age: Duration,
     /// How often an API token's `last_used_at` (and its `token.used` event) is written at most.
     pub token_use_resolution: Duration,
+    /// How often a browser session's last use is written at most.
+    pub session_touch_resolution: Duration,
+}
+
+/// The ports the use cases work through.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub identity: Arc<dyn IdentityDirectory>,
+    pub audit_log: Arc<dyn AuditLog>,
+    pub issuer: Arc<dyn AccessTokenIssuer>,
+    pub sessions: Arc<dyn SessionStore>,
+}
+
+impl Ports {
+    /// Every store port from one store, and `issuer`.
+    pub fn of<S>(store: Arc<S>, issuer: Arc<dyn AccessTokenIssuer>) -> Self
+    where
+        S: UnitOfWorkFactory + IdentityDirectory + AuditLog + SessionStore + 'static,
+    {
+        Self {
+            units: store.clone(),
+            identity: store.clone(),
+            audit_log: store.clone(),
+            issuer,
+            sessions: store,
+        }
+    }
 }
 
 /// What the use cases work with.
@@ -50,10 +81,13 @@ pub struct App {
     identity: Arc<dyn IdentityDirectory>,
     audit_log: Arc<dyn AuditLog>,
     issuer: Arc<dyn AccessTokenIssuer>,
+    sessions: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     fresh_login_max_age: Duration,
     token_use_resolution: Duration,
+    session_touch_resolution: Duration,
     token_uses: Arc<token_uses::TokenUses>,
+    session_touches: Arc<session_touches::SessionTouches>,
 }
 
 impl std::fmt::Debug for App {
@@ -66,24 +100,21 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// The use cases over `units`, resolving credentials through `identity`, recording
-    /// refusals in `audit_log` and signing access tokens with `issuer`.
-    pub fn new(
-        units: Arc<dyn UnitOfWorkFactory>,
-        identity: Arc<dyn IdentityDirectory>,
-        audit_log: Arc<dyn AuditLog>,
-        issuer: Arc<dyn AccessTokenIssuer>,
-        clock: Arc<dyn Clock>,
-        settings: Settings,
-    ) -> Self {
+    /// refusals in `audit_log`, signing access tokens with `issuer` and writing browser
+    /// sessions' use to `sessions`.
+    pub fn new(ports: Ports, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Self {
-            units,
-            identity,
-            audit_log,
-            issuer,
+            units: ports.units,
+            identity: ports.identity,
+            audit_log: ports.audit_log,
+            issuer: ports.issuer,
+            sessions: ports.sessions,
             clock,
             fresh_login_max_age: settings.fresh_login_max_age,
             token_use_resolution: settings.token_use_resolution,
+            session_touch_resolution: settings.session_touch_resolution,
             token_uses: Arc::default(),
+            session_touches: Arc::default(),
         }
     }
 

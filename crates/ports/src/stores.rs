@@ -48,6 +48,18 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
         presented: &secrecy::SecretString,
     ) -> Result<Result<EnteredToken, crate::Refusal>, StoreError>;
 
+    /// Loads the browser session under `id_hash` (as [`crate::SessionStore::load`] does: an
+    /// ended session is reported and forgotten) in the first statement of a transaction that
+    /// also reads the session's user as they are now (active, membership, role) and, in the
+    /// same statement, sets the tenant to the user's organization. `work` is that transaction,
+    /// present only for a live session whose user is active and in an organization; the
+    /// caller MUST use it only for a principal built from `user`.
+    async fn begin_session(
+        &self,
+        id_hash: [u8; 32],
+        lifetime: crate::SessionLifetime,
+    ) -> Result<EnteredSession, StoreError>;
+
     /// Creates an organization for an authenticated user who has none, makes them its owner
     /// and records `event` as the first of its audit log, in one transaction. MUST return
     /// `AlreadyMember` if the user belongs to an organization (as the store says now), and
@@ -108,6 +120,25 @@ impl std::fmt::Debug for Entered {
             .field("subject", &self.subject)
             .field("work", &self.work.as_ref().map(|w| w.tenant()))
             .finish()
+    }
+}
+
+/// What [`UnitOfWorkFactory::begin_session`] found, and the transaction it opened.
+pub struct EnteredSession {
+    pub lookup: crate::SessionLookup,
+    /// The live session's user as they are now.
+    pub user: Option<crate::ResolvedUser>,
+    /// The unit of work in the user's organization, when the session lives, its user is
+    /// active and in one.
+    pub work: Option<Box<dyn UnitOfWork>>,
+}
+
+impl std::fmt::Debug for EnteredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnteredSession")
+            .field("user", &self.user)
+            .field("work", &self.work.as_ref().map(|w| w.tenant()))
+            .finish_non_exhaustive()
     }
 }
 

@@ -290,15 +290,17 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often counted refusals whose window closed are recorded.
 const REFUSAL_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How often the API token uses noted by requests are written down.
-const TOKEN_USE_RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the API token and session uses noted by requests are written down.
+const USE_RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Writes the noted API token uses, off the request path, every [`TOKEN_USE_RECORD_EVERY`].
-async fn record_token_uses(use_cases: app::App) {
-    let mut every = tokio::time::interval(TOKEN_USE_RECORD_EVERY);
+/// Writes the noted API token and session uses, off the request path, every
+/// [`USE_RECORD_EVERY`].
+async fn record_uses(use_cases: app::App) {
+    let mut every = tokio::time::interval(USE_RECORD_EVERY);
     loop {
         every.tick().await;
         use_cases.record_token_uses().await;
+        use_cases.record_session_touches().await;
     }
 }
 
@@ -487,18 +489,18 @@ impl Application {
             store: store.clone(),
             lifetime,
             cookie_key: args.auth.session_cookie_key()?,
-            touch_every: SESSION_TOUCH_EVERY,
         };
         let state = AppState {
             app: app::App::new(
-                store.clone(),
-                store.clone(),
-                store.clone(),
-                Arc::new(api_http::JwtIssuer(Arc::clone(&auth))),
+                app::Ports::of(
+                    store.clone(),
+                    Arc::new(api_http::JwtIssuer(Arc::clone(&auth))),
+                ),
                 Arc::clone(&clock),
                 app::Settings {
                     fresh_login_max_age: auth.fresh_auth_max_age,
                     token_use_resolution: auth.token_use_resolution,
+                    session_touch_resolution: SESSION_TOUCH_EVERY,
                 },
             ),
             health: Arc::new(api_http::CachedHealth::new(
@@ -534,7 +536,7 @@ impl Application {
             }),
         };
         let use_cases = state.app.clone();
-        tokio::spawn(record_token_uses(use_cases.clone()));
+        tokio::spawn(record_uses(use_cases.clone()));
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {
             server = server.workers(workers);
@@ -587,15 +589,17 @@ impl Application {
     }
 
     /// Serves until the process is asked to stop (SIGINT or SIGTERM), then records the
-    /// refusals still being counted and the token uses still noted.
+    /// refusals still being counted and the token and session uses still noted.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         let recorded = self.refusals.flush(true).await;
         let uses = self.use_cases.record_token_uses().await;
+        let touches = self.use_cases.record_session_touches().await;
         tracing::info!(
             recorded,
             uses,
-            "counted refusals and token uses recorded at the stop"
+            touches,
+            "counted refusals, token and session uses recorded at the stop"
         );
         served
     }

@@ -1332,3 +1332,48 @@ async fn a_banned_users_session_cookie_is_refused_too() {
     }
     assert_eq!(status, 403, "the banned user's cookie still works");
 }
+
+/// A browser session's request takes one connection at a time, whatever it does: with a
+/// pool of one, a session whose transaction was kept while anything else reached the store
+/// (the login, a change, the session layer writing its state, a read's own work) would wait
+/// for itself until the pool gave up.
+#[tokio::test]
+async fn a_session_request_never_holds_two_connections() {
+    let w = world_with(&[account("alice", "alice@example.org", true)], |args| {
+        args.database.max_connections = 1;
+    })
+    .await;
+    let session = session_of(&login(&w, "", "alice").await);
+    let me = with_session(&w, "GET", "/api/v1/me", &session, None).await;
+    assert_eq!(me.status, 200, "{me:?}");
+    let body = serde_json::json!({ "name": "acme" });
+    let request = w
+        .app
+        .client
+        .post(w.app.url("/api/v1/organizations"))
+        .header("cookie", format!("{}={session}", api_http::SESSION_COOKIE))
+        .header("origin", FRONTEND)
+        .json(&body);
+    let founded = w.app.send(request).await;
+    assert_eq!(founded.status, 201, "{founded:?}");
+    for path in [
+        "/api/v1/projects",
+        "/api/v1/organizations/current",
+        "/auth/me",
+    ] {
+        let reply = with_session(&w, "GET", path, &session, None).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
+    // A read of a path that does not exist, and a preflight-free change.
+    let missing = with_session(&w, "GET", "/api/v1/nothing", &session, None).await;
+    assert_eq!(missing.status, 404, "{missing:?}");
+    let token = with_session(&w, "POST", "/auth/session-token", &session, Some(FRONTEND)).await;
+    assert_eq!(token.status, 200, "{token:?}");
+    // A new login in the same browser: the callback reads the old session and replaces it.
+    let (authorize, state) = begin(&w, "").await;
+    let back = at_provider(&w, &authorize, "alice").await;
+    let again = callback_in_session(&w, &back, Some(&state), Some(&session)).await;
+    let session = session_of(&again);
+    let out = with_session(&w, "POST", "/auth/logout", &session, Some(FRONTEND)).await;
+    assert_eq!(out.status, 200, "{out:?}");
+}

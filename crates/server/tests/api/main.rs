@@ -358,10 +358,12 @@ fn running(app: Application) -> Running {
 }
 
 impl TestApp {
-    /// Records what the server counted or noted in memory (refusals, token uses) now.
+    /// Records what the server counted or noted in memory (refusals, token and session
+    /// uses) now.
     pub(crate) async fn record_deferred(&self) {
         self.refusals.flush(true).await;
         self.use_cases.record_token_uses().await;
+        self.use_cases.record_session_touches().await;
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -38,16 +38,10 @@ async fn recording(app: &TestApp) -> (App, Arc<Mutex<Vec<String>>>) {
     let settings = Settings {
         fresh_login_max_age: Duration::minutes(10),
         token_use_resolution: Duration::minutes(1),
+        session_touch_resolution: Duration::minutes(1),
     };
     let issuer = api_http::JwtIssuer(Arc::new(server::auth_settings(&app.args).unwrap()));
-    let app = App::new(
-        store.clone(),
-        store.clone(),
-        store,
-        Arc::new(issuer),
-        clock,
-        settings,
-    );
+    let app = App::new(app::Ports::of(store, Arc::new(issuer)), clock, settings);
     (app, seen)
 }
 
@@ -745,4 +739,88 @@ async fn a_change_whose_body_arrives_after_its_credential_was_revoked_is_refused
     assert!(status.contains(" 401 "), "{status}");
 
     assert_eq!(server.count("SELECT count(*) FROM projects").await, 0);
+}
+
+/// The session path: the cookie's session is found, its user read as they are now and the
+/// tenant set, in the first statement of the transaction the read then uses; its use is
+/// noted and written apart.
+#[tokio::test]
+async fn a_session_read_is_one_transaction_and_its_use_is_written_apart() {
+    use ports::{SessionLifetime, SessionStore};
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let (app, seen) = recording(&server).await;
+    let id_hash = [7_u8; 32];
+    let lifetime = SessionLifetime {
+        idle: Duration::minutes(30),
+        absolute: Duration::hours(8),
+    };
+    let now = ports::Clock::now(&SystemClock);
+    let data = format!(r#"{{"user_id":"\"{}\""}}"#, owner.id);
+    server
+        .store
+        .create(id_hash, owner.id, Some(now), data.clone(), lifetime)
+        .await
+        .unwrap();
+    // Last used two minutes ago: this use is one to write.
+    server
+        .count(
+            "WITH d AS (UPDATE sessions SET last_seen_at = now() - interval '2 minutes' \
+             RETURNING 1) SELECT count(*) FROM d",
+        )
+        .await;
+
+    let from = seen.lock().unwrap().len();
+    let entry = app
+        .authenticate_session(id_hash, lifetime, true, &Origin::default())
+        .await
+        .unwrap();
+    let app::SessionEntry::Live {
+        data: kept,
+        decision,
+    } = entry
+    else {
+        panic!("not live: {entry:?}");
+    };
+    let parsed = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert_eq!(parsed(&kept), parsed(&data));
+    let caller = Caller::new(decision.unwrap(), Origin::default());
+    assert_eq!(caller.principal().membership(), Some(owner.membership));
+    app.list_projects(&caller, first_page()).await.unwrap();
+    let ran = since(&seen, from);
+    let statements: Vec<_> = ran
+        .iter()
+        .filter(|sql| !matches!(sql.trim(), "BEGIN" | "COMMIT" | "ROLLBACK"))
+        .collect();
+    assert_eq!(statements.len(), 2, "{ran:#?}");
+    assert!(
+        statements[0].contains("app_session_load")
+            && statements[0].contains("app_access_token_subject")
+            && statements[0].contains("set_config('app.current_organization'"),
+        "{ran:#?}"
+    );
+    assert!(statements[1].contains("FROM \"projects\""), "{ran:#?}");
+    assert!(
+        !ran.iter().any(|sql| sets_the_tenant_alone(sql)),
+        "{ran:#?}"
+    );
+    let fresh = "SELECT count(*) FROM sessions WHERE last_seen_at > now() - interval '1 minute'";
+    assert_eq!(server.count(fresh).await, 0, "not written by the request");
+    assert_eq!(app.record_session_touches().await, 1);
+    assert_eq!(server.count(fresh).await, 1);
+
+    // An idle session ends in that first statement, and is forgotten for good (its
+    // transaction keeps the deletion, though the read is refused).
+    server
+        .count(
+            "WITH d AS (UPDATE sessions SET last_seen_at = now() - interval '31 minutes' \
+             RETURNING 1) SELECT count(*) FROM d",
+        )
+        .await;
+    let entry = app
+        .authenticate_session(id_hash, lifetime, true, &Origin::default())
+        .await
+        .unwrap();
+    assert!(matches!(entry, app::SessionEntry::Ended), "{entry:?}");
+    assert_eq!(server.count("SELECT count(*) FROM sessions").await, 0);
 }
