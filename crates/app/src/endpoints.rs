@@ -8,6 +8,7 @@ use ports::{
     StoreError,
 };
 
+use crate::errors::use_case_error;
 use crate::{App, Caller, Refused};
 
 /// Why an endpoint could not be created.
@@ -22,26 +23,15 @@ pub enum CreateEndpointError {
     Store(StoreError),
 }
 
-/// Why the endpoints could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ListEndpointsError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why an endpoint could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum GetEndpointError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    /// No such endpoint in the caller's organization (one of another looks the same).
-    #[error("no such endpoint")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
+use_case_error!(
+    /// Why the endpoints could not be listed.
+    ListEndpointsError
+);
+use_case_error!(
+    /// Why an endpoint could not be read.
+    GetEndpointError,
+    not_found
+);
 
 /// Why an endpoint could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -57,16 +47,11 @@ pub enum UpdateEndpointError {
     Store(StoreError),
 }
 
-/// Why an endpoint could not be deleted.
-#[derive(Debug, thiserror::Error)]
-pub enum DeleteEndpointError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error("no such endpoint")]
-    NotFound,
-    #[error(transparent)]
-    Store(StoreError),
-}
+use_case_error!(
+    /// Why an endpoint could not be deleted.
+    DeleteEndpointError,
+    not_found
+);
 
 impl From<StoreError> for CreateEndpointError {
     fn from(err: StoreError) -> Self {
@@ -77,29 +62,11 @@ impl From<StoreError> for CreateEndpointError {
     }
 }
 
-impl From<StoreError> for GetEndpointError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
-            err => Self::Store(err),
-        }
-    }
-}
-
 impl From<StoreError> for UpdateEndpointError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::MissingReference { what: "project" } => Self::ProjectNotFound,
-            err => Self::Store(err),
-        }
-    }
-}
-
-impl From<StoreError> for DeleteEndpointError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::NotFound,
             err => Self::Store(err),
         }
     }

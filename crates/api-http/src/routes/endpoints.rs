@@ -381,25 +381,6 @@ impl From<CreateEndpointError> for ApiError {
     }
 }
 
-impl From<ListEndpointsError> for ApiError {
-    fn from(err: ListEndpointsError) -> Self {
-        match err {
-            ListEndpointsError::Refused(refused) => refused.into(),
-            ListEndpointsError::Store(err) => err.into(),
-        }
-    }
-}
-
-impl From<GetEndpointError> for ApiError {
-    fn from(err: GetEndpointError) -> Self {
-        match err {
-            GetEndpointError::Refused(refused) => refused.into(),
-            GetEndpointError::NotFound => ApiError::new(ErrorCode::NotFound),
-            GetEndpointError::Store(err) => err.into(),
-        }
-    }
-}
-
 impl From<UpdateEndpointError> for ApiError {
     fn from(err: UpdateEndpointError) -> Self {
         match err {
@@ -411,15 +392,8 @@ impl From<UpdateEndpointError> for ApiError {
     }
 }
 
-impl From<DeleteEndpointError> for ApiError {
-    fn from(err: DeleteEndpointError) -> Self {
-        match err {
-            DeleteEndpointError::Refused(refused) => refused.into(),
-            DeleteEndpointError::NotFound => ApiError::new(ErrorCode::NotFound),
-            DeleteEndpointError::Store(err) => err.into(),
-        }
-    }
-}
+answers!(ListEndpointsError);
+answers!(not_found: GetEndpointError, DeleteEndpointError);
 
 /// The 400 of a `project_id` that names no live project of the organization (the field is
 /// `project`, as the store's missing reference has always been answered).
