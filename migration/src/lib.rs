@@ -23,8 +23,10 @@ mod m20261206_000006_identity_columns_owner_only;
 mod m20261207_000001_invitations;
 mod m20261207_000002_audit_occurrences;
 mod m20261207_000003_session_time_from_database;
+mod run;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
+pub use run::{Action, Cause, MigrationError, Status, run, status};
 
 /// The environment variable naming the application's database role.
 pub const APP_DB_ROLE_VAR: &str = "APP_DB_ROLE";

@@ -191,6 +191,64 @@ fn frameworks_stay_in_their_crates() {
     }
 }
 
+/// The PostgreSQL adapter's surface is its own: its `lib.rs` re-exports nothing of the ORM (the
+/// pool is the opaque `adapters_postgres::Database`, its errors the adapter's), so no caller
+/// is written against sea-orm through it.
+#[test]
+fn the_database_adapter_reexports_no_orm() {
+    let path = crate::workspace_root().join("crates/adapters-postgres/src/lib.rs");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let offenders = orm_reexports(&text);
+    assert!(
+        offenders.is_empty(),
+        "{} re-exports the ORM: {offenders:#?}",
+        path.display()
+    );
+}
+
+/// The lines of `text` that re-export a `sea_orm*` crate or something of it publicly
+/// (`pub use sea_orm::…`, `pub use ::sea_orm…`, `pub use { sea_orm::… }`,
+/// `pub extern crate sea_orm`); `pub(crate) use` is not an export.
+fn orm_reexports(text: &str) -> Vec<String> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(n, line)| {
+            let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            let path = words
+                .strip_prefix("pub use ")
+                .or_else(|| words.strip_prefix("pub extern crate "))?;
+            let path = path.trim_start_matches(['{', ':', ' ']);
+            path.starts_with("sea_orm")
+                .then(|| format!("{}: {}", n + 1, line.trim()))
+        })
+        .collect()
+}
+
+#[test]
+fn orm_reexports_are_found_in_each_spelling() {
+    for planted in [
+        "pub use sea_orm::DbErr;",
+        "pub use sea_orm::{DatabaseConnection as Connection, DbErr};",
+        "  pub  use ::sea_orm::DatabaseConnection;",
+        "pub use { sea_orm::DbErr };",
+        "pub use sea_orm;",
+        "pub use sea_orm as orm;",
+        "pub extern crate sea_orm;",
+        "pub use sea_orm_migration::DbErr;",
+    ] {
+        assert_eq!(orm_reexports(planted).len(), 1, "{planted}");
+    }
+    for fine in [
+        "use sea_orm::{ConnectionTrait, DbErr};",
+        "pub(crate) use sea_orm::DbErr;",
+        "pub use database::{Database, DatabaseError};",
+        "// pub use sea_orm::DbErr;",
+        "pub fn connect() -> Result<Database, DatabaseError> {",
+    ] {
+        assert!(orm_reexports(fine).is_empty(), "{fine}");
+    }
+}
+
 /// F2: the PostgreSQL adapter builds no SQL text at run time. Every statement is a literal or
 /// comes from the query builder with bound values, so no request text can become SQL.
 #[test]

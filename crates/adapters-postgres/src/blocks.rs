@@ -133,7 +133,7 @@ impl BlockList for PgStore {
         context: &BlockContext,
     ) -> Result<StrikeVerdict, StoreError> {
         let now = self.clock().now();
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         let (record, verdict) = lock(&txn, key, now).await?.strike(key, now, policy);
         match verdict {
             // The warning's event is counted by the caller, off the request path: a flood of
@@ -153,7 +153,7 @@ impl BlockList for PgStore {
 
     async fn active(&self) -> Result<Vec<(BlockKey, BlockState)>, StoreError> {
         let now = self.clock().now();
-        let entries = rows(self.connection(), statement(ACTIVE, vec![now.into()])).await?;
+        let entries = rows(self.pool(), statement(ACTIVE, vec![now.into()])).await?;
         Ok(entries
             .into_iter()
             .filter_map(|e| Some((e.key, e.record.block_at(now)?)))
@@ -161,7 +161,7 @@ impl BlockList for PgStore {
     }
 
     async fn entries(&self) -> Result<Vec<BlockEntry>, StoreError> {
-        rows(self.connection(), statement(ALL, vec![])).await
+        rows(self.pool(), statement(ALL, vec![])).await
     }
 
     async fn block(
@@ -172,7 +172,7 @@ impl BlockList for PgStore {
         context: &BlockContext,
     ) -> Result<(), StoreError> {
         let now = self.clock().now();
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         let mut record = lock(&txn, key, now).await?;
         record.block_count = record.block_count.saturating_add(1);
         match state {
@@ -201,7 +201,7 @@ impl BlockList for PgStore {
         context: &BlockContext,
     ) -> Result<bool, StoreError> {
         let now = self.clock().now();
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         let lifted = txn
             .execute_raw(statement(LIFT, vec![key.to_string().into()]))
             .await
@@ -218,7 +218,7 @@ impl BlockList for PgStore {
     async fn purge(&self, policy: &BlockPolicy) -> Result<u64, StoreError> {
         let now = self.clock().now();
         let done = self
-            .connection()
+            .pool()
             .execute_raw(statement(
                 PURGE,
                 vec![

@@ -7,6 +7,7 @@
 //! isolates tenants even when a query forgets.
 
 mod blocks;
+mod database;
 mod entities;
 mod error;
 mod login;
@@ -21,7 +22,6 @@ mod uow_tokens;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{
@@ -33,9 +33,8 @@ use ports::{
     ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
-    DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -44,45 +43,18 @@ use crate::entities::{organizations, users};
 use crate::error::{corrupt, map_db_err};
 use crate::uow::{PgUnitOfWork, set_tenant};
 
+pub use database::{Database, DatabaseError, PoolOptions, connect};
 pub use reencrypt::{
     Failure, ProgressEvent, ReencryptOptions, ReencryptReport, SECRET_COLUMNS, SecretColumn,
     SelfCheckFailure, unscoped_organization_ids, unscoped_reencrypt, unscoped_self_check,
 };
-pub use sea_orm::{DatabaseConnection as Connection, DbErr};
 pub use secret_columns::{SecretColumns, UnsealError};
 pub use uow_audit::AuditHead;
-
-/// Pool settings.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolOptions {
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-}
-
-impl Default for PoolOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Opens a connection pool. Statement logging is off: bound values may be secrets.
-pub async fn connect(url: &str, options: PoolOptions) -> Result<DatabaseConnection, DbErr> {
-    let mut opt = ConnectOptions::new(url.to_owned());
-    opt.max_connections(options.max_connections)
-        .min_connections(0)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_timeout(options.acquire_timeout)
-        .sqlx_logging(false);
-    Database::connect(opt).await
-}
 
 /// The PostgreSQL implementation of the store ports.
 #[derive(Clone)]
 pub struct PgStore {
-    db: DatabaseConnection,
+    db: Database,
     clock: Arc<dyn Clock>,
     secrets: Arc<SecretColumns>,
     audit_key: Arc<crypto::AuditChainKey>,
@@ -97,7 +69,7 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// A store over `db`; the audit log's links are keyed with `audit_key`.
     pub fn new(
-        db: DatabaseConnection,
+        db: Database,
         clock: Arc<dyn Clock>,
         secrets: Arc<SecretColumns>,
         audit_key: Arc<crypto::AuditChainKey>,
@@ -123,16 +95,20 @@ impl PgStore {
         &self.secrets
     }
 
-    /// The underlying pool, for the composition root (health, role inspection).
-    pub fn connection(&self) -> &DatabaseConnection {
+    /// The underlying pool, for the composition root (role inspection, operator commands).
+    pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    pub(crate) fn pool(&self) -> &DatabaseConnection {
+        self.db.pool()
     }
 }
 
 #[async_trait]
 impl UnitOfWorkFactory for PgStore {
     async fn begin(&self, scope: &TenantScope) -> Result<Box<dyn UnitOfWork>, StoreError> {
-        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         set_tenant(
             &txn,
             Some(*scope.organization_id().as_uuid()),
@@ -155,7 +131,7 @@ impl UnitOfWorkFactory for PgStore {
             Claim::AccessToken { user, jti, sid } => (user, Some(jti), sid),
             Claim::SessionUser { user } => (user, None, None),
         };
-        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         // One statement: the check, and the tenant it allows (none unless the user is active
         // and the token unrevoked). The settings are transaction-local, as in `set_tenant`.
         let stmt = Statement::from_sql_and_values(
@@ -225,7 +201,7 @@ impl UnitOfWorkFactory for PgStore {
             return Ok(Err(Refusal::anonymous(RefusalReason::Malformed)));
         }
         let digest = crypto::token_digest(value).to_vec();
-        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         // One statement: the row, and the tenant it names (none unless its owner is active
         // and still in the token's organization). What the row proves is judged below; a
         // refusal drops the transaction.
@@ -275,7 +251,7 @@ impl UnitOfWorkFactory for PgStore {
         let org_id = Uuid::now_v7();
         let user_id = *founder.as_uuid();
         let now = self.clock.now();
-        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         set_tenant(&txn, Some(org_id), Some(user_id)).await?;
         let row = organizations::ActiveModel {
             id: Set(org_id),
@@ -330,7 +306,7 @@ impl UnitOfWorkFactory for PgStore {
         event: ports::NewAuditEvent,
     ) -> Result<Membership, InvitationError> {
         let user = *invitee.as_uuid();
-        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT organization_id, role, outcome FROM app_accept_invitation($1, $2)",
@@ -371,7 +347,7 @@ impl UnitOfWorkFactory for PgStore {
         event: ports::NewAuditEvent,
     ) -> Result<OrganizationId, InvitationError> {
         let user = *invitee.as_uuid();
-        let txn = self.db.begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT organization_id FROM app_decline_invitation($1, $2)",
@@ -549,7 +525,7 @@ impl PgStore {
     ) -> Result<Option<ResolvedUser>, StoreError> {
         let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, args);
         ResolvedRow::find_by_statement(stmt)
-            .one(&self.db)
+            .one(self.pool())
             .await
             .map_err(map_db_err)?
             .map(ResolvedUser::try_from)
@@ -581,7 +557,7 @@ impl IdentityDirectory for PgStore {
             [(*user.as_uuid()).into()],
         );
         PendingRow::find_by_statement(stmt)
-            .all(&self.db)
+            .all(self.pool())
             .await
             .map_err(map_db_err)?
             .into_iter()
@@ -612,7 +588,7 @@ impl IdentityDirectory for PgStore {
             "SELECT app_revoke_access_token($1, $2, $3)",
             [jti.into(), (*user.as_uuid()).into(), expires_at.into()],
         );
-        self.db
+        self.pool()
             .execute_raw(stmt)
             .await
             .map(drop)
@@ -659,7 +635,7 @@ impl IdentityDirectory for PgStore {
 #[async_trait]
 impl HealthCheck for PgStore {
     async fn ready(&self) -> Result<(), StoreError> {
-        self.db
+        self.pool()
             .execute_unprepared("SELECT 1")
             .await
             .map(drop)
@@ -738,7 +714,7 @@ impl RoleReport {
 }
 
 /// Reads the attributes of the role `db` connects as.
-pub async fn inspect_role(db: &DatabaseConnection) -> Result<RoleReport, StoreError> {
+pub async fn inspect_role(db: &Database) -> Result<RoleReport, StoreError> {
     let stmt = Statement::from_string(
         DbBackend::Postgres,
         "SELECT r.rolname::text AS role, r.rolsuper AS is_superuser, \
@@ -764,7 +740,41 @@ pub async fn inspect_role(db: &DatabaseConnection) -> Result<RoleReport, StoreEr
          FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
     );
     RoleReport::find_by_statement(stmt)
-        .one(db)
+        .one(db.pool())
+        .await
+        .map_err(map_db_err)?
+        .ok_or(StoreError::NotFound)
+}
+
+/// What a statement outside any unit of work sees on a connection of the pool: the tenant
+/// settings and how many rows of three tenant tables are visible.
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromQueryResult)]
+pub struct SessionReport {
+    /// `app.current_organization`, empty when unset.
+    pub organization_setting: String,
+    /// `app.current_user`, empty when unset.
+    pub user_setting: String,
+    pub visible_organizations: i64,
+    pub visible_projects: i64,
+    pub visible_users: i64,
+}
+
+/// Reads what a statement of `db` sees outside any unit of work. The settings are
+/// transaction-local and the policies fail closed, so every field must be empty or zero
+/// ([`SessionReport::default`]); anything else is a tenant carried over through the pool. For
+/// tests and diagnostics.
+pub async fn inspect_session(db: &Database) -> Result<SessionReport, StoreError> {
+    let stmt = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT coalesce(current_setting('app.current_organization', true), '') \
+                  AS organization_setting, \
+                coalesce(current_setting('app.current_user', true), '') AS user_setting, \
+                (SELECT count(*) FROM organizations) AS visible_organizations, \
+                (SELECT count(*) FROM projects) AS visible_projects, \
+                (SELECT count(*) FROM users) AS visible_users",
+    );
+    SessionReport::find_by_statement(stmt)
+        .one(db.pool())
         .await
         .map_err(map_db_err)?
         .ok_or(StoreError::NotFound)

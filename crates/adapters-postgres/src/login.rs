@@ -91,7 +91,7 @@ impl LoginAttempts for PgStore {
         let max_age = login
             .max_age
             .map(|m| i32::try_from(m.num_seconds()).unwrap_or(i32::MAX));
-        self.connection()
+        self.pool()
             .execute_raw(statement(
                 KEEP,
                 vec![
@@ -112,7 +112,7 @@ impl LoginAttempts for PgStore {
     async fn take(&self, state_hash: [u8; 32]) -> Result<Option<PendingLogin>, StoreError> {
         let Some(row) =
             LoginRow::find_by_statement(statement(TAKE, vec![state_hash.to_vec().into()]))
-                .one(self.connection())
+                .one(self.pool())
                 .await
                 .map_err(map_db_err)?
         else {
@@ -136,7 +136,7 @@ impl LoginAttempts for PgStore {
 
     async fn purge(&self) -> Result<u64, StoreError> {
         let done = self
-            .connection()
+            .pool()
             .execute_raw(statement(PURGE_LOGINS, vec![self.clock().now().into()]))
             .await
             .map_err(map_db_err)?;
@@ -251,7 +251,7 @@ impl SessionStore for PgStore {
         data: String,
         lifetime: SessionLifetime,
     ) -> Result<(), StoreError> {
-        self.connection()
+        self.pool()
             .execute_raw(statement(
                 CREATE,
                 vec![
@@ -276,7 +276,7 @@ impl SessionStore for PgStore {
             LOAD,
             vec![id_hash.to_vec().into(), seconds(lifetime.idle).into()],
         ))
-        .one(self.connection())
+        .one(self.pool())
         .await
         .map_err(map_db_err)?;
         let Some(r) = row else {
@@ -306,7 +306,7 @@ impl SessionStore for PgStore {
         data: String,
     ) -> Result<bool, StoreError> {
         let row = self
-            .connection()
+            .pool()
             .query_one_raw(statement(
                 UPDATE,
                 vec![id_hash.to_vec().into(), auth_time.into(), data.into()],
@@ -321,7 +321,7 @@ impl SessionStore for PgStore {
     }
 
     async fn touch(&self, id_hash: [u8; 32]) -> Result<(), StoreError> {
-        self.connection()
+        self.pool()
             .execute_raw(statement(TOUCH, vec![id_hash.to_vec().into()]))
             .await
             .map_err(map_db_err)?;
@@ -329,7 +329,7 @@ impl SessionStore for PgStore {
     }
 
     async fn delete(&self, id_hash: [u8; 32]) -> Result<(), StoreError> {
-        self.connection()
+        self.pool()
             .execute_raw(statement(DELETE, vec![id_hash.to_vec().into()]))
             .await
             .map_err(map_db_err)?;
@@ -338,7 +338,7 @@ impl SessionStore for PgStore {
 
     async fn purge(&self, lifetime: SessionLifetime) -> Result<u64, StoreError> {
         let row = self
-            .connection()
+            .pool()
             .query_one_raw(statement(
                 PURGE_SESSIONS,
                 vec![seconds(lifetime.idle).into()],

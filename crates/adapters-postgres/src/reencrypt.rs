@@ -17,6 +17,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use uuid::Uuid;
 
+use crate::database::Database;
 use crate::error::map_db_err;
 use crate::secret_columns::{SecretColumns, hint_of};
 use crate::uow::set_tenant;
@@ -104,8 +105,9 @@ pub struct ProgressEvent<'a> {
 
 /// The ids of every organization (through the narrow SECURITY DEFINER function). Crosses
 /// tenants: for operator commands only.
-pub async fn unscoped_organization_ids(db: &DatabaseConnection) -> Result<Vec<Uuid>, StoreError> {
+pub async fn unscoped_organization_ids(db: &Database) -> Result<Vec<Uuid>, StoreError> {
     let rows = db
+        .pool()
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT app_organization_ids AS id FROM app_organization_ids()",
@@ -120,13 +122,14 @@ pub async fn unscoped_organization_ids(db: &DatabaseConnection) -> Result<Vec<Uu
 /// Re-encrypts every secret column of every organization; see the module documentation.
 /// Crosses tenants (one organization at a time, each under its row-level security).
 pub async fn unscoped_reencrypt(
-    db: &DatabaseConnection,
+    database: &Database,
     secrets: &SecretColumns,
     options: ReencryptOptions,
     mut progress: impl FnMut(ProgressEvent<'_>),
 ) -> Result<ReencryptReport, StoreError> {
     let mut report = ReencryptReport::default();
-    let organizations = unscoped_organization_ids(db).await?;
+    let organizations = unscoped_organization_ids(database).await?;
+    let db = database.pool();
     for (index, org) in organizations.iter().enumerate() {
         for column in &SECRET_COLUMNS {
             let mut after = Uuid::nil();
@@ -248,12 +251,13 @@ pub struct SelfCheckFailure {
 /// `organizations` organizations, the newest first) and reports the columns where a value
 /// opens under no key. Values are never logged or returned.
 pub async fn unscoped_self_check(
-    db: &DatabaseConnection,
+    database: &Database,
     secrets: &SecretColumns,
     organizations: usize,
     per_org: u64,
 ) -> Result<Vec<SelfCheckFailure>, StoreError> {
-    let mut orgs = unscoped_organization_ids(db).await?;
+    let mut orgs = unscoped_organization_ids(database).await?;
+    let db = database.pool();
     orgs.reverse();
     orgs.truncate(organizations);
     let now = secrets.now();

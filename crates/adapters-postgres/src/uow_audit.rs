@@ -466,7 +466,7 @@ impl AuditLog for PgStore {
         event: NewAuditEvent,
     ) -> Result<AuditEvent, StoreError> {
         let chain = Chain::of(organization);
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         // The organization's chain is written under its row-level security, as the
         // application role; no user is in scope.
         set_tenant(&txn, chain.organization(), None).await?;
@@ -480,7 +480,7 @@ impl AuditLog for PgStore {
         organization: Option<OrganizationId>,
     ) -> Result<ChainVerdict, StoreError> {
         let chain = Chain::of(organization);
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         set_tenant(&txn, chain.organization(), None).await?;
         verify(&txn, self.audit_key(), chain).await
     }
@@ -501,7 +501,7 @@ impl PgStore {
         organization: Option<OrganizationId>,
     ) -> Result<Option<AuditHead>, StoreError> {
         let chain = Chain::of(organization);
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         set_tenant(&txn, chain.organization(), None).await?;
         // Takes the chain's append lock until this read-only transaction ends.
         let (seq, hash) = head(&txn, chain).await?;
@@ -518,7 +518,7 @@ impl PgStore {
         organization: Option<OrganizationId>,
     ) -> Result<Option<bool>, StoreError> {
         let chain = Chain::of(organization);
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         set_tenant(&txn, chain.organization(), None).await?;
         let newest = match chain {
             Chain::Organization(org) => Row::find_by_statement(statement(NEWEST, vec![org.into()]))
@@ -552,7 +552,7 @@ impl PgStore {
         seq: u64,
     ) -> Result<Option<[u8; 32]>, StoreError> {
         let chain = Chain::of(organization);
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         set_tenant(&txn, chain.organization(), None).await?;
         let hash = event_hash(&txn, chain, seq).await?;
         txn.commit().await.map_err(map_db_err)?;

@@ -131,8 +131,14 @@ fn random_session_id() -> String {
 async fn setup(serve: ServeArgs) {
     let db = TestDatabase::new().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let pool = adapters_postgres::PoolOptions {
+        max_connections: 4,
+        ..Default::default()
+    };
     let store = PgStore::new(
-        db.app_pool(4).await,
+        adapters_postgres::connect(&db.app_url(), pool)
+            .await
+            .unwrap(),
         Arc::clone(&clock),
         Arc::new(SecretColumns::new(
             serve.encryption.cipher().unwrap(),

@@ -98,7 +98,7 @@ async fn main() {
     ] {
         let started = Instant::now();
         let report = adapters_postgres::unscoped_reencrypt(
-            store.connection(),
+            store.database(),
             store.secrets(),
             options,
             |_| {},

@@ -79,7 +79,7 @@ impl FromStr for HeadWitness {
 /// Verifies every chain and every witnessed head; the summary when all hold.
 pub async fn audit_verify(args: &AuditVerifyArgs) -> Result<String, StartupError> {
     let (store, _) = crate::connect(&args.serve).await?;
-    let organizations = unscoped_organization_ids(store.connection())
+    let organizations = unscoped_organization_ids(store.database())
         .await
         .map_err(StartupError::Store)?;
     let chains = std::iter::once(None).chain(

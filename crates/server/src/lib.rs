@@ -31,7 +31,7 @@ pub enum StartupError {
     #[error("configuration")]
     Config(#[from] ConfigError),
     #[error("could not connect to the database")]
-    Database(#[source] adapters_postgres::DbErr),
+    Database(#[source] adapters_postgres::DatabaseError),
     #[error("database error")]
     Store(#[source] ports::StoreError),
     #[error(
@@ -57,8 +57,9 @@ pub enum StartupError {
          events appended with it would never verify (see docs/operations.md)"
     )]
     WrongAuditKey(String),
-    #[error("migration failed")]
-    Migration(#[source] adapters_postgres::DbErr),
+    /// Connecting for the migrations, or a migration, failed (`migration`'s own message).
+    #[error(transparent)]
+    Migration(#[from] migration::MigrationError),
     #[error("could not listen on the configured address")]
     Bind(#[source] std::io::Error),
 }
@@ -143,7 +144,7 @@ const SELF_CHECK_PER_ORGANIZATION: u64 = 5;
 /// key stops the start (a wrong or missing key); elsewhere it is a warning.
 pub async fn check_secrets(store: &PgStore, profile: Profile) -> Result<(), StartupError> {
     let failures = adapters_postgres::unscoped_self_check(
-        store.connection(),
+        store.database(),
         store.secrets(),
         SELF_CHECK_ORGANIZATIONS,
         SELF_CHECK_PER_ORGANIZATION,
@@ -174,7 +175,7 @@ pub async fn check_secrets(store: &PgStore, profile: Profile) -> Result<(), Star
 /// of organizations' chains: a server with another key would append events that never verify.
 /// In production a chain it does not fit stops the start; elsewhere it is a warning.
 pub async fn check_audit_key(store: &PgStore, profile: Profile) -> Result<(), StartupError> {
-    let organizations = adapters_postgres::unscoped_organization_ids(store.connection())
+    let organizations = adapters_postgres::unscoped_organization_ids(store.database())
         .await
         .map_err(StartupError::Store)?;
     let sample = std::iter::once(None).chain(
@@ -373,7 +374,7 @@ async fn log_heads_once(
         adapters_postgres::AuditHead,
     >,
 ) -> Result<(), ports::StoreError> {
-    let organizations = adapters_postgres::unscoped_organization_ids(store.connection()).await?;
+    let organizations = adapters_postgres::unscoped_organization_ids(store.database()).await?;
     let chains = std::iter::once(None).chain(
         organizations
             .into_iter()

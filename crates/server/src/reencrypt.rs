@@ -28,7 +28,7 @@ pub async fn reencrypt(args: &ReencryptArgs) -> Result<String, StartupError> {
         );
     }
     let report = adapters_postgres::unscoped_reencrypt(
-        store.connection(),
+        store.database(),
         store.secrets(),
         options,
         |event: ProgressEvent<'_>| {

@@ -123,6 +123,12 @@ impl TestDatabase {
         with_database(&self.env.owner, &self.name).to_string()
     }
 
+    /// Connection string of a superuser to this database (sees everything; for checks that
+    /// must refuse it).
+    pub fn admin_url(&self) -> String {
+        with_database(&self.env.admin, &self.name).to_string()
+    }
+
     /// The application role's name.
     pub fn app_role(&self) -> String {
         self.env.app.username().to_owned()

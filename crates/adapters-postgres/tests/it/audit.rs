@@ -579,7 +579,13 @@ async fn another_key_verifies_no_keyed_chain() {
         )
         .await
         .unwrap();
-    let conn = w.db.app_pool(2).await;
+    let options = adapters_postgres::PoolOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let conn = adapters_postgres::connect(&w.db.app_url(), options)
+        .await
+        .unwrap();
     let secrets = adapters_postgres::SecretColumns::new(
         crypto::FieldCipher::new(
             crypto::KeyRing::parse(

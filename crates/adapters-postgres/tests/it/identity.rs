@@ -224,7 +224,7 @@ async fn every_security_definer_function_is_closed_to_public() {
     }
     // The organization list gives ids and nothing else, whatever the caller's context.
     let ids = texts(
-        w.store.connection(),
+        &w.db.app_pool(1).await,
         "SELECT app_organization_ids::text FROM app_organization_ids()",
     )
     .await;
@@ -268,7 +268,7 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
     let far_future = "SELECT app_revoke_access_token(gen_random_uuid(), '{user}', now(), \
                       now() + interval '10 years')";
     let error = crate::fails(
-        w.store.connection(),
+        &w.db.app_pool(1).await,
         &far_future.replace("{user}", &user.to_string()),
     )
     .await;

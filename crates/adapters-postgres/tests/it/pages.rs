@@ -16,9 +16,7 @@ async fn recording_store(db: &test_support::TestDatabase) -> (PgStore, Arc<Mutex
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    conn.set_metric_callback(move |info| {
-        log.lock().unwrap().push(info.statement.sql.clone());
-    });
+    conn.on_statement(move |sql| log.lock().unwrap().push(sql.to_owned()));
     let ring = crypto::KeyRing::parse(
         "DB_ENCRYPTION_KEY",
         &SecretString::from(test_support::random_fernet_key()),

@@ -4,51 +4,27 @@
 
 use std::time::Duration;
 
+use crate::{PgStore, store_for, tenant};
 use domain::Name;
 use ports::{NewProject, UnitOfWorkFactory};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-
-use crate::{PgStore, count, store_for, tenant};
 
 /// The next use of the (single) pooled connection, with no tenant context of its own.
 async fn assert_connection_is_clean(store: &PgStore, when: &str) {
-    let conn = store.connection();
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT coalesce(current_setting('app.current_organization', true), '') AS org,
-                    coalesce(current_setting('app.current_user', true), '') AS usr,
-                    (SELECT count(*) FROM projects) AS projects,
-                    (SELECT count(*) FROM users) AS users",
-        ))
+    let seen = adapters_postgres::inspect_session(store.database())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
-        row.try_get::<String>("", "org").unwrap(),
-        "",
+        seen.organization_setting, "",
         "{when}: organization setting"
     );
+    assert_eq!(seen.user_setting, "", "{when}: user setting");
+    assert_eq!(seen.visible_projects, 0, "{when}: projects visible");
+    assert_eq!(seen.visible_users, 0, "{when}: users visible");
     assert_eq!(
-        row.try_get::<String>("", "usr").unwrap(),
-        "",
-        "{when}: user setting"
+        seen.visible_organizations, 0,
+        "{when}: organizations visible"
     );
-    assert_eq!(
-        row.try_get::<i64>("", "projects").unwrap(),
-        0,
-        "{when}: projects visible"
-    );
-    assert_eq!(
-        row.try_get::<i64>("", "users").unwrap(),
-        0,
-        "{when}: users visible"
-    );
-    assert_eq!(
-        count(conn, "SELECT count(*) FROM organizations").await,
-        0,
-        "{when}"
-    );
+    assert_eq!(seen, adapters_postgres::SessionReport::default(), "{when}");
 }
 
 fn ghost() -> NewProject {

@@ -1,7 +1,7 @@
 //! The database enforces tenancy on its own: policies on every tenant table, a least-privilege
 //! application role, and nothing readable without a tenant context.
 
-use adapters_postgres::inspect_role;
+use adapters_postgres::{Database, PoolOptions, inspect_role};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use test_support::TestDatabase;
 
@@ -227,6 +227,15 @@ async fn without_a_tenant_context_the_app_role_sees_zero_rows() {
     );
 }
 
+/// A pool of one connection to `url`, for [`inspect_role`].
+async fn database(url: &str) -> Database {
+    let options = PoolOptions {
+        max_connections: 1,
+        ..PoolOptions::default()
+    };
+    adapters_postgres::connect(url, options).await.unwrap()
+}
+
 /// The application role is one role of the cluster, shared by every test database: the tests
 /// that grant it powers for a moment (and check what it holds) take turns.
 static ROLE_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -235,16 +244,14 @@ static ROLE_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
     let _turn = ROLE_CHANGES.lock().await;
     let db = TestDatabase::new().await;
-    let app = db.app_pool(1).await;
-    let report = inspect_role(&app).await.unwrap();
+    let app_database = database(&db.app_url()).await;
+    let report = inspect_role(&app_database).await.unwrap();
     assert_eq!(report.role, db.app_role());
     assert!(!report.is_superuser && !report.bypasses_rls, "{report:?}");
     assert_eq!(report.owned_relations, 0, "{report:?}");
     assert_eq!(report.problems(), Vec::<&str>::new());
 
-    let owner = adapters_postgres::connect(&db.owner_url(), Default::default())
-        .await
-        .unwrap();
+    let owner = database(&db.owner_url()).await;
     let report = inspect_role(&owner).await.unwrap();
     assert!(report.owned_relations > 0);
     assert!(
@@ -252,8 +259,10 @@ async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
         "{report:?}"
     );
 
+    let report = inspect_role(&database(&db.admin_url()).await)
+        .await
+        .unwrap();
     let admin = db.admin_pool().await;
-    let report = inspect_role(&admin).await.unwrap();
     assert!(report.problems().contains(&"is a superuser"), "{report:?}");
 
     // An application role that is a member of the owner, of a role that bypasses row-level
@@ -282,7 +291,7 @@ async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
         ),
     ] {
         admin.execute_unprepared(&grant).await.unwrap();
-        let report = inspect_role(&app).await.unwrap();
+        let report = inspect_role(&app_database).await.unwrap();
         admin.execute_unprepared(&revoke).await.unwrap();
         assert!(
             report.problems().iter().any(|p| p.starts_with(problem)),
@@ -290,7 +299,7 @@ async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
         );
     }
     assert_eq!(
-        inspect_role(&app).await.unwrap().problems(),
+        inspect_role(&app_database).await.unwrap().problems(),
         Vec::<&str>::new()
     );
     assert!(
@@ -299,6 +308,7 @@ async fn the_app_role_is_least_privilege_and_the_owner_is_not_fit_to_serve() {
     );
 
     // No UPDATE or DELETE on the audit log, no DELETE of tenant rows, no DDL.
+    let app = db.app_pool(1).await;
     for sql in [
         "UPDATE audit_events SET action = 'x'",
         "DELETE FROM audit_events",
@@ -393,6 +403,7 @@ async fn predefined_roles_that_write_every_table_or_run_programs_make_the_app_ro
     let _turn = ROLE_CHANGES.lock().await;
     let db = TestDatabase::new().await;
     let app = db.app_pool(1).await;
+    let app_database = database(&db.app_url()).await;
     let admin = db.admin_pool().await;
     let app_role = db.app_role();
     let mut unnoticed = Vec::new();
@@ -419,7 +430,7 @@ async fn predefined_roles_that_write_every_table_or_run_programs_make_the_app_ro
         ),
     ] {
         admin.execute_unprepared(&grant).await.unwrap();
-        let report = inspect_role(&app).await.unwrap();
+        let report = inspect_role(&app_database).await.unwrap();
         let delete = app
             .execute_unprepared("DELETE FROM audit_events WHERE false")
             .await

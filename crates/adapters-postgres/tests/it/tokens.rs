@@ -131,7 +131,7 @@ async fn tokens_are_shown_once_sealed_at_rest_and_private_to_their_owner() {
 
     // Re-encryption sees the sealed token as a current value of the ring.
     let report = adapters_postgres::unscoped_reencrypt(
-        w.store.connection(),
+        w.store.database(),
         w.store.secrets(),
         adapters_postgres::ReencryptOptions {
             batch_size: 10,

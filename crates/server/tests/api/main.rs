@@ -284,8 +284,14 @@ pub(crate) async fn spawn_app_on(
         .unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cipher = args.encryption.cipher().unwrap();
+    let pool = adapters_postgres::PoolOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
     let store = PgStore::new(
-        db.app_pool(2).await,
+        adapters_postgres::connect(&db.app_url(), pool)
+            .await
+            .unwrap(),
         Arc::clone(&clock),
         Arc::new(SecretColumns::new(cipher, clock)),
         audit_key(),

@@ -124,7 +124,7 @@ async fn rotation_end_to_end_with_legacy_values() {
 
     let rotated = store(&db, &format!("{key2},{key1}"), true).await;
     let dry = adapters_postgres::unscoped_reencrypt(
-        rotated.connection(),
+        rotated.database(),
         rotated.secrets(),
         ReencryptOptions {
             batch_size: 2,
@@ -151,7 +151,7 @@ async fn rotation_end_to_end_with_legacy_values() {
     );
 
     let report = adapters_postgres::unscoped_reencrypt(
-        rotated.connection(),
+        rotated.database(),
         rotated.secrets(),
         ReencryptOptions {
             batch_size: 2,
@@ -185,7 +185,7 @@ async fn rotation_end_to_end_with_legacy_values() {
 
     // Idempotent: a second run finds everything current.
     let again = adapters_postgres::unscoped_reencrypt(
-        new_only.connection(),
+        new_only.database(),
         new_only.secrets(),
         ReencryptOptions {
             batch_size: 2,
@@ -237,7 +237,7 @@ async fn a_killed_run_is_finished_by_the_next_one() {
 
     let rotated = store(&db, &format!("{key2},{key1}"), false).await;
     let midway = adapters_postgres::unscoped_reencrypt(
-        rotated.connection(),
+        rotated.database(),
         rotated.secrets(),
         ReencryptOptions {
             batch_size: 7,
@@ -254,7 +254,7 @@ async fn a_killed_run_is_finished_by_the_next_one() {
     assert!(midway.reencrypted > 0, "and some were not: {midway:?}");
 
     let finished = adapters_postgres::unscoped_reencrypt(
-        rotated.connection(),
+        rotated.database(),
         rotated.secrets(),
         ReencryptOptions {
             batch_size: 7,
@@ -309,7 +309,7 @@ async fn writes_during_a_run_are_never_lost() {
         })
     };
     let report = adapters_postgres::unscoped_reencrypt(
-        rotated.connection(),
+        rotated.database(),
         rotated.secrets(),
         ReencryptOptions {
             batch_size: 3,

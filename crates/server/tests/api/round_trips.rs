@@ -24,7 +24,7 @@ async fn recording(app: &TestApp) -> (App, Arc<Mutex<Vec<String>>>) {
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    conn.set_metric_callback(move |info| log.lock().unwrap().push(info.statement.sql.clone()));
+    conn.on_statement(move |sql| log.lock().unwrap().push(sql.to_owned()));
     let clock: Arc<dyn ports::Clock> = Arc::new(SystemClock);
     // The server's own keys: what it sealed, these open.
     let secrets = SecretColumns::new(app.args.encryption.cipher().unwrap(), Arc::clone(&clock));
