@@ -184,7 +184,7 @@ impl PgStore {
         id_hash: [u8; 32],
         lifetime: SessionLifetime,
     ) -> Result<EnteredSession, StoreError> {
-        let txn = self.connection().begin().await.map_err(map_db_err)?;
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
         let row = EnteredRow::find_by_statement(statement(
             ENTER,
             vec![id_hash.to_vec().into(), seconds(lifetime.idle).into()],
