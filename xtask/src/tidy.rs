@@ -297,6 +297,27 @@ fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Every library source file of the workspace's crates (`crates/*/src`), as its path from the
+/// workspace root and its text.
+fn library_sources(root: &std::path::Path) -> Vec<(String, String)> {
+    let mut sources = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if !src.exists() {
+            continue;
+        }
+        for file in rust_files(&src) {
+            let relative = file
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            sources.push((relative, std::fs::read_to_string(&file).unwrap()));
+        }
+    }
+    sources
+}
+
 /// A `TenantScope` comes only from a `Principal`, and a `Principal` is built only where a
 /// credential has been verified (its constructor is private to the application crate) or by
 /// the operator's named escape. Library code that does either anywhere else must be added
@@ -316,22 +337,10 @@ fn principals_are_built_only_by_authentication_and_operator_code() {
     ];
     let root = crate::workspace_root();
     let mut offenders = Vec::new();
-    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
-        let src = krate.unwrap().path().join("src");
-        if !src.exists() {
-            continue;
-        }
-        for file in rust_files(&src) {
-            let relative = file
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let text = std::fs::read_to_string(&file).unwrap();
-            for (call, allowed) in RULES {
-                if text.contains(call) && !allowed.contains(&relative.as_str()) {
-                    offenders.push(format!("{call} in {relative}"));
-                }
+    for (relative, text) in library_sources(&root) {
+        for (call, allowed) in RULES {
+            if text.contains(call) && !allowed.contains(&relative.as_str()) {
+                offenders.push(format!("{call} in {relative}"));
             }
         }
     }
@@ -369,22 +378,10 @@ fn the_principal_rules_are_lints_allowed_only_where_they_belong() {
     ];
     const SWITCHES: [&str; 3] = ["clippy::disallowed_methods", "clippy::style", "clippy::all"];
     let mut offenders = Vec::new();
-    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
-        let src = krate.unwrap().path().join("src");
-        if !src.exists() {
-            continue;
-        }
-        for file in rust_files(&src) {
-            let relative = file
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let text = std::fs::read_to_string(&file).unwrap();
-            for switch in SWITCHES {
-                if text.contains(switch) && !ALLOWED.contains(&relative.as_str()) {
-                    offenders.push(format!("{switch} in {relative}"));
-                }
+    for (relative, text) in library_sources(&root) {
+        for switch in SWITCHES {
+            if text.contains(switch) && !ALLOWED.contains(&relative.as_str()) {
+                offenders.push(format!("{switch} in {relative}"));
             }
         }
     }

@@ -103,6 +103,24 @@ impl PgStore {
     pub(crate) fn pool(&self) -> &DatabaseConnection {
         self.db.pool()
     }
+
+    /// The unit of work of `txn`, whose tenant is already set to `organization` and `user`.
+    pub(crate) fn unit(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> PgUnitOfWork {
+        PgUnitOfWork {
+            txn,
+            organization,
+            user,
+            clock: Arc::clone(&self.clock),
+            secrets: Arc::clone(&self.secrets),
+            audit_key: Arc::clone(&self.audit_key),
+            aborted: AtomicBool::new(false),
+        }
+    }
 }
 
 #[async_trait]
@@ -115,15 +133,11 @@ impl UnitOfWorkFactory for PgStore {
             Some(*scope.user_id().as_uuid()),
         )
         .await?;
-        Ok(Box::new(PgUnitOfWork {
+        Ok(Box::new(self.unit(
             txn,
-            organization: scope.organization_id(),
-            user: scope.user_id(),
-            clock: Arc::clone(&self.clock),
-            secrets: Arc::clone(&self.secrets),
-            audit_key: Arc::clone(&self.audit_key),
-            aborted: AtomicBool::new(false),
-        }))
+            scope.organization_id(),
+            scope.user_id(),
+        )))
     }
 
     async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError> {
@@ -164,15 +178,11 @@ impl UnitOfWorkFactory for PgStore {
         }
         .try_into()?;
         let work: Option<Box<dyn UnitOfWork>> = match resolved.membership {
-            Some(m) if resolved.is_active && !revoked => Some(Box::new(PgUnitOfWork {
+            Some(m) if resolved.is_active && !revoked => Some(Box::new(self.unit(
                 txn,
-                organization: m.organization_id,
-                user: resolved.user_id,
-                clock: Arc::clone(&self.clock),
-                secrets: Arc::clone(&self.secrets),
-                audit_key: Arc::clone(&self.audit_key),
-                aborted: AtomicBool::new(false),
-            })),
+                m.organization_id,
+                resolved.user_id,
+            ))),
             _ => None,
         };
         Ok(Entered {
@@ -230,15 +240,11 @@ impl UnitOfWorkFactory for PgStore {
         };
         Ok(Ok(EnteredToken {
             token,
-            work: Box::new(PgUnitOfWork {
+            work: Box::new(self.unit(
                 txn,
-                organization: OrganizationId::from_uuid(row.organization_id),
-                user: UserId::from_uuid(row.user_id),
-                clock: Arc::clone(&self.clock),
-                secrets: Arc::clone(&self.secrets),
-                audit_key: Arc::clone(&self.audit_key),
-                aborted: AtomicBool::new(false),
-            }),
+                OrganizationId::from_uuid(row.organization_id),
+                UserId::from_uuid(row.user_id),
+            )),
         }))
     }
 

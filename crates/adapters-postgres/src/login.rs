@@ -8,9 +8,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use crypto::SealContext;
 use domain::UserId;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use ports::{
     EnteredSession, LoginAttempts, PendingLogin, ResolvedUser, SessionEnd, SessionLifetime,
     SessionLookup, SessionStore, StoreError, StoredSession, UnitOfWork,
@@ -21,7 +18,6 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::error::map_db_err;
 use crate::secret_columns::Sealed;
-use crate::uow::PgUnitOfWork;
 
 const TABLE: &str = "login_attempts";
 const KEEP: &str = "INSERT INTO login_attempts (state_hash, nonce, pkce_verifier, return_to, \
@@ -215,15 +211,9 @@ impl PgStore {
         }
         .try_into()?;
         let work: Option<Box<dyn UnitOfWork>> = match resolved.membership {
-            Some(m) if resolved.is_active => Some(Box::new(PgUnitOfWork {
-                txn,
-                organization: m.organization_id,
-                user,
-                clock: Arc::clone(&self.clock),
-                secrets: Arc::clone(&self.secrets),
-                audit_key: Arc::clone(&self.audit_key),
-                aborted: AtomicBool::new(false),
-            })),
+            Some(m) if resolved.is_active => {
+                Some(Box::new(self.unit(txn, m.organization_id, user)))
+            }
             _ => None,
         };
         Ok(EnteredSession {
