@@ -8,7 +8,7 @@ use domain::{AuditAction, AuditOutcome, OrganizationId, UserId};
 use std::sync::Arc;
 
 use ports::{
-    AccessTokenSubject, Claim, NewAuditEvent, Refusal, RefusalReason, ResolvedUser,
+    AccessTokenSubject, Claim, NewAuditEvent, Refusal, RefusalReason, ResolvedUser, SessionEnd,
     SessionLifetime, SessionLookup, StoreError, UnitOfWork,
 };
 use secrecy::SecretString;
@@ -159,19 +159,7 @@ impl App {
             SessionLookup::Live(session) => session,
             SessionLookup::Unknown => return Ok(SessionEntry::Unknown),
             SessionLookup::Ended { user, why } => {
-                tracing::info!(reason = why.as_str(), "a session ended");
-                let event = NewAuditEvent {
-                    target: Some(domain::AuditTarget::Session),
-                    reason: Some(why.as_str().to_owned()),
-                    ..origin.event(
-                        Some(user),
-                        AuditAction::SessionExpired,
-                        AuditOutcome::Failure,
-                    )
-                };
-                if let Err(err) = self.audit_log.unscoped_record(None, event).await {
-                    tracing::error!(error = %err, "the session's end could not be recorded");
-                }
+                self.record_session_end(user, why, origin).await;
                 return Ok(SessionEntry::Ended);
             }
         };
@@ -190,7 +178,7 @@ impl App {
                 credential: Credential::Session,
                 work: Work::of(
                     entered.work.filter(|_| keep),
-                    Again::Claim(Claim::SessionUser { user }),
+                    Again::Session { id_hash, lifetime },
                 ),
             }),
             None => Err(Refusal {
@@ -202,6 +190,23 @@ impl App {
             data: session.data,
             decision,
         })
+    }
+
+    /// Records that a session ended (it is forgotten already).
+    async fn record_session_end(&self, user: UserId, why: SessionEnd, origin: &Origin) {
+        tracing::info!(reason = why.as_str(), "a session ended");
+        let event = NewAuditEvent {
+            target: Some(domain::AuditTarget::Session),
+            reason: Some(why.as_str().to_owned()),
+            ..origin.event(
+                Some(user),
+                AuditAction::SessionExpired,
+                AuditOutcome::Failure,
+            )
+        };
+        if let Err(err) = self.audit_log.unscoped_record(None, event).await {
+            tracing::error!(error = %err, "the session's end could not be recorded");
+        }
     }
 
     /// An `rh-` API token as presented: accepted if the store finds it live and its user
@@ -281,6 +286,29 @@ impl App {
                 Ok(_) => return Ok(Err(Denial::Credential(RefusalReason::Unknown))),
                 Err(refusal) => return Ok(Err(Denial::Credential(refusal.reason))),
             },
+            Again::Session { id_hash, lifetime } => {
+                let entered = self.units.begin_session(*id_hash, *lifetime).await?;
+                match entered.lookup {
+                    SessionLookup::Live(session) => {
+                        match entered
+                            .user
+                            .filter(|u| u.is_active && u.user_id == session.user)
+                        {
+                            Some(user) => (user, entered.work),
+                            None => {
+                                return Ok(Err(Denial::Credential(RefusalReason::UserInactive)));
+                            }
+                        }
+                    }
+                    SessionLookup::Unknown => {
+                        return Ok(Err(Denial::Credential(RefusalReason::Unknown)));
+                    }
+                    SessionLookup::Ended { user, why } => {
+                        self.record_session_end(user, why, caller.origin()).await;
+                        return Ok(Err(Denial::Credential(RefusalReason::Expired)));
+                    }
+                }
+            }
         };
         let organization = |m: Option<domain::Membership>| m.map(|m| m.organization_id);
         if user.user_id != principal.user_id()

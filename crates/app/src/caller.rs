@@ -59,6 +59,12 @@ impl Origin {
 pub(crate) enum Again {
     Claim(Claim),
     ApiToken(Arc<SecretString>),
+    /// A browser session: found again by its id, so one logged out, replaced or ended since
+    /// is refused, not only one whose user changed.
+    Session {
+        id_hash: [u8; 32],
+        lifetime: ports::SessionLifetime,
+    },
 }
 
 /// The transaction in which a credential was checked, kept for the request's work (one

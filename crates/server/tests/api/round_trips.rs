@@ -824,3 +824,92 @@ async fn a_session_read_is_one_transaction_and_its_use_is_written_apart() {
     assert!(matches!(entry, app::SessionEntry::Ended), "{entry:?}");
     assert_eq!(server.count("SELECT count(*) FROM sessions").await, 0);
 }
+
+/// A browser session's change checks its session again, not only its user: a session logged
+/// out, replaced by a new login or ended while the change's body was on its way makes no
+/// change. One still live does, with the session found again in the work's first statement.
+#[tokio::test]
+async fn a_change_by_a_session_that_ended_meanwhile_changes_nothing() {
+    use app::projects::CreateProjectError;
+    use app::{Denial, Refused};
+    use ports::{SessionLifetime, SessionStore};
+    let server = spawn_app().await;
+    let owner = server.owner("acme").await;
+    let (app, seen) = recording(&server).await;
+    let lifetime = SessionLifetime {
+        idle: Duration::minutes(30),
+        absolute: Duration::hours(8),
+    };
+    let data = format!(r#"{{"user_id":"\"{}\""}}"#, owner.id);
+    // A live session of the owner, accepted as a change's is: before its body, its
+    // transaction not kept.
+    let change = |id_hash: [u8; 32]| {
+        let (app, store, data) = (&app, &server.store, data.clone());
+        async move {
+            let now = ports::Clock::now(&SystemClock);
+            store
+                .create(id_hash, owner.id, Some(now), data, lifetime)
+                .await
+                .unwrap();
+            let entry = app
+                .authenticate_session(id_hash, lifetime, false, &Origin::default())
+                .await
+                .unwrap();
+            let app::SessionEntry::Live { decision, .. } = entry else {
+                panic!("not live: {entry:?}");
+            };
+            Caller::new(decision.unwrap(), Origin::default())
+        }
+    };
+    let new_project = |name: &str| ports::NewProject {
+        name: domain::Name::new(name).unwrap(),
+        description: None,
+        icon: None,
+    };
+    let refused = |result: Result<domain::Project, CreateProjectError>| {
+        assert!(
+            matches!(
+                result,
+                Err(CreateProjectError::Refused(Refused {
+                    denial: Denial::Credential(_)
+                }))
+            ),
+            "not refused: {result:?}"
+        );
+    };
+
+    // Still live: made, and the work's first statement finds the session again.
+    let caller = change([1; 32]).await;
+    let from = seen.lock().unwrap().len();
+    app.create_project(&caller, new_project("kept"))
+        .await
+        .unwrap();
+    let ran = since(&seen, from);
+    let first = ran.iter().find(|sql| sql.trim() != "BEGIN").unwrap();
+    assert!(first.contains("app_session_load"), "{ran:#?}");
+
+    // Logged out in between.
+    let caller = change([2; 32]).await;
+    server.store.delete([2; 32]).await.unwrap();
+    refused(app.create_project(&caller, new_project("logged-out")).await);
+
+    // Replaced by a new login in between (the old id is gone, a new one lives).
+    let caller = change([3; 32]).await;
+    server.store.delete([3; 32]).await.unwrap();
+    change([4; 32]).await;
+    refused(app.create_project(&caller, new_project("replaced")).await);
+
+    // Idle past its end in between: refused, and its end recorded.
+    let caller = change([5; 32]).await;
+    server
+        .count(
+            "WITH d AS (UPDATE sessions SET last_seen_at = now() - interval '31 minutes' \
+             WHERE id_hash = decode(repeat('05', 32), 'hex') RETURNING 1) SELECT count(*) FROM d",
+        )
+        .await;
+    refused(app.create_project(&caller, new_project("idle")).await);
+    let ended = "SELECT count(*) FROM audit_events WHERE action = 'session.expired'";
+    assert_eq!(server.count(ended).await, 1);
+
+    assert_eq!(server.count("SELECT count(*) FROM projects").await, 1);
+}
