@@ -23,6 +23,7 @@ mod m20261206_000006_identity_columns_owner_only;
 mod m20261207_000001_invitations;
 mod m20261207_000002_audit_occurrences;
 mod m20261207_000003_session_time_from_database;
+mod m20261208_000001_session_lookup_and_touch;
 mod run;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
@@ -102,6 +103,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_invitations::Migration),
             Box::new(m20261207_000002_audit_occurrences::Migration),
             Box::new(m20261207_000003_session_time_from_database::Migration),
+            Box::new(m20261208_000001_session_lookup_and_touch::Migration),
         ]
     }
 }

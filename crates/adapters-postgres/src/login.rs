@@ -44,7 +44,7 @@ const ENTER: &str = "SELECT l.user_id, l.auth_time, l.data, l.created_at, l.last
                      LEFT JOIN LATERAL app_access_token_subject(l.user_id, CAST(NULL AS uuid), \
                                                                 CAST(NULL AS uuid)) u ON true";
 const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
-const TOUCH: &str = "SELECT app_session_touch($1)";
+const TOUCH: &str = "SELECT app_session_touch($1, make_interval(secs => $2))";
 const DELETE: &str = "SELECT app_session_delete($1)";
 const PURGE_SESSIONS: &str = "SELECT app_sessions_purge(make_interval(secs => $1)) AS gone";
 
@@ -310,9 +310,12 @@ impl SessionStore for PgStore {
             .unwrap_or(false))
     }
 
-    async fn touch(&self, id_hash: [u8; 32]) -> Result<(), StoreError> {
+    async fn touch(&self, id_hash: [u8; 32], lifetime: SessionLifetime) -> Result<(), StoreError> {
         self.pool()
-            .execute_raw(statement(TOUCH, vec![id_hash.to_vec().into()]))
+            .execute_raw(statement(
+                TOUCH,
+                vec![id_hash.to_vec().into(), seconds(lifetime.idle).into()],
+            ))
             .await
             .map_err(map_db_err)?;
         Ok(())

@@ -163,13 +163,13 @@ impl SessionStore for PgSessions {
             .update(id_hash(&session_key), auth_time, data)
             .await
             .map_err(|e| UpdateError::Other(StorageError::Store(e).into()))?;
-        if updated {
-            return Ok(session_key);
+        if !updated {
+            // Gone meanwhile (logged out, replaced or ended while this request ran): it stays
+            // gone. Storing the state again, under any id, would log the browser back in;
+            // the id it keeps names nothing, so its next request is logged out.
+            tracing::info!("a session ended while a request changed it; its change is dropped");
         }
-        // Gone meanwhile: the state goes under a new id, never under the old one.
-        self.create(&session_state)
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))
+        Ok(session_key)
     }
 
     async fn update_ttl(

@@ -164,7 +164,7 @@ impl App {
             }
         };
         if self.clock.now() - session.last_seen_at >= self.session_touch_resolution {
-            self.session_touches.note(id_hash);
+            self.session_touches.note(id_hash, lifetime);
         }
         let user = session.user;
         let decision = match entered.user.filter(|u| u.is_active && u.user_id == user) {

@@ -182,8 +182,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         data: String,
     ) -> Result<bool, StoreError>;
 
-    /// Marks the session used now.
-    async fn touch(&self, id_hash: [u8; 32]) -> Result<(), StoreError>;
+    /// Marks the session used now, unless it has ended by `lifetime` (a use is written
+    /// apart from the request that made it, and never brings an ended session back).
+    async fn touch(&self, id_hash: [u8; 32], lifetime: SessionLifetime) -> Result<(), StoreError>;
 
     /// Deletes the session.
     async fn delete(&self, id_hash: [u8; 32]) -> Result<(), StoreError>;

@@ -114,9 +114,12 @@ async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
     // Used every 20 minutes, session 1 lives on; session 2, left alone, ends after 30.
     for _ in 0..3 {
         age_sessions(&db, Duration::minutes(20)).await;
-        store.touch([1; 32]).await.unwrap();
+        store.touch([1; 32], LIFETIME).await.unwrap();
     }
     assert!(lookup(&store, 1).await.is_ok());
+    // A use written after the session went idle (it is written apart from the request that
+    // used the session) does not bring it back.
+    store.touch([2; 32], LIFETIME).await.unwrap();
     assert_eq!(lookup(&store, 2).await.err(), Some(Some(SessionEnd::Idle)));
     assert_eq!(
         lookup(&store, 2).await.err(),
@@ -126,7 +129,7 @@ async fn sessions_end_when_idle_at_their_end_and_when_deleted() {
     // However used, a session ends 8 hours after it began.
     for _ in 0..24 {
         age_sessions(&db, Duration::minutes(20)).await;
-        store.touch([1; 32]).await.unwrap();
+        store.touch([1; 32], LIFETIME).await.unwrap();
     }
     assert_eq!(
         lookup(&store, 1).await.err(),

@@ -1377,3 +1377,48 @@ async fn a_session_request_never_holds_two_connections() {
     let out = with_session(&w, "POST", "/auth/logout", &session, Some(FRONTEND)).await;
     assert_eq!(out.status, 200, "{out:?}");
 }
+
+/// A session logged out while a request that changed its state was under way stays logged
+/// out: its state is not stored again under a new id (which would log the browser back in).
+#[tokio::test]
+async fn a_session_logged_out_during_a_request_that_changed_it_is_not_brought_back() {
+    use sea_orm::ConnectionTrait;
+    let w = world(&[account("alice", "alice@example.org", true)]).await;
+    let session = session_of(&login(&w, "", "alice").await);
+    // A session without an id for its tokens yet: the first token minted from it gives it
+    // one, so that request changes the session's state.
+    let stripped = "WITH d AS (UPDATE sessions SET data = data - 'sid' RETURNING 1) \
+                    SELECT count(*) FROM d";
+    assert_eq!(w.app.count(stripped).await, 1);
+    // The logout lands while the token is minted: as soon as its issue is recorded.
+    w.app
+        .admin_pool()
+        .await
+        .execute_unprepared(
+            "CREATE FUNCTION test_log_out_everyone() RETURNS trigger LANGUAGE plpgsql \
+             SECURITY DEFINER AS $$ BEGIN DELETE FROM public.sessions; RETURN NULL; END $$; \
+             CREATE TRIGGER test_log_out_at_issue AFTER INSERT ON audit_events FOR EACH ROW \
+             WHEN (NEW.target_type = 'access_token') EXECUTE FUNCTION test_log_out_everyone();",
+        )
+        .await
+        .unwrap();
+    let reply = from_frontend(
+        &w,
+        reqwest::Method::POST,
+        "/auth/session-token",
+        &session,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(
+        w.app.count("SELECT count(*) FROM sessions").await,
+        0,
+        "{reply:?}"
+    );
+    let mut cookies = vec![session];
+    cookies.extend(set_cookie(&reply, api_http::SESSION_COOKIE).map(|(value, _)| value));
+    for cookie in cookies.iter().filter(|c| !c.is_empty()) {
+        let me = with_session(&w, "GET", "/auth/me", cookie, None).await;
+        assert_eq!(me.status, 401, "{me:?}");
+    }
+}
