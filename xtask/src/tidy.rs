@@ -376,9 +376,16 @@ fn the_principal_rules_are_lints_allowed_only_where_they_belong() {
         "crates/server/src/seed.rs",
         "crates/ports/src/clock.rs",
     ];
-    const SWITCHES: [&str; 3] = ["clippy::disallowed_methods", "clippy::style", "clippy::all"];
+    // Compared with all white space gone: `clippy :: style` is the same path to the compiler.
+    const SWITCHES: [&str; 4] = [
+        "clippy::disallowed_methods",
+        "clippy::style",
+        "clippy::all",
+        "(warnings",
+    ];
     let mut offenders = Vec::new();
     for (relative, text) in library_sources(&root) {
+        let text: String = text.split_whitespace().collect();
         for switch in SWITCHES {
             if text.contains(switch) && !ALLOWED.contains(&relative.as_str()) {
                 offenders.push(format!("{switch} in {relative}"));
@@ -388,5 +395,46 @@ fn the_principal_rules_are_lints_allowed_only_where_they_belong() {
     assert!(
         offenders.is_empty(),
         "allowed outside their files: {offenders:?}"
+    );
+    // Nor is the lint switched off from outside the sources: the workspace denies it, every
+    // package takes the workspace's lints and sets none of its own, no package has a
+    // `clippy.toml` of its own (clippy would read that one instead of the workspace's), and no
+    // build flag allows it.
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        workspace
+            .split_whitespace()
+            .collect::<String>()
+            .contains("disallowed_methods=\"deny\""),
+        "the workspace no longer denies clippy::disallowed_methods"
+    );
+    let mut packages: Vec<_> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    packages.extend([root.join("migration"), root.join("xtask")]);
+    for package in packages {
+        let manifest = std::fs::read_to_string(package.join("Cargo.toml")).unwrap();
+        let lints: String = manifest
+            .split("[lints")
+            .skip(1)
+            .flat_map(|section| section.split("\n[").next())
+            .collect();
+        assert_eq!(
+            lints.split_whitespace().collect::<String>(),
+            "]workspace=true",
+            "{package:?} sets lints of its own"
+        );
+        for config in ["clippy.toml", ".clippy.toml"] {
+            assert!(
+                !package.join(config).exists(),
+                "{package:?} has a {config} of its own"
+            );
+        }
+    }
+    let cargo_config = std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap();
+    assert!(
+        !cargo_config.contains("rustflags") && !cargo_config.contains("clippy"),
+        ".cargo/config.toml passes flags to the compiler"
     );
 }
