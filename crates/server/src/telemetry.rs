@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -26,47 +26,82 @@ const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Patterns of secrets and what each is replaced with (`$1` keeps a harmless prefix).
-static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    [
-        // Authorization header values.
-        (r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+", "$1$2[REDACTED]"),
-        // JWTs (three base64url parts, the first one a JSON header).
-        (r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", REDACTED),
-        // API tokens.
-        (r"\brh-[A-Za-z0-9_-]{16,}", REDACTED),
-        // Fernet tokens (version byte 0x80) and keys (32 bytes, url-safe base64).
-        (r"gAAAAA[A-Za-z0-9_=-]{20,}", REDACTED),
-        (r"\b[A-Za-z0-9_-]{43}=", REDACTED),
-        // Passwords in URLs: scheme://user:password@host.
-        (r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", "$1[REDACTED]@"),
-        // Cookies.
-        (r"(?i)\b((?:__Host-|__Secure-)?[A-Za-z0-9_-]*session[A-Za-z0-9_-]*=)[^;\s,]+", "$1[REDACTED]"),
-        // Values of secret-named fields, as `name=value`, `name: value` or JSON.
-        (
-            r#"(?i)("?\b(?:password|passwd|pwd|secret|client_secret|api_key|apikey|key|token|auth_token|access_token|refresh_token|id_token|authorization|cookie|set-cookie)\b"?\s*[=:]\s*"?)[^\s",}]+"#,
-            "$1[REDACTED]",
-        ),
-        // Values of fields whose name ends in one of those words (`AUDIT_CHAIN_KEY`,
-        // `jwt_secret_key`), as `name=value` or JSON; `NAME: text` is how error messages name a
-        // variable, so that form is left alone.
-        (
-            r#"(?i)(\b(?:[A-Za-z0-9]+[_-])+(?:password|secret|key|token)=\s*"?)[^\s",}]+"#,
-            "$1[REDACTED]",
-        ),
-        (
-            r#"(?i)("(?:[A-Za-z0-9]+[_-])+(?:password|secret|key|token)"\s*:\s*"?)[^\s",}]+"#,
-            "$1[REDACTED]",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(pattern, replacement)| Regex::new(pattern).ok().map(|r| (r, replacement)))
-    .collect()
+const PATTERNS: [(&str, &str); 10] = [
+    // Authorization header values.
+    (
+        r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+",
+        "$1$2[REDACTED]",
+    ),
+    // JWTs (three base64url parts, the first one a JSON header).
+    (
+        r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+        REDACTED,
+    ),
+    // API tokens.
+    (r"\brh-[A-Za-z0-9_-]{16,}", REDACTED),
+    // Fernet tokens (version byte 0x80) and keys (32 bytes, url-safe base64).
+    (r"gAAAAA[A-Za-z0-9_=-]{20,}", REDACTED),
+    (r"\b[A-Za-z0-9_-]{43}=", REDACTED),
+    // Passwords in URLs: scheme://user:password@host.
+    (
+        r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@",
+        "$1[REDACTED]@",
+    ),
+    // Cookies.
+    (
+        r"(?i)\b((?:__Host-|__Secure-)?[A-Za-z0-9_-]*session[A-Za-z0-9_-]*=)[^;\s,]+",
+        "$1[REDACTED]",
+    ),
+    // Values of secret-named fields, as `name=value`, `name: value` or JSON.
+    (
+        r#"(?i)("?\b(?:password|passwd|pwd|secret|client_secret|api_key|apikey|key|token|auth_token|access_token|refresh_token|id_token|authorization|cookie|set-cookie)\b"?\s*[=:]\s*"?)[^\s",}]+"#,
+        "$1[REDACTED]",
+    ),
+    // Values of fields whose name ends in one of those words (`AUDIT_CHAIN_KEY`,
+    // `jwt_secret_key`), as `name=value` or JSON; `NAME: text` is how error messages name a
+    // variable, so that form is left alone.
+    (
+        r#"(?i)(\b(?:[A-Za-z0-9]+[_-])+(?:password|secret|key|token)=\s*"?)[^\s",}]+"#,
+        "$1[REDACTED]",
+    ),
+    (
+        r#"(?i)("(?:[A-Za-z0-9]+[_-])+(?:password|secret|key|token)"\s*:\s*"?)[^\s",}]+"#,
+        "$1[REDACTED]",
+    ),
+];
+
+/// The patterns, compiled: all of them as one set, which finds in a single pass over a line
+/// which patterns occur in it (most lines hold none), and each one on its own, to replace.
+/// (They are constants, checked by a test to compile; were the set ever missing, every
+/// pattern would be tried on every line, as if each had been found.)
+struct Compiled {
+    any: Option<RegexSet>,
+    each: Vec<(Regex, &'static str)>,
+}
+
+static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
+    any: RegexSet::new(PATTERNS.iter().map(|(pattern, _)| pattern)).ok(),
+    each: PATTERNS
+        .iter()
+        .filter_map(|(pattern, replacement)| Regex::new(pattern).ok().map(|r| (r, *replacement)))
+        .collect(),
 });
 
 /// `text` with every secret-shaped part masked.
 pub fn redact(text: &str) -> Cow<'_, str> {
+    let compiled = &*COMPILED;
+    // The first pattern that occurs, if any does.
+    let first = match &compiled.any {
+        Some(set) => match set.matches(text).iter().next() {
+            Some(first) => first,
+            None => return Cow::Borrowed(text),
+        },
+        None => 0,
+    };
     let mut text = Cow::Borrowed(text);
-    for (pattern, replacement) in PATTERNS.iter() {
+    // In order, from the first pattern found: a replacement may make or unmake a later
+    // pattern's match, so each one after it is looked for again in the text as it is then.
+    for (pattern, replacement) in compiled.each.iter().skip(first) {
         if pattern.is_match(&text) {
             text = Cow::Owned(pattern.replace_all(&text, *replacement).into_owned());
         }
@@ -215,6 +250,15 @@ mod tests {
         }
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "refused Bearer [REDACTED]\n");
+    }
+
+    #[test]
+    fn every_pattern_compiles_alone_and_in_the_set() {
+        assert_eq!(COMPILED.each.len(), PATTERNS.len());
+        assert_eq!(
+            COMPILED.any.as_ref().map(RegexSet::len),
+            Some(PATTERNS.len())
+        );
     }
 
     #[test]
