@@ -26,8 +26,8 @@ pub(crate) fn current_request_id() -> Option<String> {
 
 /// The root span of a request, with fields that can hold no secret: method, route template
 /// (never the concrete path or query string, which may carry codes or tokens), the peer's
-/// socket address (not a forwarded header a client can forge), request id, status, and the
-/// authenticated user's id once known.
+/// socket address (not a forwarded header a client can forge), request id, and once known
+/// the client's address and the authenticated user's id.
 #[derive(Debug)]
 pub(crate) struct SafeRootSpan;
 
@@ -46,19 +46,15 @@ impl RootSpanBuilder for SafeRootSpan {
             method = %request.method(),
             route = %route,
             peer = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
-            status = tracing::field::Empty,
             principal = tracing::field::Empty,
             client_ip = tracing::field::Empty,
         )
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let status = match outcome {
-            Ok(response) => response.status().as_u16(),
-            Err(error) => error.as_response_error().status_code().as_u16(),
-        };
-        span.record("status", status);
-    }
+    /// The status is a field of the request's access line ([`request_context`]), the last
+    /// line of the request: recording it on the span as well would cost every request a
+    /// rewrite of the span's fields for no line that shows it.
+    fn on_request_end<B: MessageBody>(_span: Span, _outcome: &Result<ServiceResponse<B>, Error>) {}
 }
 
 /// Sets the task-local request id, adds the response header and writes the access log line.
