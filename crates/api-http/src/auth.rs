@@ -378,25 +378,13 @@ async fn by_session(
     let Some(user) = user else {
         return Err(unauthenticated());
     };
-    let auth_time = session
-        .get::<i64>(crate::sessions::AUTH_TIME_KEY)
-        .ok()
-        .flatten()
-        .and_then(|t| DateTime::from_timestamp(t, 0));
-    // The session layer found the session and decided on its user in the same statement,
-    // unless the session is new in this request.
+    // The session layer found the session and decided on its user in the same statement.
+    // A session that names a user without that decision (one made in this very request, or
+    // whose state changed since it was found) is not one the store vouched for: refused,
+    // and any other user's decision is never used (its transaction ends here).
     let decision = match crate::sessions::entered::take() {
         Some(decision) if decided_for(&decision) == Some(user) => decision,
-        other => {
-            // Another user's decision (the state changed in between) is never used, and
-            // its transaction ends before the store is reached again.
-            drop(other);
-            let keep = is_safe(req.method());
-            state
-                .app
-                .authenticate_session_user(user, auth_time, keep)
-                .await?
-        }
+        _ => return Err(unauthenticated()),
     };
     let accepted = match decision {
         Ok(accepted) => accepted,

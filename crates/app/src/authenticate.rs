@@ -111,37 +111,6 @@ impl App {
         }))
     }
 
-    /// The user of a live browser session (the session was found by its cookie): accepted
-    /// while the user is active. `keep` as for [`App::authenticate_access_token`].
-    pub async fn authenticate_session_user(
-        &self,
-        user: UserId,
-        auth_time: Option<DateTime<Utc>>,
-        keep: bool,
-    ) -> Result<Decision, StoreError> {
-        let claim = Claim::SessionUser { user };
-        let entered = self.units.begin_claimed(claim).await?;
-        let current = match claimed_user(entered.subject) {
-            Ok(current) => current,
-            Err(reason) => {
-                return Ok(Err(Refusal {
-                    user: Some(user),
-                    ..Refusal::anonymous(reason)
-                }));
-            }
-        };
-        Ok(Ok(Authenticated {
-            principal: Principal::authenticated(
-                user,
-                current.membership,
-                AuthMethod::Session,
-                auth_time,
-            ),
-            credential: Credential::Session,
-            work: Work::of(entered.work.filter(|_| keep), Again::Claim(claim)),
-        }))
-    }
-
     /// The browser session under `id_hash` (the SHA-256 of its cookie's id), found in the
     /// first statement of the transaction the request's work then uses (with `keep`), which
     /// also reads its user as they are now. An ended session is recorded and forgotten. Its

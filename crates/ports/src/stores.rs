@@ -102,8 +102,6 @@ pub enum Claim {
         jti: uuid::Uuid,
         sid: Option<uuid::Uuid>,
     },
-    /// The user of a live browser session.
-    SessionUser { user: UserId },
 }
 
 /// What [`UnitOfWorkFactory::begin_claimed`] found, and the transaction it opened.
