@@ -409,19 +409,53 @@ fn migrate(root: &Path, action: &str) -> Result<()> {
     )
 }
 
+/// What clippy is told after `--`, for the workspace and for the probe alike.
+const CLIPPY_FLAGS: [&str; 2] = ["-D", "warnings"];
+
+/// The calls of the lint probe (`xtask/lint-probe`) clippy must refuse, by the paths
+/// `clippy.toml` disallows.
+const PROBED: [&str; 2] = ["ports::TenantScope::new", "app::Principal::operator"];
+
 fn lint(root: &Path) -> Result<()> {
     cargo(root, &["fmt", "--all", "--", "--check"])?;
-    cargo(
-        root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    let mut args = vec![
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "lint-probe",
+        "--all-targets",
+        "--locked",
+        "--",
+    ];
+    args.extend(CLIPPY_FLAGS);
+    cargo(root, &args)?;
+    lint_probe(root)?;
     audit::run(root)
+}
+
+/// The principal rule is on: clippy, run on the probe exactly as on the workspace (same
+/// configuration, environment and flags), refuses each of its calls.
+fn lint_probe(root: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut args = vec!["clippy", "-p", "lint-probe", "--locked", "--"];
+    args.extend(CLIPPY_FLAGS);
+    let out = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(&args)
+        .output()
+        .context("could not start cargo clippy on the lint probe")?;
+    let report = String::from_utf8_lossy(&out.stderr);
+    let missed: Vec<_> = PROBED
+        .iter()
+        .filter(|path| !report.contains(&format!("use of a disallowed method `{path}`")))
+        .collect();
+    if out.status.success() || !missed.is_empty() {
+        bail!(
+            "the principal rule is switched off: clippy did not refuse {missed:?} in \
+             xtask/lint-probe (it exited {}); clippy said:\n{report}",
+            out.status
+        );
+    }
+    println!("lint probe: clippy refuses every call the principal rule forbids");
+    Ok(())
 }
