@@ -924,7 +924,11 @@ async fn a_flood_of_refusals_is_counted_not_written_one_by_one() {
 ///   came first.
 #[tokio::test]
 async fn counting_holds_for_ipv6_clients_store_failures_and_the_order_of_events() {
-    let clock = test_support::ManualClock::at(ports::Clock::now(&ports::SystemClock));
+    // At the start of a minute: the guesses below, a second apart, fall in one counting
+    // window (a clock started near a minute's end put them in two).
+    let now = ports::Clock::now(&ports::SystemClock);
+    let minute = chrono::DurationRound::duration_trunc(now, chrono::Duration::minutes(1)).unwrap();
+    let clock = test_support::ManualClock::at(minute);
     let app = crate::spawn_app_clocked(
         Profile::Test,
         |args| {
