@@ -10,7 +10,8 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
-const UP: &str = r#"
+/// The lookup as this migration makes it (`m20261208_000002` builds on it).
+pub(crate) const LOAD: &str = r#"
 CREATE OR REPLACE FUNCTION app_session_load(p_id_hash bytea, p_idle interval)
 RETURNS TABLE (user_id uuid, auth_time timestamptz, data text, created_at timestamptz,
                last_seen_at timestamptz, expires_at timestamptz, ended text)
@@ -56,7 +57,9 @@ BEGIN
     END IF;
 END
 $$;
+"#;
 
+const TOUCH: &str = r#"
 CREATE FUNCTION app_session_touch(p_id_hash bytea, p_idle interval)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -127,7 +130,8 @@ DROP FUNCTION app_session_touch(bytea, interval);
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_script(manager, UP).await?;
+        crate::run_script(manager, LOAD).await?;
+        crate::run_script(manager, TOUCH).await?;
         crate::grant_execute_to_app(manager, "app_session_touch(bytea, interval)").await
     }
 

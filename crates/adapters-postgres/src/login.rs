@@ -29,20 +29,17 @@ const CREATE: &str = "SELECT app_session_create($1, $2, $3, CAST($4 AS jsonb), \
                       make_interval(secs => $5))";
 const LOAD: &str = "SELECT user_id, auth_time, data, created_at, last_seen_at, expires_at, \
                     ended FROM app_session_load($1, make_interval(secs => $2))";
-/// The session and its user as they are now, and the tenant they allow, in one statement:
-/// the tenant is set only for a live session of an active user (the subject lookup without a
-/// token: nothing to be revoked).
+/// The session and its user as they are now, and the tenant they allow, in one statement
+/// (one lookup: it reads the user's row for the session's end already): the tenant is set
+/// only for a live session of an active user.
 const ENTER: &str = "SELECT l.user_id, l.auth_time, l.data, l.created_at, l.last_seen_at, \
-                            l.expires_at, l.ended, u.organization_id, u.role, \
-                            coalesce(u.is_active, false) AS is_active, \
+                            l.expires_at, l.ended, l.organization_id, l.role, l.is_active, \
                             set_config('app.current_organization', \
-                                       CASE WHEN l.ended IS NULL AND u.is_active \
-                                            THEN coalesce(u.organization_id::text, '') \
+                                       CASE WHEN l.ended IS NULL AND l.is_active \
+                                            THEN coalesce(l.organization_id::text, '') \
                                             ELSE '' END, true) AS tenant, \
                             set_config('app.current_user', l.user_id::text, true) AS acting \
-                     FROM app_session_load($1, make_interval(secs => $2)) l \
-                     LEFT JOIN LATERAL app_access_token_subject(l.user_id, CAST(NULL AS uuid), \
-                                                                CAST(NULL AS uuid)) u ON true";
+                     FROM app_session_load($1, make_interval(secs => $2)) l";
 const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
 const TOUCH: &str = "SELECT app_session_touch($1, make_interval(secs => $2))";
 const DELETE: &str = "SELECT app_session_delete($1)";

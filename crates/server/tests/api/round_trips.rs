@@ -795,7 +795,6 @@ async fn a_session_read_is_one_transaction_and_its_use_is_written_apart() {
     assert_eq!(statements.len(), 2, "{ran:#?}");
     assert!(
         statements[0].contains("app_session_load")
-            && statements[0].contains("app_access_token_subject")
             && statements[0].contains("set_config('app.current_organization'"),
         "{ran:#?}"
     );
