@@ -142,7 +142,6 @@ impl UnitOfWorkFactory for PgStore {
 
     async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError> {
         let Claim::AccessToken { user, jti, sid } = claim;
-        let jti = Some(jti);
         let txn = self.pool().begin().await.map_err(map_db_err)?;
         // One statement: the check, and the tenant it allows (none unless the user is active
         // and the token unrevoked). The settings are transaction-local, as in `set_tenant`.
