@@ -65,4 +65,10 @@ impl Database {
     pub(crate) fn pool(&self) -> &DatabaseConnection {
         &self.pool
     }
+
+    /// Closes the pool (every clone shares it): waits for the connections in use to come
+    /// back, then closes them all; later uses fail as unavailable.
+    pub async fn close(&self) -> Result<(), DatabaseError> {
+        self.pool.close_by_ref().await.map_err(DatabaseError)
+    }
 }

@@ -234,6 +234,9 @@ impl From<ports::StoreError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 503 that names no other.
+pub(crate) const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// The body of every error response (RFC 9457).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Problem<'a> {
@@ -288,7 +291,12 @@ impl ResponseError for ApiError {
         for (name, value) in &self.headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }
-        if let Some(seconds) = self.retry_after {
+        // A 503 always says when to come back: the database (or whatever is unavailable)
+        // is given a few seconds to return before the client tries again.
+        let retry_after = self.retry_after.or_else(|| {
+            (self.code == ErrorCode::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECONDS)
+        });
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
                 HeaderValue::from(seconds),

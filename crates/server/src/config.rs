@@ -119,6 +119,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 16_384,
           value_parser = clap::value_parser!(u32).range(1024..=131_072))]
     pub max_header_bytes: u32,
+    /// How long a stop (SIGTERM) waits for the requests in flight, in seconds (0 to 3600):
+    /// the listener closes at once, the requests under way are finished, then the database
+    /// pool is closed and the process exits 0.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_seconds: u64,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -173,6 +179,19 @@ pub struct DatabaseArgs {
     /// Most connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
+    /// How long a request waits for a database connection, in milliseconds (50 to 60000),
+    /// connecting included: while the database is unreachable, requests get 503 after this
+    /// long instead of hanging.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    /// [`DatabaseArgs::acquire_timeout_ms`] as a duration.
+    pub fn acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.acquire_timeout_ms)
+    }
 }
 
 /// Encryption of the secret columns.
@@ -944,6 +963,7 @@ mod tests {
             url: Some(SecretString::from("postgres://app:hunter2@db/x".to_owned())),
             url_file: None,
             max_connections: 1,
+            acquire_timeout_ms: 3000,
         };
         assert!(!format!("{args:?}").contains("hunter2"));
     }

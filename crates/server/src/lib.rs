@@ -113,7 +113,7 @@ async fn connect_with_clock(
     let audit_key = Arc::new(args.audit.key(args.profile)?);
     let options = PoolOptions {
         max_connections: args.database.max_connections,
-        ..Default::default()
+        acquire_timeout: args.database.acquire_timeout(),
     };
     let db = adapters_postgres::connect(url.expose_secret(), options)
         .await
@@ -416,6 +416,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     refusals: Arc<api_http::RefusalLog>,
     use_cases: app::App,
+    database: adapters_postgres::Database,
 }
 
 impl std::fmt::Debug for Application {
@@ -464,6 +465,7 @@ impl Application {
         let (store, report) = connect_with_clock(args, Arc::clone(&clock)).await?;
         check_secrets(&store, args.profile).await?;
         check_audit_key(&store, args.profile).await?;
+        let database = store.database().clone();
         let store = Arc::new(store);
         let refusals = Arc::new(api_http::RefusalLog::new(
             store.clone(),
@@ -542,6 +544,9 @@ impl Application {
         if let Some(workers) = args.workers {
             server = server.workers(workers);
         }
+        // SIGTERM (and SIGINT) stop the listeners at once and give the requests in flight
+        // this long; then the workers stop, whatever is still running.
+        server = server.shutdown_timeout(args.shutdown_grace_seconds);
         let server = match (tls, listener) {
             (Some(config), Some(listener)) => server.listen_rustls_0_23(listener, config),
             (Some(config), None) => server.bind_rustls_0_23(args.bind, config),
@@ -566,6 +571,7 @@ impl Application {
             server: server.run(),
             refusals,
             use_cases,
+            database,
         })
     }
 
@@ -589,8 +595,10 @@ impl Application {
         self.use_cases.clone()
     }
 
-    /// Serves until the process is asked to stop (SIGINT or SIGTERM), then records the
-    /// refusals still being counted and the token and session uses still noted.
+    /// Serves until the process is asked to stop (SIGTERM or SIGINT): the listeners close at
+    /// once, the requests in flight get `SHUTDOWN_GRACE_SECONDS`; then it records the refusals
+    /// still being counted and the token and session uses still noted, and closes the
+    /// database pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         let recorded = self.refusals.flush(true).await;
@@ -602,6 +610,10 @@ impl Application {
             touches,
             "counted refusals, token and session uses recorded at the stop"
         );
+        match self.database.close().await {
+            Ok(()) => tracing::info!("database pool closed"),
+            Err(err) => tracing::warn!(error = %err, "the database pool did not close cleanly"),
+        }
         served
     }
 }

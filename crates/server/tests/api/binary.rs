@@ -418,3 +418,124 @@ async fn no_log_line_holds_a_secret() {
         }
     }
 }
+
+/// SIGTERM closes the listener at once; a request whose body is still arriving is finished;
+/// one that never finishes is given `SHUTDOWN_GRACE_SECONDS`, no more; then the pool is
+/// closed and the process exits 0.
+#[tokio::test]
+async fn sigterm_finishes_the_requests_in_flight_then_exits_cleanly() {
+    use std::io::{Read, Write};
+    const GRACE: u64 = 4;
+    let db = TestDatabase::new().await;
+    let port = free_port();
+    let env = |command: &mut Command| {
+        command
+            .env_clear()
+            .env("APP_ENV", "development")
+            .env("JWT_SECRET_KEY", JWT_KEY)
+            .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
+            .env("DATABASE_URL", db.app_url())
+            .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("HTTP_WORKERS", "1")
+            .env("SHUTDOWN_GRACE_SECONDS", GRACE.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+    };
+    let mut seed = Command::new(BINARY);
+    seed.arg("seed-dev");
+    env(&mut seed);
+    assert!(seed.output().unwrap().status.success());
+    let mut serve = Command::new(BINARY);
+    serve.arg("serve");
+    env(&mut serve);
+    let mut child = serve.spawn().unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let login: Value = client
+        .post(format!("{base}/auth/local-login"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwt = login["access_token"].as_str().unwrap().to_owned();
+
+    // Two uploads under way: their heads are in, their bodies only begun.
+    let body = serde_json::json!({"name": "finished within the grace"}).to_string();
+    let head = format!(
+        "POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer \
+         {jwt}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: \
+         close\r\n\r\n",
+        body.len()
+    );
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let begin_upload = || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body.as_bytes()[..5]).unwrap();
+        stream
+    };
+    let mut finishing = begin_upload();
+    let _stuck = begin_upload();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let stopped_at = Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "the listener closes at once"
+    );
+    finishing.write_all(&body.as_bytes()[5..]).unwrap();
+    let mut reply = String::new();
+    finishing.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 201"),
+        "the request in flight is finished: {reply}"
+    );
+
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(GRACE + 20),
+            "the server did not stop after its grace"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let waited = stopped_at.elapsed();
+    assert!(exit.success(), "a stop is a clean exit: {exit}");
+    assert!(
+        waited >= Duration::from_secs(GRACE - 1),
+        "the unfinished upload was given the grace: stopped after {waited:?}"
+    );
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("database pool closed")),
+        "{lines:#?}"
+    );
+}

@@ -164,10 +164,12 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
         workers: Some(1),
         max_body_bytes: 65_536,
         max_header_bytes: 16_384,
+        shutdown_grace_seconds: 5,
         database: DatabaseArgs {
             url: Some(SecretString::from(database_url)),
             url_file: None,
             max_connections: 4,
+            acquire_timeout_ms: 3000,
         },
         encryption: EncryptionArgs {
             key: Some(SecretString::from(test_support::random_fernet_key())),
