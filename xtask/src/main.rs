@@ -85,7 +85,7 @@ enum Task {
     Ci,
     /// Print freshly generated secrets.
     GenKeys,
-    /// Stop the private development PostgreSQL, if it runs.
+    /// Stop the private PostgreSQL clusters (development and tests, outage test), if they run.
     StopDb,
 }
 
@@ -112,7 +112,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Task::StopDb => pg::Cluster::at(&root).stop(),
+        Task::StopDb => pg::Cluster::at(&root)
+            .stop()
+            .and_then(|()| pg::Cluster::outage(&root).stop()),
     }
 }
 
@@ -322,6 +324,9 @@ fn reencrypt(root: &Path, dry_run: bool) -> Result<()> {
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     let db = Database::for_tests(root)?;
     db.drop_stale_test_databases()?;
+    let outage = Database::outage(root)?;
+    outage.drop_stale_test_databases()?;
+    let outage_env = outage.outage_test_env(&pg::Cluster::outage(root))?;
     let mut args = vec!["test", "--locked"];
     // The whole workspace unless the caller names packages.
     if !extra
@@ -337,6 +342,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     cmd.current_dir(root)
         .args(&args)
         .envs(db.test_env())
+        .envs(outage_env)
         .env("TEST_PYTHON", python);
     run_cmd(&mut cmd)
 }

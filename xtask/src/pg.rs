@@ -118,13 +118,57 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The settings file of a private cluster, in its data directory, that its
+/// `postgresql.conf` includes: a plain `pg_ctl start` (a test that stops and starts the
+/// cluster) starts it as xtask does.
+const SETTINGS_FILE: &str = "rhesis.conf";
+
 impl Cluster {
+    /// The development and test cluster, `target/dev/pg`.
     pub(crate) fn at(root: &Path) -> Self {
+        Self::named(root, "pg", "cluster.env")
+    }
+
+    /// The cluster that a test stops and starts (`target/dev/pg-outage`): stopping the
+    /// shared one would fail every test running beside it.
+    pub(crate) fn outage(root: &Path) -> Self {
+        Self::named(root, "pg-outage", "outage-cluster.env")
+    }
+
+    fn named(root: &Path, directory: &str, state_file: &str) -> Self {
         let dev = crate::target_dir(root).join("dev");
         Self {
-            data: dev.join("pg"),
-            state_file: dev.join("cluster.env"),
+            data: dev.join(directory),
+            state_file: dev.join(state_file),
         }
+    }
+
+    /// Writes the cluster's settings to [`SETTINGS_FILE`] and makes `postgresql.conf`
+    /// include it.
+    fn write_settings(&self, port: u16) -> Result<()> {
+        let settings = format!(
+            "# Written by cargo xtask at every start.\n\
+             port = {port}\n\
+             listen_addresses = '127.0.0.1'\n\
+             unix_socket_directories = ''\n\
+             fsync = off\n\
+             synchronous_commit = off\n\
+             full_page_writes = off\n\
+             max_connections = 200\n"
+        );
+        fs::write(self.data.join(SETTINGS_FILE), settings)?;
+        let conf = self.data.join("postgresql.conf");
+        let text = fs::read_to_string(&conf).with_context(|| format!("reading {conf:?}"))?;
+        let include = format!("include_if_exists = '{SETTINGS_FILE}'");
+        if !text.lines().any(|line| line.trim() == include) {
+            fs::write(&conf, format!("{text}\n{include}\n"))?;
+        }
+        self.chown_to_postgres(&self.data)
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// A command that runs as the cluster's owner: `postgres` when we are root.
@@ -174,12 +218,7 @@ impl Cluster {
         if !self.is_running(&bin) {
             state.port = free_port()?;
             state.save(&self.state_file)?;
-            let options = format!(
-                "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                 -c max_connections=200",
-                state.port
-            );
+            self.write_settings(state.port)?;
             eprintln!("starting private PostgreSQL on 127.0.0.1:{}", state.port);
             run_cmd(
                 self.as_cluster_owner(&bin.join("pg_ctl"))
@@ -187,7 +226,6 @@ impl Cluster {
                     .arg(&self.data)
                     .arg("-l")
                     .arg(self.data.join("server.log"))
-                    .args(["-o", &options])
                     .stdout(std::process::Stdio::null()),
             )?;
         }
@@ -299,7 +337,16 @@ impl Database {
     }
 
     fn private(root: &Path) -> Result<Self> {
-        let state = Cluster::at(root).ensure_running()?;
+        Self::on(&Cluster::at(root))
+    }
+
+    /// The cluster a test stops and starts, with the same roles as [`Database::private`].
+    pub(crate) fn outage(root: &Path) -> Result<Self> {
+        Self::on(&Cluster::outage(root))
+    }
+
+    fn on(cluster: &Cluster) -> Result<Self> {
+        let state = cluster.ensure_running()?;
         let url = |user: &str, password: &str| {
             format!(
                 "postgres://{user}:{password}@127.0.0.1:{}/postgres",
@@ -406,6 +453,30 @@ impl Database {
             env.push(("TEST_PSQL".into(), bin.join("psql").display().to_string()));
         }
         env
+    }
+
+    /// What a test needs to stop and start the outage cluster and to reach it: its URLs as
+    /// [`Database::test_env`] names them, prefixed `TEST_OUTAGE_`, its data directory, the
+    /// binaries and the user that runs them.
+    pub(crate) fn outage_test_env(&self, cluster: &Cluster) -> Result<Vec<(String, String)>> {
+        let mut env: Vec<(String, String)> = self
+            .test_env()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("TEST_") && name.ends_with("_URL"))
+            .map(|(name, value)| (name.replacen("TEST_", "TEST_OUTAGE_", 1), value))
+            .collect();
+        env.push((
+            "TEST_OUTAGE_PGDATA".into(),
+            cluster.data_dir().display().to_string(),
+        ));
+        env.push((
+            "TEST_OUTAGE_PG_CTL".into(),
+            pg_bin_dir()?.join("pg_ctl").display().to_string(),
+        ));
+        if running_as_root() {
+            env.push(("TEST_OUTAGE_RUN_AS".into(), "postgres".into()));
+        }
+        Ok(env)
     }
 }
 

@@ -36,6 +36,11 @@ const FOREIGN_KEYS: &[(&str, &str)] = &[
     ("organizations_owner_fk", "user"),
 ];
 
+/// SQLSTATEs that say the database is unavailable, not that the statement was wrong.
+fn is_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
 pub(crate) fn map_db_err(err: DbErr) -> StoreError {
     let sqlx_error = match &err {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
@@ -65,6 +70,10 @@ pub(crate) fn map_db_err(err: DbErr) -> StoreError {
             }
             // insufficient_privilege: a row-level security WITH CHECK refused the row
             Some("42501") => return StoreError::TenantViolation,
+            // The server going away or not taking connections: a connection exception, a
+            // shutdown or crash that ended the session, a server starting or stopping, too
+            // many connections. The client may come back; nothing it sent was wrong.
+            Some(code) if is_unavailable(code) => return StoreError::Unavailable(Box::new(err)),
             _ => {}
         }
     }
@@ -74,6 +83,7 @@ pub(crate) fn map_db_err(err: DbErr) -> StoreError {
             sea_orm::sqlx::Error::Io(_)
                 | sea_orm::sqlx::Error::PoolTimedOut
                 | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed
         )
     {
         return StoreError::Unavailable(Box::new(err));

@@ -17,6 +17,7 @@ use uuid::Uuid;
 pub const DATABASE_PREFIX: &str = "rhtest_";
 
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+static OUTAGE_TEMPLATE: OnceCell<String> = OnceCell::const_new();
 
 #[derive(Debug, Clone)]
 struct Env {
@@ -34,10 +35,16 @@ fn env_url(name: &str) -> Url {
 
 impl Env {
     fn load() -> Self {
+        Self::prefixed("TEST_")
+    }
+
+    /// The URLs named `{prefix}DATABASE_ADMIN_URL`, `{prefix}MIGRATION_DATABASE_URL` and
+    /// `{prefix}DATABASE_URL`.
+    fn prefixed(prefix: &str) -> Self {
         Self {
-            admin: env_url("TEST_DATABASE_ADMIN_URL"),
-            owner: env_url("TEST_MIGRATION_DATABASE_URL"),
-            app: env_url("TEST_DATABASE_URL"),
+            admin: env_url(&format!("{prefix}DATABASE_ADMIN_URL")),
+            owner: env_url(&format!("{prefix}MIGRATION_DATABASE_URL")),
+            app: env_url(&format!("{prefix}DATABASE_URL")),
         }
     }
 }
@@ -99,8 +106,17 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates a fresh, migrated database.
     pub async fn new() -> Self {
-        let env = Env::load();
-        let template = TEMPLATE.get_or_init(|| create_template(&env)).await;
+        Self::from_template(Env::load(), &TEMPLATE).await
+    }
+
+    /// Creates a fresh, migrated database on the outage cluster, the one
+    /// [`OutageCluster`] stops and starts.
+    pub async fn on_outage_cluster() -> Self {
+        Self::from_template(Env::prefixed("TEST_OUTAGE_"), &OUTAGE_TEMPLATE).await
+    }
+
+    async fn from_template(env: Env, template: &OnceCell<String>) -> Self {
+        let template = template.get_or_init(|| create_template(&env)).await;
         let name = format!("{DATABASE_PREFIX}{}", Uuid::new_v4().simple());
         admin_exec(
             &env,
@@ -153,6 +169,66 @@ impl TestDatabase {
     /// A superuser connection to this database: sees everything, for setting up and checking.
     pub async fn admin_pool(&self) -> DatabaseConnection {
         connect(&with_database(&self.env.admin, &self.name), 2).await
+    }
+}
+
+/// The private cluster that `cargo xtask test` starts for one test to stop and start (the
+/// shared cluster serves every other test meanwhile). Only one test may use it.
+#[derive(Debug)]
+pub struct OutageCluster {
+    data: String,
+    pg_ctl: String,
+    run_as: Option<String>,
+}
+
+impl OutageCluster {
+    /// The cluster named by `TEST_OUTAGE_PGDATA`, `TEST_OUTAGE_PG_CTL` and
+    /// `TEST_OUTAGE_RUN_AS`.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: run the tests with `cargo xtask test`, which provides it"
+                )
+            })
+        };
+        Self {
+            data: var("TEST_OUTAGE_PGDATA"),
+            pg_ctl: var("TEST_OUTAGE_PG_CTL"),
+            run_as: std::env::var("TEST_OUTAGE_RUN_AS").ok(),
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut command = std::process::Command::new("runuser");
+                command.args(["-u", user, "--", &self.pg_ctl]);
+                command
+            }
+            None => std::process::Command::new(&self.pg_ctl),
+        };
+        let output = command
+            .args(args)
+            .args(["-D", &self.data])
+            .output()
+            .expect("running pg_ctl");
+        assert!(
+            output.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Stops the cluster (fast: open connections are cut, as in a crash of the server).
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+    }
+
+    /// Starts it again with its settings, waiting until it accepts connections.
+    pub fn start(&self) {
+        let log = format!("{}/server.log", self.data);
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log]);
     }
 }
 

@@ -162,3 +162,138 @@ async fn the_api_describes_itself_and_serves_its_documentation_offline() {
     );
     assert!(docs.text().await.unwrap().contains("swagger"));
 }
+
+/// While PostgreSQL is down, requests fail fast: 503 problem+json with `Retry-After`, after
+/// at most about `DATABASE_ACQUIRE_TIMEOUT_MS`, never a hang, a 500 or a 401; when it is
+/// back, the server serves again by itself. The cluster is stopped and started under load.
+#[tokio::test]
+async fn while_the_database_is_down_requests_fail_fast_and_the_server_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    const ACQUIRE_MS: u64 = 1_000;
+    /// Far above the acquire timeout, far below the client's own.
+    const FAST: Duration = Duration::from_secs(8);
+    let cluster = test_support::OutageCluster::from_env();
+    let db = test_support::TestDatabase::on_outage_cluster().await;
+    let app = crate::spawn_app_over(db, server::config::Profile::Test, |args| {
+        args.database.acquire_timeout_ms = ACQUIRE_MS;
+    })
+    .await;
+    let owner = app.owner("outage").await;
+    let jwt = app.jwt(&owner);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let projects = app.url("/api/v1/projects");
+    let ready = app.url("/health/ready");
+    let first = client
+        .get(&projects)
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+
+    // The load: four clients asking without pause, each answer noted with how long it took.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (client, url, jwt, stop) =
+            (client.clone(), projects.clone(), jwt.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let response = client.get(&url).bearer_auth(&jwt).send().await;
+                let took = started.elapsed();
+                let answer = response.map(|r| {
+                    let retry_after = r.headers().get("retry-after").cloned();
+                    let kind = r.headers().get("content-type").cloned();
+                    (r.status().as_u16(), retry_after, kind)
+                });
+                answers.push((answer.map_err(|e| e.to_string()), took));
+            }
+            answers
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    cluster.stop();
+    let down_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let probe = client.get(&ready).send().await.unwrap();
+    assert_eq!(
+        probe.status(),
+        503,
+        "readiness fails while the database is down"
+    );
+    let refused = client
+        .get(&projects)
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable", "{body}");
+    let down_for = down_at.elapsed();
+
+    cluster.start();
+    let back_at = Instant::now();
+    let recovered = loop {
+        let status = client
+            .get(&projects)
+            .bearer_auth(&jwt)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            break back_at.elapsed();
+        }
+        assert!(
+            back_at.elapsed() < Duration::from_secs(30),
+            "the server did not recover: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for task in load {
+        answers.extend(task.await.unwrap());
+    }
+
+    let mut unavailable = 0;
+    for (answer, took) in &answers {
+        let (status, retry_after, kind) = answer
+            .as_ref()
+            .unwrap_or_else(|e| panic!("a request failed without an answer: {e}"));
+        assert!(*took < FAST, "an answer took {took:?}: {status}");
+        match status {
+            200 => {}
+            503 => {
+                unavailable += 1;
+                assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"5"[..]));
+                assert_eq!(
+                    kind.as_ref().map(|v| v.as_bytes()),
+                    Some(&b"application/problem+json"[..])
+                );
+            }
+            other => panic!("an answer of {other} while the database was down or back"),
+        }
+    }
+    assert!(
+        unavailable > 0,
+        "the load met the outage ({down_for:?} down, {recovered:?} to recover)"
+    );
+    assert_eq!(
+        client.get(&ready).send().await.unwrap().status(),
+        200,
+        "ready again"
+    );
+}

@@ -269,10 +269,35 @@ pub(crate) async fn spawn_app_on(
     server_clock: Arc<dyn Clock>,
     listener: Option<std::net::TcpListener>,
 ) -> TestApp {
+    spawn_app_in(
+        TestDatabase::new().await,
+        profile,
+        configure,
+        server_clock,
+        listener,
+    )
+    .await
+}
+
+/// A server over `db` whose arguments `configure` may change first.
+pub(crate) async fn spawn_app_over(
+    db: TestDatabase,
+    profile: Profile,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
+    spawn_app_in(db, profile, configure, Arc::new(SystemClock), None).await
+}
+
+async fn spawn_app_in(
+    db: TestDatabase,
+    profile: Profile,
+    configure: impl FnOnce(&mut ServeArgs),
+    server_clock: Arc<dyn Clock>,
+    listener: Option<std::net::TcpListener>,
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         server::telemetry::init(LogFormat::Pretty);
     }
-    let db = TestDatabase::new().await;
     let jwt_key = test_support::random_fernet_key();
     let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
     configure(&mut args);
