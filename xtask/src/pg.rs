@@ -61,6 +61,9 @@ fn pg_bin_dir() -> Result<PathBuf> {
 pub(crate) struct Cluster {
     data: PathBuf,
     state_file: PathBuf,
+    /// Whether the cluster serves TLS too, with a certificate for `localhost` from a test CA
+    /// of its own ([`Cluster::ca_file`]).
+    tls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -126,27 +129,62 @@ const SETTINGS_FILE: &str = "rhesis.conf";
 impl Cluster {
     /// The development and test cluster, `target/dev/pg`.
     pub(crate) fn at(root: &Path) -> Self {
-        Self::named(root, "pg", "cluster.env")
+        Self::named(root, "pg", "cluster.env", true)
     }
 
     /// The cluster that a test stops and starts (`target/dev/pg-outage`): stopping the
     /// shared one would fail every test running beside it.
     pub(crate) fn outage(root: &Path) -> Self {
-        Self::named(root, "pg-outage", "outage-cluster.env")
+        Self::named(root, "pg-outage", "outage-cluster.env", false)
     }
 
-    fn named(root: &Path, directory: &str, state_file: &str) -> Self {
+    fn named(root: &Path, directory: &str, state_file: &str, tls: bool) -> Self {
         let dev = crate::target_dir(root).join("dev");
         Self {
             data: dev.join(directory),
             state_file: dev.join(state_file),
+            tls,
         }
     }
 
+    /// The certificate of the test CA that signed the cluster's TLS certificate.
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        self.data.with_extension("ca.crt")
+    }
+
+    /// A test CA and a certificate for `localhost` (a DNS name only: a client that checks
+    /// the name refuses it for `127.0.0.1`) in the data directory, where PostgreSQL looks
+    /// for `server.crt` and `server.key`; made when missing.
+    fn ensure_certificate(&self) -> Result<()> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let (cert_file, key_file) = (self.data.join("server.crt"), self.data.join("server.key"));
+        if cert_file.exists() && key_file.exists() && self.ca_file().exists() {
+            return Ok(());
+        }
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.distinguished_name
+            .push(DnType::CommonName, "rhesis private cluster test CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()])?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let key = KeyPair::generate()?;
+        let cert = leaf.signed_by(&key, &ca)?;
+        fs::write(&cert_file, cert.pem())?;
+        write_private(&key_file, &key.serialize_pem())?;
+        fs::write(self.ca_file(), ca.pem())?;
+        Ok(())
+    }
+
     /// Writes the cluster's settings to [`SETTINGS_FILE`] and makes `postgresql.conf`
-    /// include it.
-    fn write_settings(&self, port: u16) -> Result<()> {
-        let settings = format!(
+    /// include it; says whether the settings changed.
+    fn write_settings(&self, port: u16) -> Result<bool> {
+        let mut settings = format!(
             "# Written by cargo xtask at every start.\n\
              port = {port}\n\
              listen_addresses = '127.0.0.1'\n\
@@ -156,14 +194,21 @@ impl Cluster {
              full_page_writes = off\n\
              max_connections = 200\n"
         );
-        fs::write(self.data.join(SETTINGS_FILE), settings)?;
+        if self.tls {
+            self.ensure_certificate()?;
+            settings.push_str("ssl = on\n");
+        }
+        let file = self.data.join(SETTINGS_FILE);
+        let changed = fs::read_to_string(&file).ok().as_deref() != Some(settings.as_str());
+        fs::write(&file, settings)?;
         let conf = self.data.join("postgresql.conf");
         let text = fs::read_to_string(&conf).with_context(|| format!("reading {conf:?}"))?;
         let include = format!("include_if_exists = '{SETTINGS_FILE}'");
         if !text.lines().any(|line| line.trim() == include) {
             fs::write(&conf, format!("{text}\n{include}\n"))?;
         }
-        self.chown_to_postgres(&self.data)
+        self.chown_to_postgres(&self.data)?;
+        Ok(changed)
     }
 
     /// The data directory.
@@ -215,7 +260,18 @@ impl Cluster {
             Some(state) if self.data.join("PG_VERSION").exists() => state,
             _ => self.init(&bin)?,
         };
-        if !self.is_running(&bin) {
+        if self.is_running(&bin) {
+            // Started by an earlier version of these settings: the ones that can change
+            // without a restart (TLS) are read again.
+            if self.write_settings(state.port)? {
+                run_cmd(
+                    self.as_cluster_owner(&bin.join("pg_ctl"))
+                        .args(["reload", "-D"])
+                        .arg(&self.data)
+                        .stdout(std::process::Stdio::null()),
+                )?;
+            }
+        } else {
             state.port = free_port()?;
             state.save(&self.state_file)?;
             self.write_settings(state.port)?;
@@ -294,6 +350,8 @@ pub(crate) struct Database {
     owner_url: String,
     app_url: String,
     pub(crate) app_role: String,
+    /// The test CA of a private cluster that serves TLS.
+    ca_file: Option<PathBuf>,
 }
 
 impl Database {
@@ -308,6 +366,7 @@ impl Database {
                     owner_url,
                     app_url,
                     app_role,
+                    ca_file: None,
                 });
             }
             eprintln!("DATABASE_URL is set but not reachable: using a private cluster");
@@ -331,6 +390,7 @@ impl Database {
                 owner_url,
                 app_url,
                 app_role,
+                ca_file: None,
             });
         }
         Self::private(root)
@@ -358,6 +418,7 @@ impl Database {
             owner_url: url(OWNER_ROLE, &state.owner_password),
             app_url: url(APP_ROLE, &state.app_password),
             app_role: APP_ROLE.to_owned(),
+            ca_file: cluster.tls.then(|| cluster.ca_file()),
         };
         db.admin_sql(&format!(
             "DO $$ BEGIN
@@ -409,6 +470,7 @@ impl Database {
             owner_url: swap(&self.owner_url),
             app_url: swap(&self.app_url),
             app_role: self.app_role,
+            ca_file: self.ca_file,
         }
     }
 
@@ -451,6 +513,9 @@ impl Database {
         }
         if let Ok(bin) = pg_bin_dir() {
             env.push(("TEST_PSQL".into(), bin.join("psql").display().to_string()));
+        }
+        if let Some(ca) = &self.ca_file {
+            env.push(("TEST_DATABASE_CA_CERT".into(), ca.display().to_string()));
         }
         env
     }

@@ -1,14 +1,19 @@
 //! The connection pool, opaque: the ORM stays inside the adapter.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
 
 /// Pool settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// The CA certificates (PEM) the server's certificate must chain to, instead of the
+    /// URL's `sslrootcert`.
+    pub root_cert: Option<PathBuf>,
 }
 
 impl Default for PoolOptions {
@@ -16,8 +21,65 @@ impl Default for PoolOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            root_cert: None,
         }
     }
+}
+
+/// How a connection string reaches its server, as the driver reads it (with the
+/// environment's `PGSSLMODE`, `PGHOST`, ... where the URL is silent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A Unix domain socket: no network between the server and the database.
+    UnixSocket,
+    /// TCP, with the URL's `sslmode`.
+    Tcp(TlsMode),
+}
+
+/// `sslmode`, as libpq names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Allow => "allow",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// A connection string the driver does not take. Its text is never repeated: it may hold
+/// a password.
+#[derive(Debug, thiserror::Error)]
+#[error("not a PostgreSQL connection string the driver accepts")]
+pub struct InvalidUrl;
+
+/// How `url` reaches its server.
+pub fn transport(url: &str) -> Result<Transport, InvalidUrl> {
+    let options: PgConnectOptions = url.parse().map_err(|_| InvalidUrl)?;
+    if options.get_socket().is_some() || options.get_host().starts_with('/') {
+        return Ok(Transport::UnixSocket);
+    }
+    Ok(Transport::Tcp(match options.get_ssl_mode() {
+        PgSslMode::Disable => TlsMode::Disable,
+        PgSslMode::Allow => TlsMode::Allow,
+        PgSslMode::Prefer => TlsMode::Prefer,
+        PgSslMode::Require => TlsMode::Require,
+        PgSslMode::VerifyCa => TlsMode::VerifyCa,
+        PgSslMode::VerifyFull => TlsMode::VerifyFull,
+    }))
 }
 
 /// A pool of connections to the application's database, as [`connect`] opened it. Clones
@@ -47,6 +109,9 @@ pub async fn connect(url: &str, options: PoolOptions) -> Result<Database, Databa
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
         .sqlx_logging(false);
+    if let Some(root_cert) = options.root_cert {
+        opt.map_sqlx_postgres_opts(move |pg| pg.ssl_root_cert(&root_cert));
+    }
     let pool = sea_orm::Database::connect(opt)
         .await
         .map_err(DatabaseError)?;

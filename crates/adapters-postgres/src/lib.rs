@@ -43,7 +43,9 @@ use crate::entities::{organizations, users};
 use crate::error::{corrupt, map_db_err};
 use crate::uow::{PgUnitOfWork, set_tenant};
 
-pub use database::{Database, DatabaseError, PoolOptions, connect};
+pub use database::{
+    Database, DatabaseError, InvalidUrl, PoolOptions, TlsMode, Transport, connect, transport,
+};
 pub use reencrypt::{
     Failure, ProgressEvent, ReencryptOptions, ReencryptReport, SECRET_COLUMNS, SecretColumn,
     SelfCheckFailure, unscoped_organization_ids, unscoped_reencrypt, unscoped_self_check,

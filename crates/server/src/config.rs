@@ -185,6 +185,10 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000,
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub acquire_timeout_ms: u64,
+    /// CA certificates (PEM) the database server's certificate must chain to, for
+    /// `sslmode=verify-full` (instead of the URL's `sslrootcert`).
+    #[arg(long, env = "DATABASE_SSL_ROOT_CERT")]
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 impl DatabaseArgs {
@@ -769,6 +773,15 @@ impl MigrateArgs {
             None => self.database.url(),
         }
     }
+
+    /// The variable [`MigrateArgs::url`] comes from, for messages.
+    pub fn url_variable(&self) -> &'static str {
+        if self.migration_database_url.is_some() || self.migration_database_url_file.is_some() {
+            "MIGRATION_DATABASE_URL"
+        } else {
+            "DATABASE_URL"
+        }
+    }
 }
 
 #[cfg(test)]
@@ -964,6 +977,7 @@ mod tests {
             url_file: None,
             max_connections: 1,
             acquire_timeout_ms: 3000,
+            ssl_root_cert: None,
         };
         assert!(!format!("{args:?}").contains("hunter2"));
     }

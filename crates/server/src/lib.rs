@@ -62,6 +62,37 @@ pub enum StartupError {
     Migration(#[from] migration::MigrationError),
     #[error("could not listen on the configured address")]
     Bind(#[source] std::io::Error),
+    #[error("{0} is not a PostgreSQL connection string")]
+    InvalidDatabaseUrl(&'static str),
+    #[error(
+        "refusing to run in production: {var} connects with sslmode={mode}; use \
+         sslmode=verify-full (with DATABASE_SSL_ROOT_CERT or the URL's sslrootcert) or a Unix \
+         socket (see docs/operations.md)"
+    )]
+    UnverifiedDatabase {
+        var: &'static str,
+        mode: &'static str,
+    },
+}
+
+/// In production the database is reached over a Unix socket, or over TLS that checks the
+/// server's certificate and its name (`sslmode=verify-full`); anything less is refused.
+pub(crate) fn refuse_unverified_database(
+    profile: Profile,
+    var: &'static str,
+    url: &str,
+) -> Result<(), StartupError> {
+    use adapters_postgres::{TlsMode, Transport};
+    if profile != Profile::Production {
+        return Ok(());
+    }
+    match adapters_postgres::transport(url).map_err(|_| StartupError::InvalidDatabaseUrl(var))? {
+        Transport::UnixSocket | Transport::Tcp(TlsMode::VerifyFull) => Ok(()),
+        Transport::Tcp(mode) => Err(StartupError::UnverifiedDatabase {
+            var,
+            mode: mode.as_str(),
+        }),
+    }
 }
 
 /// Connects to the application database and checks the role it connects as: in production a
@@ -109,11 +140,13 @@ async fn connect_with_clock(
     clock: Arc<dyn ports::Clock>,
 ) -> Result<(PgStore, RoleReport), StartupError> {
     let url = args.database.url()?;
+    refuse_unverified_database(args.profile, "DATABASE_URL", url.expose_secret())?;
     let cipher = args.encryption.cipher()?;
     let audit_key = Arc::new(args.audit.key(args.profile)?);
     let options = PoolOptions {
         max_connections: args.database.max_connections,
         acquire_timeout: args.database.acquire_timeout(),
+        root_cert: args.database.ssl_root_cert.clone(),
     };
     let db = adapters_postgres::connect(url.expose_secret(), options)
         .await

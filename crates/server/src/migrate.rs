@@ -1,15 +1,18 @@
 //! `rhesis-server migrate`: migrations as the owner role.
 
+use std::path::Path;
+
 use migration::Action;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::StartupError;
 use crate::config::{MigrateAction, MigrateArgs, Profile};
 
 /// Runs the migration action and returns what to print.
 pub async fn migrate(args: &MigrateArgs) -> Result<String, StartupError> {
-    let url = args.url()?;
+    let url = with_root_cert(args.url()?, args.database.ssl_root_cert.as_deref());
     let url = url.expose_secret();
+    crate::refuse_unverified_database(args.profile, args.url_variable(), url)?;
     let (action, done) = match args.action {
         MigrateAction::Up => (Action::Up, "migrations applied"),
         MigrateAction::Down => (Action::Down(1), "last migration reverted"),
@@ -36,4 +39,22 @@ pub async fn migrate(args: &MigrateArgs) -> Result<String, StartupError> {
     };
     migration::run(url, action).await?;
     Ok(done.to_owned())
+}
+
+/// `url` with `sslrootcert` naming `root_cert` (`DATABASE_SSL_ROOT_CERT`), unless the URL
+/// names one itself or is not a URL.
+fn with_root_cert(url: SecretString, root_cert: Option<&Path>) -> SecretString {
+    let Some(root_cert) = root_cert.and_then(Path::to_str) else {
+        return url;
+    };
+    let Ok(mut parsed) = url::Url::parse(url.expose_secret()) else {
+        return url;
+    };
+    if parsed.query_pairs().any(|(name, _)| name == "sslrootcert") {
+        return url;
+    }
+    parsed
+        .query_pairs_mut()
+        .append_pair("sslrootcert", root_cert);
+    SecretString::from(String::from(parsed))
 }

@@ -87,7 +87,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
         .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-        .env("DATABASE_URL", db.owner_url())
+        .env("DATABASE_URL", crate::verified(&db.owner_url()))
         .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
         .unwrap();
@@ -106,7 +106,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
         .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-        .env("DATABASE_URL", db.app_url())
+        .env("DATABASE_URL", crate::verified(&db.app_url()))
         .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
         .output()
         .unwrap();
@@ -122,7 +122,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
         .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-        .env("DATABASE_URL", db.app_url())
+        .env("DATABASE_URL", crate::verified(&db.app_url()))
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -133,7 +133,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         .env_clear()
         .env("JWT_SECRET_KEY", JWT_KEY)
         .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-        .env("DATABASE_URL", db.app_url())
+        .env("DATABASE_URL", crate::verified(&db.app_url()))
         .env("DB_ENCRYPTION_KEY", format!("{good},short-key"))
         .output()
         .unwrap();
@@ -165,7 +165,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
             .env_clear()
             .env("JWT_SECRET_KEY", JWT_KEY)
             .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-            .env("DATABASE_URL", db.app_url())
+            .env("DATABASE_URL", crate::verified(&db.app_url()))
             .env("DB_ENCRYPTION_KEY", &good)
             .env(var, "2999-01-01T00:00:00Z")
             .output()
@@ -214,7 +214,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
         command
             .arg("check-config")
             .env_clear()
-            .env("DATABASE_URL", db.app_url())
+            .env("DATABASE_URL", crate::verified(&db.app_url()))
             .env("DB_ENCRYPTION_KEY", &good)
             .env("AUDIT_CHAIN_KEY", AUDIT_KEY);
         if let Some(key) = env {
@@ -240,7 +240,7 @@ async fn the_binary_refuses_an_unfit_role_in_production_without_printing_the_pas
             .arg("check-config")
             .env_clear()
             .env("JWT_SECRET_KEY", JWT_KEY)
-            .env("DATABASE_URL", db.app_url())
+            .env("DATABASE_URL", crate::verified(&db.app_url()))
             .env("DB_ENCRYPTION_KEY", &good);
         if let Some(key) = env {
             command.env("AUDIT_CHAIN_KEY", key);

@@ -157,7 +157,35 @@ pub(crate) fn serve_args(profile: Profile, database_url: String) -> ServeArgs {
     serve_args_with_key(profile, database_url, test_support::random_fernet_key())
 }
 
+/// The private cluster's test CA (`cargo xtask test` names it).
+pub(crate) fn database_ca() -> String {
+    std::env::var("TEST_DATABASE_CA_CERT").unwrap_or_else(|_| {
+        panic!("TEST_DATABASE_CA_CERT is not set: run the tests with `cargo xtask test`")
+    })
+}
+
+/// `url` as production must reach the database: by the name on the private cluster's
+/// certificate (`localhost`), over TLS that checks the certificate against the cluster's
+/// test CA and the name (`sslmode=verify-full`).
+pub(crate) fn verified(url: &str) -> String {
+    let Ok(mut url) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    url.set_host(Some("localhost")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("sslmode", "verify-full")
+        .append_pair("sslrootcert", &database_ca());
+    url.to_string()
+}
+
+/// Arguments for `profile` over `database_url`; in production the URL is [`verified`], as
+/// production requires.
 fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) -> ServeArgs {
+    let database_url = if profile == Profile::Production {
+        verified(&database_url)
+    } else {
+        database_url
+    };
     ServeArgs {
         profile,
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -170,6 +198,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             url_file: None,
             max_connections: 4,
             acquire_timeout_ms: 3000,
+            ssl_root_cert: None,
         },
         encryption: EncryptionArgs {
             key: Some(SecretString::from(test_support::random_fernet_key())),

@@ -129,7 +129,11 @@ async fn migrations_revert_and_apply_again_and_report_their_status() {
     );
 
     // Never in production.
-    let production = migrate_args(MigrateAction::Fresh, Profile::Production, db.owner_url());
+    let production = migrate_args(
+        MigrateAction::Fresh,
+        Profile::Production,
+        crate::verified(&db.owner_url()),
+    );
     assert!(matches!(
         server::migrate(&production).await,
         Err(StartupError::DevelopmentOnly("migrate fresh"))
@@ -182,4 +186,182 @@ async fn browser_login_settings_are_checked_at_startup() {
     args.login.oidc_client_secret_file = Some(file);
     assert!(Application::build(&args).await.is_ok());
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The password of a connection string, which no error may repeat.
+fn password_of(url: &str) -> String {
+    url::Url::parse(url).unwrap().password().unwrap().to_owned()
+}
+
+/// The whole chain of an error's messages.
+fn report(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// F3: production refuses a database connection that does not check the server's
+/// certificate and name, before connecting, naming the variable and the mode; a Unix socket
+/// is let through.
+#[tokio::test]
+async fn production_refuses_a_database_connection_that_is_not_verify_full() {
+    let db = TestDatabase::new().await;
+    let password = password_of(&db.app_url());
+    for (query, mode) in [
+        ("", "prefer"),
+        ("?sslmode=disable", "disable"),
+        ("?sslmode=prefer", "prefer"),
+        ("?sslmode=require", "require"),
+        ("?sslmode=verify-ca", "verify-ca"),
+    ] {
+        let mut args = serve_args(Profile::Test, format!("{}{query}", db.app_url()));
+        args.profile = Profile::Production;
+        match Application::build(&args).await {
+            Err(err @ StartupError::UnverifiedDatabase { .. }) => {
+                let text = report(&err);
+                assert!(text.contains("DATABASE_URL"), "{text}");
+                assert!(text.contains(&format!("sslmode={mode}")), "{text}");
+                assert!(!text.contains(&password), "{text}");
+            }
+            other => panic!("{query:?} must be refused in production, got {other:?}"),
+        }
+        // Outside production the same URL is taken (verify-ca has no CA to check against).
+        if mode != "verify-ca" {
+            args.profile = Profile::Test;
+            assert!(Application::build(&args).await.is_ok(), "{query:?}");
+        }
+    }
+
+    // A Unix socket passes the check (there is none here: the connection itself fails).
+    let mut socket = url::Url::parse(&db.app_url()).unwrap();
+    socket
+        .query_pairs_mut()
+        .append_pair("host", "/nonexistent/socket-dir");
+    let mut args = serve_args(Profile::Test, socket.to_string());
+    args.profile = Profile::Production;
+    args.database.acquire_timeout_ms = 500;
+    match Application::build(&args).await {
+        Err(StartupError::Database(_)) => {}
+        other => panic!("a Unix socket is not refused by the check, got {other:?}"),
+    }
+
+    // `migrate` is held to the same rule in production.
+    let migrate = |url: String, profile: Profile| server::config::MigrateArgs {
+        action: server::config::MigrateAction::Status,
+        migration_database_url: Some(secrecy::SecretString::from(url)),
+        migration_database_url_file: None,
+        database: serve_args(Profile::Test, db.app_url()).database,
+        profile,
+    };
+    match server::migrate(&migrate(db.owner_url(), Profile::Production)).await {
+        Err(StartupError::UnverifiedDatabase { var, mode }) => {
+            assert_eq!((var, mode), ("MIGRATION_DATABASE_URL", "prefer"));
+        }
+        other => panic!("migrate must refuse it in production, got {other:?}"),
+    }
+    let status = server::migrate(&migrate(
+        crate::verified(&db.owner_url()),
+        Profile::Production,
+    ))
+    .await
+    .unwrap();
+    assert!(status.contains("applied"), "{status}");
+}
+
+/// F3: with `sslmode=verify-full` the server connects to the private cluster over TLS (every
+/// connection of its pool encrypted), with the CA from the URL or from
+/// `DATABASE_SSL_ROOT_CERT`; a certificate for another name, or from a CA it does not
+/// trust, is refused with an error naming the cause, never the password.
+#[tokio::test]
+async fn verify_full_connects_over_tls_and_refuses_a_wrong_name_or_an_untrusted_ca() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = TestDatabase::new().await;
+    let password = password_of(&db.app_url());
+
+    // The CA in the URL, and the CA in DATABASE_SSL_ROOT_CERT.
+    let in_url = serve_args(Profile::Production, db.app_url());
+    let mut in_variable = serve_args(Profile::Test, db.app_url());
+    {
+        let mut url = url::Url::parse(&db.app_url()).unwrap();
+        url.set_host(Some("localhost")).unwrap();
+        url.query_pairs_mut().append_pair("sslmode", "verify-full");
+        in_variable.database.url = Some(secrecy::SecretString::from(url.to_string()));
+        in_variable.database.ssl_root_cert = Some(crate::database_ca().into());
+        in_variable.profile = Profile::Production;
+    }
+    let admin = db.admin_pool().await;
+    for args in [in_url, in_variable] {
+        let (address, ..) =
+            crate::start_server(&args, std::sync::Arc::new(ports::SystemClock)).await;
+        let ready = reqwest::get(format!("{address}/health/ready"))
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        let row = admin
+            .query_one_raw(Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!(
+                    "SELECT count(*) FILTER (WHERE s.ssl) AS encrypted, count(*) AS total \
+                     FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                     WHERE a.datname = '{}' AND a.usename = '{}'",
+                    db.name,
+                    db.app_role()
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let encrypted: i64 = row.try_get("", "encrypted").unwrap();
+        let total: i64 = row.try_get("", "total").unwrap();
+        assert!(total > 0, "the server holds connections");
+        assert_eq!(
+            encrypted, total,
+            "every connection of the server is encrypted"
+        );
+    }
+
+    // The certificate names `localhost`, not the address.
+    let mut wrong_name = url::Url::parse(&crate::verified(&db.app_url())).unwrap();
+    wrong_name.set_host(Some("127.0.0.1")).unwrap();
+    let mut args = serve_args(Profile::Test, wrong_name.to_string());
+    args.profile = Profile::Production;
+    let err = Application::build(&args).await.unwrap_err();
+    let text = report(&err);
+    assert!(matches!(err, StartupError::Database(_)), "{text}");
+    println!("a wrong name: {text}");
+    assert!(
+        text.to_lowercase().contains("name"),
+        "the cause is named: {text}"
+    );
+    assert!(!text.contains(&password), "{text}");
+
+    // A CA the server was not signed by.
+    let other_ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("rhesis-ca-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other_ca_file = dir.join("other-ca.crt");
+    std::fs::write(&other_ca_file, other_ca.cert.pem()).unwrap();
+    let mut untrusted = url::Url::parse(&db.app_url()).unwrap();
+    untrusted.set_host(Some("localhost")).unwrap();
+    untrusted
+        .query_pairs_mut()
+        .append_pair("sslmode", "verify-full")
+        .append_pair("sslrootcert", other_ca_file.to_str().unwrap());
+    let mut args = serve_args(Profile::Test, untrusted.to_string());
+    args.profile = Profile::Production;
+    let err = Application::build(&args).await.unwrap_err();
+    let text = report(&err);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(err, StartupError::Database(_)), "{text}");
+    println!("an untrusted CA: {text}");
+    assert!(
+        text.to_lowercase().contains("issuer"),
+        "the cause is named: {text}"
+    );
+    assert!(!text.contains(&password), "{text}");
 }
