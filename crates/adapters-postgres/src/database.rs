@@ -26,6 +26,14 @@ impl Default for PoolOptions {
     }
 }
 
+/// A pool's connections at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// How a connection string reaches its server, as the driver reads it (with the
 /// environment's `PGSSLMODE`, `PGHOST`, ... where the URL is silent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +137,21 @@ impl Database {
 
     pub(crate) fn pool(&self) -> &DatabaseConnection {
         &self.pool
+    }
+
+    /// The pool's connections now; `None` once it is closed.
+    pub fn pool_state(&self) -> Option<PoolState> {
+        // Every `Database` is a PostgreSQL pool: [`connect`] makes no other.
+        let pool = self.pool.get_postgres_connection_pool();
+        if pool.is_closed() {
+            return None;
+        }
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        Some(PoolState {
+            in_use: pool.size().saturating_sub(idle),
+            idle,
+            max: pool.options().get_max_connections(),
+        })
     }
 
     /// Closes the pool (every clone shares it): waits for the connections in use to come

@@ -42,6 +42,16 @@ fn is_unavailable(code: &str) -> bool {
 }
 
 pub(crate) fn map_db_err(err: DbErr) -> StoreError {
+    let timed_out = match &err {
+        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(&**e, sea_orm::sqlx::Error::PoolTimedOut)
+        }
+        _ => false,
+    };
+    if timed_out {
+        metrics::counter!(crate::metrics::POOL_ACQUIRE_TIMEOUTS).increment(1);
+    }
     let sqlx_error = match &err {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {

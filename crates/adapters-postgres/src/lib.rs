@@ -12,6 +12,7 @@ mod entities;
 mod error;
 mod login;
 mod mapping;
+pub mod metrics;
 mod reencrypt;
 mod secret_columns;
 mod uow;
@@ -44,7 +45,8 @@ use crate::error::{corrupt, map_db_err};
 use crate::uow::{PgUnitOfWork, set_tenant};
 
 pub use database::{
-    Database, DatabaseError, InvalidUrl, PoolOptions, TlsMode, Transport, connect, transport,
+    Database, DatabaseError, InvalidUrl, PoolOptions, PoolState, TlsMode, Transport, connect,
+    transport,
 };
 pub use reencrypt::{
     Failure, ProgressEvent, ReencryptOptions, ReencryptReport, SECRET_COLUMNS, SecretColumn,

@@ -100,10 +100,12 @@ impl SecretColumns {
                 let legacy = match opened.provenance {
                     Provenance::LegacyPlaintext => Some((
                         &self.legacy_plaintext_reads,
+                        "plaintext",
                         "legacy plaintext read inside the migration window; run reencrypt",
                     )),
                     Provenance::LegacyUnbound(_) => Some((
                         &self.legacy_unbound_reads,
+                        "unbound",
                         "unbound legacy token read inside its migration window; run reencrypt",
                     )),
                     Provenance::OlderKey(_) => {
@@ -118,8 +120,11 @@ impl SecretColumns {
                     }
                     Provenance::Current => None,
                 };
-                if let Some((reads, message)) = legacy {
+                if let Some((reads, kind, message)) = legacy {
                     reads.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(crate::metrics::LEGACY_SECRET_READS, "kind" => kind,
+                        "table" => context.table, "column" => context.column)
+                    .increment(1);
                     tracing::warn!(
                         table = context.table,
                         column = context.column,
@@ -131,6 +136,9 @@ impl SecretColumns {
             }
             Err(reason) => {
                 self.unopenable.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::UNOPENABLE_SECRETS,
+                    "table" => context.table, "column" => context.column)
+                .increment(1);
                 tracing::error!(
                     security_event = "secret_unopenable",
                     table = context.table,

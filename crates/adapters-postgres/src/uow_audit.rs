@@ -273,6 +273,11 @@ pub(crate) async fn append_in(
         now,
     )
     .await
+    .inspect_err(|_| count_append_failure("organization"))
+}
+
+fn count_append_failure(chain: &'static str) {
+    metrics::counter!(crate::metrics::AUDIT_APPEND_FAILURES, "chain" => chain).increment(1);
 }
 
 /// Appends `new` to the system chain inside the caller's transaction.
@@ -282,7 +287,9 @@ pub(crate) async fn append_system(
     new: NewAuditEvent,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<AuditEvent, StoreError> {
-    append(conn, key, Chain::System, new, now).await
+    append(conn, key, Chain::System, new, now)
+        .await
+        .inspect_err(|_| count_append_failure("system"))
 }
 
 /// Up to `limit` events of `chain` after position `after`, in order.

@@ -32,6 +32,7 @@ pub(crate) fn blocked(state: BlockState, now: DateTime<Utc>) -> ApiError {
         security_event = "blocked_request",
         "a blocked client was refused"
     );
+    crate::metrics::blocked_request();
     let error = ApiError::new(ErrorCode::Blocked);
     match state {
         BlockState::Until(until) => {
@@ -66,8 +67,10 @@ pub(crate) fn after_strike(
 pub(crate) fn over_budget(over: OverBudget) -> ApiError {
     tracing::info!(
         security_event = "rate_limited",
+        budget = over.budget,
         "a client is over its budget"
     );
+    crate::metrics::rate_limited(over.budget);
     ApiError::new(ErrorCode::RateLimited).with_retry_after(over.retry_after_secs)
 }
 

@@ -265,6 +265,7 @@ async fn refuse(
         reason = refusal.reason.as_str(),
         "credential refused"
     );
+    crate::metrics::refusal(target.kind(), refusal.reason.as_str());
     let mut event = meta.event(
         refusal.user,
         AuditAction::AuthenticationFailed,

@@ -129,6 +129,7 @@ impl Blocker {
         let active: HashMap<_, _> = inner.list.active().await?.into_iter().collect();
         let count = active.len();
         *inner.cache.write().unwrap_or_else(PoisonError::into_inner) = active;
+        crate::metrics::blocks_active(count);
         Ok(count)
     }
 

@@ -12,6 +12,7 @@ mod extract;
 mod headers;
 mod health;
 mod limits;
+pub mod metrics;
 mod refusals;
 mod request_context;
 mod routes;

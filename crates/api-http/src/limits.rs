@@ -55,6 +55,8 @@ impl Budget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OverBudget {
     pub(crate) retry_after_secs: u64,
+    /// Which budget: `address`, `anonymous`, `auth_routes` or `credential`.
+    pub(crate) budget: &'static str,
 }
 
 /// The limiters of every tier, built once and shared by every worker.
@@ -98,6 +100,7 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 fn check<K: std::hash::Hash + Eq + Clone>(
     limiter: &Limiter<K>,
     key: &K,
+    budget: &'static str,
 ) -> Result<Budget, OverBudget> {
     match limiter.check_key(key) {
         Ok(snapshot) => Ok(Budget {
@@ -109,6 +112,7 @@ fn check<K: std::hash::Hash + Eq + Clone>(
                 .wait_time_from(DefaultClock::default().now())
                 .as_secs()
                 .max(1),
+            budget,
         }),
     }
 }
@@ -132,14 +136,14 @@ impl Limiters {
         auth_route: bool,
     ) -> Result<Option<Budget>, OverBudget> {
         let tiers = [
-            (self.per_ip.as_ref(), true),
-            (self.anonymous.as_ref(), anonymous),
-            (self.auth_routes.as_ref(), auth_route),
+            (self.per_ip.as_ref(), true, "address"),
+            (self.anonymous.as_ref(), anonymous, "anonymous"),
+            (self.auth_routes.as_ref(), auth_route, "auth_routes"),
         ];
         let mut tightest: Option<Budget> = None;
-        for (limiter, counted) in tiers {
+        for (limiter, counted, budget) in tiers {
             if let (Some(limiter), true) = (limiter, counted) {
-                tightest = Some(check(limiter, &address)?.min(tightest));
+                tightest = Some(check(limiter, &address, budget)?.min(tightest));
             }
         }
         Ok(tightest)
@@ -149,7 +153,7 @@ impl Limiters {
     pub(crate) fn check_principal(&self, credential: &str) -> Result<Option<Budget>, OverBudget> {
         self.principal
             .as_ref()
-            .map(|limiter| check(limiter, &credential.to_owned()))
+            .map(|limiter| check(limiter, &credential.to_owned(), "credential"))
             .transpose()
     }
 

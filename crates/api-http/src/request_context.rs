@@ -68,16 +68,15 @@ pub(crate) async fn request_context(
         .map(ToString::to_string)
         .unwrap_or_default();
     let started = Instant::now();
+    let (method, route) = (req.method().clone(), crate::metrics::route_of(&req));
     let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    tracing::info!(
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request completed"
-    );
+    let (status, seconds) = (response.status().as_u16(), started.elapsed().as_secs_f64());
+    crate::metrics::request(&method, route, status, seconds);
+    tracing::info!(status, latency_ms = seconds * 1000.0, "request completed");
     Ok(response)
 }

@@ -125,6 +125,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 25,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
+    /// Address of the metrics listener (`GET /metrics`, Prometheus text format); off unless
+    /// set. Keep it off the public network: it answers without credentials.
+    #[arg(long, env = "METRICS_BIND_ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]

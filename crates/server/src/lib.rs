@@ -4,6 +4,7 @@
 mod audit_verify;
 mod blocks;
 pub mod config;
+pub mod metrics;
 mod migrate;
 mod reencrypt;
 mod seed;
@@ -73,6 +74,8 @@ pub enum StartupError {
         var: &'static str,
         mode: &'static str,
     },
+    #[error("the metrics recorder could not be installed")]
+    Metrics(#[source] metrics_exporter_prometheus::BuildError),
 }
 
 /// In production the database is reached over a Unix socket, or over TLS that checks the
@@ -450,6 +453,7 @@ pub struct Application {
     refusals: Arc<api_http::RefusalLog>,
     use_cases: app::App,
     database: adapters_postgres::Database,
+    metrics: Option<metrics::MetricsListener>,
 }
 
 impl std::fmt::Debug for Application {
@@ -596,6 +600,10 @@ impl Application {
             }
             None => (server, None),
         };
+        let metrics = args
+            .metrics_bind
+            .map(|addr| metrics::serve(addr, Some(database.clone())))
+            .transpose()?;
         tracing::info!(profile = ?args.profile, port, ?http_port, role = %report.role,
             blocked, "listening");
         Ok(Self {
@@ -605,7 +613,13 @@ impl Application {
             refusals,
             use_cases,
             database,
+            metrics,
         })
+    }
+
+    /// The port of the metrics listener, if `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|m| m.port)
     }
 
     /// The port of `BIND_ADDR` (HTTPS when TLS is configured).
@@ -643,6 +657,9 @@ impl Application {
             touches,
             "counted refusals, token and session uses recorded at the stop"
         );
+        if let Some(metrics) = &self.metrics {
+            metrics.server.stop(false).await;
+        }
         match self.database.close().await {
             Ok(()) => tracing::info!("database pool closed"),
             Err(err) => tracing::warn!(error = %err, "the database pool did not close cleanly"),

@@ -14,6 +14,12 @@ use crate::config::ReencryptArgs;
 /// Runs the re-encryption and returns the summary to print.
 pub async fn reencrypt(args: &ReencryptArgs) -> Result<String, StartupError> {
     let (store, _) = crate::connect(&args.serve).await?;
+    // Progress as metrics too, while the command runs, when a listener is configured.
+    let _metrics = args
+        .serve
+        .metrics_bind
+        .map(|addr| crate::metrics::serve(addr, Some(store.database().clone())))
+        .transpose()?;
     let options = ReencryptOptions {
         batch_size: args.batch_size,
         dry_run: args.dry_run,
@@ -32,6 +38,11 @@ pub async fn reencrypt(args: &ReencryptArgs) -> Result<String, StartupError> {
         store.secrets(),
         options,
         |event: ProgressEvent<'_>| {
+            crate::metrics::reencrypt_progress(
+                event.organization_index + 1,
+                event.organizations,
+                event.report,
+            );
             let message = format!(
                 "{}.{}: scanned {}",
                 event.column.table, event.column.column, event.report.scanned

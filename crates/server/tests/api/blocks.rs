@@ -140,7 +140,7 @@ async fn warnings_then_doubling_blocks_then_a_permanent_one_that_outlives_a_rest
     assert_blocked(&logout().await, None);
 
     // A new server on the same database refuses the address from its first request.
-    let (restarted, _, _) = start_server(&app.args, clock.clone()).await;
+    let (restarted, ..) = start_server(&app.args, clock.clone()).await;
     let first = app
         .send(app.client.get(format!("{restarted}/api/v1/me")))
         .await;

@@ -12,6 +12,7 @@ mod invitations;
 mod limits;
 mod login;
 mod matrix;
+mod metrics;
 mod permissions;
 mod policy;
 mod reencrypt;
@@ -78,6 +79,8 @@ pub(crate) struct TestApp {
     pub(crate) refusals: Arc<api_http::RefusalLog>,
     /// The server's use cases, whose noted API token uses are written at the same moments.
     pub(crate) use_cases: app::App,
+    /// The server's metrics listener, when `METRICS_BIND_ADDR` was set.
+    pub(crate) metrics_address: Option<String>,
 }
 
 /// A response, read whole.
@@ -193,6 +196,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
         max_body_bytes: 65_536,
         max_header_bytes: 16_384,
         shutdown_grace_seconds: 5,
+        metrics_bind: None,
         database: DatabaseArgs {
             url: Some(SecretString::from(database_url)),
             url_file: None,
@@ -330,7 +334,7 @@ async fn spawn_app_in(
     let jwt_key = test_support::random_fernet_key();
     let mut args = serve_args_with_key(profile, db.app_url(), jwt_key.clone());
     configure(&mut args);
-    let (address, refusals, use_cases) = match listener {
+    let (address, refusals, use_cases, metrics_address) = match listener {
         Some(listener) => start_server_on(&args, server_clock, listener).await,
         None => start_server(&args, server_clock).await,
     };
@@ -382,6 +386,7 @@ async fn spawn_app_in(
         args,
         refusals,
         use_cases,
+        metrics_address,
     }
 }
 
@@ -391,8 +396,9 @@ pub(crate) fn free_port() -> u16 {
     test_support::unallocated_port()
 }
 
-/// A running server's address, its counted refusals and its use cases.
-pub(crate) type Running = (String, Arc<api_http::RefusalLog>, app::App);
+/// A running server's address, its counted refusals, its use cases and the address of its
+/// metrics listener, if it has one.
+pub(crate) type Running = (String, Arc<api_http::RefusalLog>, app::App, Option<String>);
 
 /// Starts a server with `args` on a free port.
 pub(crate) async fn start_server(args: &ServeArgs, clock: Arc<dyn Clock>) -> Running {
@@ -415,8 +421,11 @@ pub(crate) async fn start_server_on(
 fn running(app: Application) -> Running {
     let address = format!("http://127.0.0.1:{}", app.port());
     let (refusals, use_cases) = (app.refusals(), app.use_cases());
+    let metrics = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
-    (address, refusals, use_cases)
+    (address, refusals, use_cases, metrics)
 }
 
 impl TestApp {
