@@ -180,7 +180,8 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(error::unmatched))
-        // Inner to outer: query strings without NUL, the browser session (loaded only for a
+        // Inner to outer: query strings without NUL, a 503 for a request whose session the
+        // store could not look up, the browser session (loaded only for a
         // request with its cookie, its decision left for the request's `Caller`),
         // CORS (which answers preflights itself), admission (blocks, the
         // budgets of the client address, strikes), the transport (client address, HTTPS
@@ -188,6 +189,7 @@ pub fn app(
         // bodies made problem+json, the security headers, all inside the root span that
         // TracingLogger opens for every request.
         .wrap(from_fn(extract::query_without_nul))
+        .wrap(from_fn(sessions::entered::refuse_if_unavailable))
         .wrap(sessions)
         .wrap(from_fn(sessions::entered::scope))
         .wrap(cors)

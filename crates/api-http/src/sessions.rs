@@ -128,8 +128,18 @@ impl SessionStore for PgSessions {
                 entered::keep(),
                 &origin,
             )
-            .await
-            .map_err(|e| LoadError::Other(StorageError::Store(e).into()))?;
+            .await;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err @ ports::StoreError::Unavailable(_)) => {
+                // No session to hand on, and the request is answered 503 inside the session
+                // layer (`entered::refuse_if_unavailable`); an error here would be a bare 500.
+                tracing::warn!(error = %err, "the session store is unavailable");
+                entered::store_unavailable();
+                return Ok(None);
+            }
+            Err(err) => return Err(LoadError::Other(StorageError::Store(err).into())),
+        };
         let (data, decision) = match entry {
             SessionEntry::Live { data, decision } => (data, decision),
             SessionEntry::Unknown | SessionEntry::Ended => return Ok(None),
@@ -214,14 +224,19 @@ pub(crate) fn middleware(
 pub(crate) mod entered {
     use std::cell::RefCell;
 
-    use actix_web::body::MessageBody;
+    use actix_web::ResponseError;
+    use actix_web::body::{EitherBody, MessageBody};
     use actix_web::dev::{ServiceRequest, ServiceResponse};
     use actix_web::middleware::Next;
+
+    use crate::{ApiError, ErrorCode};
 
     struct Slot {
         /// Whether the session's transaction is kept for the request's work.
         keep: bool,
         decision: Option<app::Decision>,
+        /// Whether the session store was found unavailable (the database down).
+        unavailable: bool,
     }
 
     tokio::task_local! {
@@ -240,8 +255,31 @@ pub(crate) mod entered {
         let slot = RefCell::new(Slot {
             keep,
             decision: None,
+            unavailable: false,
         });
         SLOT.scope(slot, next.call(req)).await
+    }
+
+    /// Inside the session layer: a request whose session could not be looked up because
+    /// the store is unavailable (the database down) is answered 503 with `Retry-After`, as
+    /// any other request then is, and reaches no handler (which would see no session).
+    pub(crate) async fn refuse_if_unavailable(
+        req: ServiceRequest,
+        next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+        if SLOT
+            .try_with(|slot| slot.borrow().unavailable)
+            .unwrap_or(false)
+        {
+            let answer = ApiError::new(ErrorCode::Unavailable).error_response();
+            return Ok(req.into_response(answer).map_into_right_body());
+        }
+        Ok(next.call(req).await?.map_into_left_body())
+    }
+
+    /// Notes that the session store is unavailable: the request is answered 503.
+    pub(super) fn store_unavailable() {
+        let _ = SLOT.try_with(|slot| slot.borrow_mut().unavailable = true);
     }
 
     /// Whether the session's transaction is kept for the request's work.

@@ -196,6 +196,21 @@ async fn while_the_database_is_down_requests_fail_fast_and_the_server_recovers()
         .await
         .unwrap();
     assert_eq!(first.status(), 200);
+    // A session cookie as the server seals them (its id names no session).
+    let session_cookie = {
+        let key = app.args.auth.session_cookie_key().unwrap();
+        let mut jar = actix_web::cookie::CookieJar::new();
+        jar.private_mut(&key).add(actix_web::cookie::Cookie::new(
+            api_http::SESSION_COOKIE,
+            "x".repeat(43),
+        ));
+        let sealed = jar
+            .get(api_http::SESSION_COOKIE)
+            .unwrap()
+            .value()
+            .to_owned();
+        format!("{}={sealed}", api_http::SESSION_COOKIE)
+    };
 
     // The load: four clients asking without pause, each answer noted with how long it took.
     let stop = Arc::new(AtomicBool::new(false));
@@ -240,6 +255,22 @@ async fn while_the_database_is_down_requests_fail_fast_and_the_server_recovers()
     assert_eq!(refused.headers()["retry-after"], "5");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "unavailable", "{body}");
+    // A browser's request: its session cookie sends the session layer to the store first.
+    for path in ["/auth/me", "/api/v1/projects"] {
+        let answer = client
+            .get(app.url(path))
+            .header("cookie", &session_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 503, "{path} with a session cookie");
+        assert_eq!(answer.headers()["retry-after"], "5", "{path}");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
     let down_for = down_at.elapsed();
 
     cluster.start();
