@@ -68,15 +68,60 @@ impl TlsMode {
     }
 }
 
-/// A connection string the driver does not take. Its text is never repeated: it may hold
-/// a password.
-#[derive(Debug, thiserror::Error)]
-#[error("not a PostgreSQL connection string the driver accepts")]
-pub struct InvalidUrl;
+/// A connection string refused before the driver sees it. Its text is never repeated, not
+/// even a parameter's name: it may hold a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUrl {
+    #[error("not a URL")]
+    NotAUrl,
+    #[error("the scheme is not postgres:// or postgresql://")]
+    Scheme,
+    #[error("a query parameter the driver does not know (see docs/operations.md)")]
+    UnknownParameter,
+    #[error("a value the driver does not take")]
+    Value,
+}
+
+/// The query parameters the driver reads (any other it would ignore, logging its value).
+const PARAMETERS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// `url` as the driver reads it, refused when it names another scheme (the ORM would repeat
+/// the whole string, password included, in its error) or a parameter the driver would
+/// ignore (logging its value).
+fn options(url: &str) -> Result<PgConnectOptions, InvalidUrl> {
+    let parsed = url::Url::parse(url).map_err(|_| InvalidUrl::NotAUrl)?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(InvalidUrl::Scheme);
+    }
+    let known = |key: &str| PARAMETERS.contains(&key) || key.starts_with("options[");
+    if !parsed.query_pairs().all(|(key, _)| known(&key)) {
+        return Err(InvalidUrl::UnknownParameter);
+    }
+    url.parse().map_err(|_| InvalidUrl::Value)
+}
 
 /// How `url` reaches its server.
 pub fn transport(url: &str) -> Result<Transport, InvalidUrl> {
-    let options: PgConnectOptions = url.parse().map_err(|_| InvalidUrl)?;
+    let options = options(url)?;
     if options.get_socket().is_some() || options.get_host().starts_with('/') {
         return Ok(Transport::UnixSocket);
     }
@@ -103,14 +148,19 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// Why the pool could not be opened. Its text and sources are the driver's; a URL's password
-/// is never among them.
+/// Why the pool could not be opened. Its text and sources are ours or the driver's (for a
+/// URL [`transport`] takes); a URL's password is never among them.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct DatabaseError(DbErr);
+pub enum DatabaseError {
+    #[error(transparent)]
+    Url(#[from] InvalidUrl),
+    #[error(transparent)]
+    Driver(DbErr),
+}
 
 /// Opens a connection pool. Statement logging is off: bound values may be secrets.
 pub async fn connect(url: &str, options: PoolOptions) -> Result<Database, DatabaseError> {
+    self::options(url)?;
     let mut opt = ConnectOptions::new(url.to_owned());
     opt.max_connections(options.max_connections)
         .min_connections(0)
@@ -122,7 +172,7 @@ pub async fn connect(url: &str, options: PoolOptions) -> Result<Database, Databa
     }
     let pool = sea_orm::Database::connect(opt)
         .await
-        .map_err(DatabaseError)?;
+        .map_err(DatabaseError::Driver)?;
     Ok(Database { pool })
 }
 
@@ -157,6 +207,9 @@ impl Database {
     /// Closes the pool (every clone shares it): waits for the connections in use to come
     /// back, then closes them all; later uses fail as unavailable.
     pub async fn close(&self) -> Result<(), DatabaseError> {
-        self.pool.close_by_ref().await.map_err(DatabaseError)
+        self.pool
+            .close_by_ref()
+            .await
+            .map_err(DatabaseError::Driver)
     }
 }

@@ -202,6 +202,19 @@ impl DatabaseArgs {
     }
 }
 
+/// The CA file a database URL names (`sslrootcert`, or the driver's other spellings of it),
+/// if it names one.
+pub fn url_root_cert(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs()
+        .filter(|(key, _)| ROOT_CERT_PARAMETERS.contains(&key.as_ref()))
+        .last()
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The driver's names of the CA file parameter.
+pub const ROOT_CERT_PARAMETERS: [&str; 3] = ["sslrootcert", "ssl-root-cert", "ssl-ca"];
+
 /// Encryption of the secret columns.
 #[derive(Debug, Clone, Args)]
 pub struct EncryptionArgs {

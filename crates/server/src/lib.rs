@@ -63,8 +63,11 @@ pub enum StartupError {
     Migration(#[from] migration::MigrationError),
     #[error("could not listen on the configured address")]
     Bind(#[source] std::io::Error),
-    #[error("{0} is not a PostgreSQL connection string")]
-    InvalidDatabaseUrl(&'static str),
+    #[error("{var} is not a PostgreSQL connection string the server takes: {reason}")]
+    InvalidDatabaseUrl {
+        var: &'static str,
+        reason: adapters_postgres::InvalidUrl,
+    },
     #[error(
         "refusing to run in production: {var} connects with sslmode={mode}; use \
          sslmode=verify-full (with DATABASE_SSL_ROOT_CERT or the URL's sslrootcert) or a Unix \
@@ -78,18 +81,28 @@ pub enum StartupError {
     Metrics(#[source] metrics_exporter_prometheus::BuildError),
 }
 
-/// In production the database is reached over a Unix socket, or over TLS that checks the
-/// server's certificate and its name (`sslmode=verify-full`); anything less is refused.
-pub(crate) fn refuse_unverified_database(
+/// Checks the connection string `var` names (a scheme and parameters the driver takes, a CA
+/// file that holds certificates); in production the database must be reached over a Unix
+/// socket, or over TLS that checks the server's certificate and its name
+/// (`sslmode=verify-full`): anything less is refused.
+pub(crate) fn check_database_url(
     profile: Profile,
     var: &'static str,
     url: &str,
 ) -> Result<(), StartupError> {
     use adapters_postgres::{TlsMode, Transport};
+    let transport = adapters_postgres::transport(url)
+        .map_err(|reason| StartupError::InvalidDatabaseUrl { var, reason })?;
+    if let Some(ca) = config::url_root_cert(url) {
+        tls::certificates(
+            std::path::Path::new(&ca),
+            "the sslrootcert of the database URL",
+        )?;
+    }
     if profile != Profile::Production {
         return Ok(());
     }
-    match adapters_postgres::transport(url).map_err(|_| StartupError::InvalidDatabaseUrl(var))? {
+    match transport {
         Transport::UnixSocket | Transport::Tcp(TlsMode::VerifyFull) => Ok(()),
         Transport::Tcp(mode) => Err(StartupError::UnverifiedDatabase {
             var,
@@ -143,7 +156,10 @@ async fn connect_with_clock(
     clock: Arc<dyn ports::Clock>,
 ) -> Result<(PgStore, RoleReport), StartupError> {
     let url = args.database.url()?;
-    refuse_unverified_database(args.profile, "DATABASE_URL", url.expose_secret())?;
+    check_database_url(args.profile, "DATABASE_URL", url.expose_secret())?;
+    if let Some(ca) = &args.database.ssl_root_cert {
+        tls::certificates(ca, "DATABASE_SSL_ROOT_CERT")?;
+    }
     let cipher = args.encryption.cipher()?;
     let audit_key = Arc::new(args.audit.key(args.profile)?);
     let options = PoolOptions {

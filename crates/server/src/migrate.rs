@@ -10,9 +10,9 @@ use crate::config::{MigrateAction, MigrateArgs, Profile};
 
 /// Runs the migration action and returns what to print.
 pub async fn migrate(args: &MigrateArgs) -> Result<String, StartupError> {
-    let url = with_root_cert(args.url()?, args.database.ssl_root_cert.as_deref());
+    let url = with_root_cert(args.url()?, args.database.ssl_root_cert.as_deref())?;
     let url = url.expose_secret();
-    crate::refuse_unverified_database(args.profile, args.url_variable(), url)?;
+    crate::check_database_url(args.profile, args.url_variable(), url)?;
     let (action, done) = match args.action {
         MigrateAction::Up => (Action::Up, "migrations applied"),
         MigrateAction::Down => (Action::Down(1), "last migration reverted"),
@@ -41,20 +41,32 @@ pub async fn migrate(args: &MigrateArgs) -> Result<String, StartupError> {
     Ok(done.to_owned())
 }
 
-/// `url` with `sslrootcert` naming `root_cert` (`DATABASE_SSL_ROOT_CERT`), unless the URL
-/// names one itself or is not a URL.
-fn with_root_cert(url: SecretString, root_cert: Option<&Path>) -> SecretString {
-    let Some(root_cert) = root_cert.and_then(Path::to_str) else {
-        return url;
+/// `url` with `sslrootcert` naming `root_cert` (`DATABASE_SSL_ROOT_CERT`) in place of any CA
+/// the URL names itself, as `serve` takes it; `url` itself without the variable or when it
+/// is not a URL (the check that follows refuses it).
+fn with_root_cert(
+    url: SecretString,
+    root_cert: Option<&Path>,
+) -> Result<SecretString, StartupError> {
+    let Some(root_cert) = root_cert else {
+        return Ok(url);
     };
+    let root_cert = root_cert.to_str().ok_or(crate::config::ConfigError::Tls {
+        var: "DATABASE_SSL_ROOT_CERT",
+        problem: "is not a UTF-8 path",
+    })?;
     let Ok(mut parsed) = url::Url::parse(url.expose_secret()) else {
-        return url;
+        return Ok(url);
     };
-    if parsed.query_pairs().any(|(name, _)| name == "sslrootcert") {
-        return url;
-    }
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| !crate::config::ROOT_CERT_PARAMETERS.contains(&key.as_ref()))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
     parsed
         .query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
         .append_pair("sslrootcert", root_cert);
-    SecretString::from(String::from(parsed))
+    Ok(SecretString::from(String::from(parsed)))
 }

@@ -18,7 +18,7 @@ pub(crate) fn server_config(args: &TlsArgs) -> Result<Option<rustls::ServerConfi
         (Some(cert), Some(key)) => (cert, key),
         _ => return Err(ConfigError::TlsIncomplete),
     };
-    let chain = certificates(cert)?;
+    let chain = certificates(cert, "TLS_CERT_FILE")?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|_| ConfigError::Tls {
         var: "TLS_KEY_FILE",
         problem: "holds no readable PEM private key",
@@ -42,9 +42,13 @@ pub(crate) fn server_config(args: &TlsArgs) -> Result<Option<rustls::ServerConfi
     Ok(Some(config))
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+/// The PEM certificates in `path` (which `var` names): at least one, each readable.
+pub(crate) fn certificates(
+    path: &Path,
+    var: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let unreadable = || ConfigError::Tls {
-        var: "TLS_CERT_FILE",
+        var,
         problem: "holds no readable PEM certificate",
     };
     let chain = CertificateDer::pem_file_iter(path)

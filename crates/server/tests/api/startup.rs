@@ -365,3 +365,90 @@ async fn verify_full_connects_over_tls_and_refuses_a_wrong_name_or_an_untrusted_
     );
     assert!(!text.contains(&password), "{text}");
 }
+
+/// A connection string with another scheme, or a parameter the driver would ignore, is
+/// refused before the driver sees it, naming the variable and nothing of the string: the
+/// ORM would repeat an unknown scheme's whole URL in its error, password included, and the
+/// driver logs an ignored parameter's value. A CA file that holds no certificate is refused
+/// too, instead of checking the server against nothing of it.
+#[tokio::test]
+async fn connection_strings_that_would_leak_or_trust_nothing_are_refused() {
+    let db = TestDatabase::new().await;
+    for (url, secret) in [
+        (
+            "postgresql+psycopg://app:hun ter2@localhost/app?sslmode=verify-full",
+            "ter2",
+        ),
+        (
+            "postgres://app:p@ssw0rd@localhost/app?sslpassword=keypass",
+            "keypass",
+        ),
+        ("postgres://app:s3cret@localhost/app?hunter2", "hunter2"),
+    ] {
+        let mut args = serve_args(Profile::Test, url.to_owned());
+        args.database.acquire_timeout_ms = 500;
+        let err = Application::build(&args).await.unwrap_err();
+        let text = report(&err);
+        assert!(
+            matches!(
+                err,
+                StartupError::InvalidDatabaseUrl {
+                    var: "DATABASE_URL",
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(secret) && !text.contains("ssw0rd"), "{text}");
+
+        let migrate = server::config::MigrateArgs {
+            action: server::config::MigrateAction::Status,
+            migration_database_url: Some(secrecy::SecretString::from(url.to_owned())),
+            migration_database_url_file: None,
+            database: serve_args(Profile::Test, db.app_url()).database,
+            profile: Profile::Test,
+        };
+        let err = server::migrate(&migrate).await.unwrap_err();
+        let text = report(&err);
+        assert!(
+            matches!(
+                err,
+                StartupError::InvalidDatabaseUrl {
+                    var: "MIGRATION_DATABASE_URL",
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    // CA files that hold no certificate: empty, or a key only.
+    let dir = std::env::temp_dir().join(format!("rhesis-ca-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.crt");
+    std::fs::write(&empty, "").unwrap();
+    let key_only = dir.join("key.pem");
+    std::fs::write(
+        &key_only,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    for file in [&empty, &key_only] {
+        let mut args = serve_args(Profile::Production, db.app_url());
+        args.database.ssl_root_cert = Some(file.clone());
+        let err = Application::build(&args).await.unwrap_err();
+        assert!(report(&err).contains("DATABASE_SSL_ROOT_CERT"), "{err:?}");
+
+        let mut url = url::Url::parse(&db.app_url()).unwrap();
+        url.set_host(Some("localhost")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("sslmode", "verify-full")
+            .append_pair("sslrootcert", file.to_str().unwrap());
+        let mut args = serve_args(Profile::Test, url.to_string());
+        args.profile = Profile::Production;
+        let err = Application::build(&args).await.unwrap_err();
+        assert!(report(&err).contains("sslrootcert"), "{err:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
