@@ -217,15 +217,6 @@ impl RefusalLog {
         }
         recorded
     }
-
-    /// Flushes closed windows every `tick`, forever.
-    pub async fn run(self: Arc<Self>, tick: std::time::Duration) {
-        let mut every = tokio::time::interval(tick);
-        loop {
-            every.tick().await;
-            self.flush(false).await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! the operator subcommands. The only crate that knows every other.
 
 mod audit_verify;
+mod background;
 mod blocks;
 pub mod config;
 pub mod metrics;
@@ -346,38 +347,45 @@ const REFUSAL_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// How often the API token and session uses noted by requests are written down.
 const USE_RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Writes the noted API token and session uses, off the request path, every
-/// [`USE_RECORD_EVERY`].
-async fn record_uses(use_cases: app::App) {
-    let mut every = tokio::time::interval(USE_RECORD_EVERY);
-    loop {
-        every.tick().await;
-        use_cases.record_token_uses().await;
-        use_cases.record_session_touches().await;
-    }
-}
-
-/// The background upkeep of the limits: forgetting idle clients, reading the blocks every
-/// replica and the operator set, and purging stale records.
-fn upkeep(
+/// The background work of a server: writing the noted API token and session uses and the
+/// counted refusals off the request path; forgetting idle clients, reading the blocks every
+/// replica and the operator set, and purging stale records; logging the audit chains'
+/// heads.
+fn background(
+    use_cases: app::App,
+    refusals: Arc<api_http::RefusalLog>,
     limiters: api_http::Limiters,
     blocker: api_http::Blocker,
     refresh: std::time::Duration,
     store: Arc<PgStore>,
-    sessions: ports::SessionLifetime,
-) {
-    tokio::spawn(async move {
-        let mut forget = tokio::time::interval(FORGET_IDLE_EVERY);
-        loop {
-            forget.tick().await;
-            limiters.forget_idle();
+    args: &ServeArgs,
+) -> background::Background {
+    let mut tasks = background::Background::new();
+    tasks.every(USE_RECORD_EVERY, false, move || {
+        let use_cases = use_cases.clone();
+        async move {
+            use_cases.record_token_uses().await;
+            use_cases.record_session_touches().await;
         }
     });
-    let purger = blocker.clone();
-    tokio::spawn(async move {
-        let mut purge = tokio::time::interval(PURGE_EVERY);
-        loop {
-            purge.tick().await;
+    tasks.every(REFUSAL_FLUSH_EVERY, false, move || {
+        let refusals = Arc::clone(&refusals);
+        async move {
+            refusals.flush(false).await;
+        }
+    });
+    tasks.every(FORGET_IDLE_EVERY, false, move || {
+        limiters.forget_idle();
+        std::future::ready(())
+    });
+    let (purger, purged, sessions) = (
+        blocker.clone(),
+        Arc::clone(&store),
+        args.login.session_lifetime(),
+    );
+    tasks.every(PURGE_EVERY, false, move || {
+        let (purger, store) = (purger.clone(), Arc::clone(&purged));
+        async move {
             if let Err(err) = purger.purge().await {
                 tracing::warn!(error = %err, "stale client records could not be purged");
             }
@@ -389,36 +397,33 @@ fn upkeep(
             }
         }
     });
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(refresh);
-        every.tick().await;
-        loop {
-            every.tick().await;
+    tasks.every(refresh, true, move || {
+        let blocker = blocker.clone();
+        async move {
             if let Err(err) = blocker.refresh().await {
                 tracing::warn!(error = %err, "the block list could not be read; keeping the last");
             }
         }
     });
-}
-
-/// Logs the head of every audit chain that moved since it last logged (every chain at the
-/// first tick), as an INFO line with `security_event = "audit_chain_head"`, so that an
-/// external log store keeps witnesses of the heads: `rhesis-server audit-verify --head` checks
-/// later that a chain still holds its witnessed head (a cut tail, a rewritten chain).
-fn log_audit_heads(store: Arc<PgStore>, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut logged = std::collections::HashMap::new();
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
+    // Logs the head of every audit chain that moved since it last logged (every chain at
+    // the first round), as an INFO line with `security_event = "audit_chain_head"`, so that
+    // an external log store keeps witnesses of the heads: `rhesis-server audit-verify
+    // --head` checks later that a chain still holds its witnessed head (a cut tail, a
+    // rewritten chain).
+    let logged = Arc::new(tokio::sync::Mutex::new(std::collections::HashMap::new()));
+    tasks.every(args.audit.head_log_every(), false, move || {
+        let (store, logged) = (Arc::clone(&store), Arc::clone(&logged));
+        async move {
+            let mut logged = logged.lock().await;
             if let Err(err) = log_heads_once(&store, &mut logged).await {
                 tracing::warn!(error = %err, "the audit chain heads could not be read");
             }
         }
     });
+    tasks
 }
 
-/// One round of [`log_audit_heads`]; `logged` remembers the last head logged per chain.
+/// One round of the audit heads' log; `logged` remembers the last head logged per chain.
 async fn log_heads_once(
     store: &PgStore,
     logged: &mut std::collections::HashMap<
@@ -470,6 +475,29 @@ pub struct Application {
     use_cases: app::App,
     database: adapters_postgres::Database,
     metrics: Option<metrics::MetricsListener>,
+    background: background::Background,
+}
+
+/// How long a stop may spend, once the requests are done, on its own writes (the counted
+/// refusals and noted uses) and closing the pool: while the database is unreachable every
+/// write would wait `DATABASE_ACQUIRE_TIMEOUT_MS`.
+pub const STOP_WRITES_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next SIGTERM or SIGINT (never, where they cannot be listened to).
+async fn another_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -526,20 +554,12 @@ impl Application {
             args.audit.refusal_window(),
             api_http::DEFAULT_MAX_KINDS,
         ));
-        tokio::spawn(Arc::clone(&refusals).run(REFUSAL_FLUSH_EVERY));
         let blocker =
             api_http::Blocker::new(store.clone(), args.blocks.settings(), Arc::clone(&refusals));
         // The blocks in force before the first request: a permanent block outlives restarts.
         let blocked = blocker.refresh().await.map_err(StartupError::Store)?;
         let lifetime = args.login.session_lifetime();
-        upkeep(
-            limiters.clone(),
-            blocker.clone(),
-            args.blocks.refresh(),
-            Arc::clone(&store),
-            lifetime,
-        );
-        log_audit_heads(Arc::clone(&store), args.audit.head_log_every());
+        let store_for_tasks = Arc::clone(&store);
         let login = login_settings(args, store.clone(), Arc::clone(&clock))?;
         let sessions = api_http::SessionSettings {
             store: store.clone(),
@@ -592,7 +612,15 @@ impl Application {
             }),
         };
         let use_cases = state.app.clone();
-        tokio::spawn(record_uses(use_cases.clone()));
+        let background = background(
+            use_cases.clone(),
+            Arc::clone(&refusals),
+            state.limiters.clone(),
+            state.blocker.clone(),
+            args.blocks.refresh(),
+            Arc::clone(&store_for_tasks),
+            args,
+        );
         let mut server = actix_web::HttpServer::new(move || api_http::app(state.clone()));
         if let Some(workers) = args.workers {
             server = server.workers(workers);
@@ -630,6 +658,7 @@ impl Application {
             use_cases,
             database,
             metrics,
+            background,
         })
     }
 
@@ -659,26 +688,52 @@ impl Application {
     }
 
     /// Serves until the process is asked to stop (SIGTERM or SIGINT): the listeners close at
-    /// once, the requests in flight get `SHUTDOWN_GRACE_SECONDS`; then it records the refusals
-    /// still being counted and the token and session uses still noted, and closes the
-    /// database pool.
+    /// once, the requests in flight get `SHUTDOWN_GRACE_SECONDS`. Then the background tasks
+    /// finish their round and end, the refusals still being counted and the token and session
+    /// uses still noted are recorded and the database pool is closed, within
+    /// [`STOP_WRITES_WITHIN`]; a second signal ends the wait at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
-        let recorded = self.refusals.flush(true).await;
-        let uses = self.use_cases.record_token_uses().await;
-        let touches = self.use_cases.record_session_touches().await;
-        tracing::info!(
-            recorded,
-            uses,
-            touches,
-            "counted refusals, token and session uses recorded at the stop"
-        );
-        if let Some(metrics) = &self.metrics {
-            metrics.server.stop(false).await;
-        }
-        match self.database.close().await {
-            Ok(()) => tracing::info!("database pool closed"),
-            Err(err) => tracing::warn!(error = %err, "the database pool did not close cleanly"),
+        let Self {
+            server,
+            refusals,
+            use_cases,
+            database,
+            metrics,
+            background,
+            ..
+        } = self;
+        let served = server.await;
+        let finish = async move {
+            background.stop().await;
+            let recorded = refusals.flush(true).await;
+            let uses = use_cases.record_token_uses().await;
+            let touches = use_cases.record_session_touches().await;
+            tracing::info!(
+                recorded,
+                uses,
+                touches,
+                "counted refusals, token and session uses recorded at the stop"
+            );
+            if let Some(metrics) = &metrics {
+                metrics.server.stop(false).await;
+            }
+            match database.close().await {
+                Ok(()) => tracing::info!("database pool closed"),
+                Err(err) => tracing::warn!(error = %err, "the database pool did not close cleanly"),
+            }
+        };
+        tokio::select! {
+            finished = tokio::time::timeout(STOP_WRITES_WITHIN, finish) => {
+                if finished.is_err() {
+                    tracing::error!(within = ?STOP_WRITES_WITHIN,
+                        "the stop's writes did not finish in time (is the database reachable?); \
+                         counted refusals and noted uses not yet written are lost");
+                }
+            }
+            () = another_signal() => {
+                tracing::error!("a second signal: stopping at once; counted refusals and noted \
+                    uses not yet written are lost");
+            }
         }
         served
     }

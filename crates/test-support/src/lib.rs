@@ -172,19 +172,24 @@ impl TestDatabase {
     }
 }
 
-/// The private cluster that `cargo xtask test` starts for one test to stop and start (the
-/// shared cluster serves every other test meanwhile). Only one test may use it.
+/// The private cluster that `cargo xtask test` starts for tests to stop and start (the
+/// shared cluster serves every other test meanwhile). One test at a time holds it
+/// ([`OutageCluster::hold`]).
 #[derive(Debug)]
 pub struct OutageCluster {
     data: String,
     pg_ctl: String,
     run_as: Option<String>,
+    _held: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static OUTAGE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl OutageCluster {
     /// The cluster named by `TEST_OUTAGE_PGDATA`, `TEST_OUTAGE_PG_CTL` and
-    /// `TEST_OUTAGE_RUN_AS`.
-    pub fn from_env() -> Self {
+    /// `TEST_OUTAGE_RUN_AS`, once no other test of the process holds it; running.
+    pub async fn hold() -> Self {
+        let held = OUTAGE.lock().await;
         let var = |name: &str| {
             std::env::var(name).unwrap_or_else(|_| {
                 panic!(
@@ -192,14 +197,26 @@ impl OutageCluster {
                 )
             })
         };
-        Self {
+        let cluster = Self {
             data: var("TEST_OUTAGE_PGDATA"),
             pg_ctl: var("TEST_OUTAGE_PG_CTL"),
             run_as: std::env::var("TEST_OUTAGE_RUN_AS").ok(),
+            _held: held,
+        };
+        // A test that failed while it was stopped leaves it so.
+        if !cluster.is_running() {
+            cluster.start();
         }
+        cluster
     }
 
-    fn pg_ctl(&self, args: &[&str]) {
+    fn is_running(&self) -> bool {
+        self.command(&["status"])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = match &self.run_as {
             Some(user) => {
                 let mut command = std::process::Command::new("runuser");
@@ -208,11 +225,15 @@ impl OutageCluster {
             }
             None => std::process::Command::new(&self.pg_ctl),
         };
-        let output = command
+        command
             .args(args)
             .args(["-D", &self.data])
-            .output()
-            .expect("running pg_ctl");
+            .stdout(std::process::Stdio::null());
+        command
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let output = self.command(args).output().expect("running pg_ctl");
         assert!(
             output.status.success(),
             "pg_ctl {args:?}: {}",

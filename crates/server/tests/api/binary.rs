@@ -539,3 +539,91 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_cleanly() {
         "{lines:#?}"
     );
 }
+
+/// SIGTERM while the database is down: the stop's own writes (here 40 kinds of counted
+/// refusals, each write waiting for a connection that never comes) are bounded by
+/// `STOP_WRITES_WITHIN`; the process does not hang until the orchestrator kills it.
+#[tokio::test]
+async fn sigterm_while_the_database_is_down_stops_within_its_bound() {
+    let cluster = test_support::OutageCluster::hold().await;
+    let db = TestDatabase::on_outage_cluster().await;
+    let port = free_port();
+    let mut child = Command::new(BINARY)
+        .arg("serve")
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("JWT_SECRET_KEY", JWT_KEY)
+        .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
+        .env("DATABASE_URL", db.app_url())
+        .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("HTTP_WORKERS", "1")
+        .env("SHUTDOWN_GRACE_SECONDS", "1")
+        .env("DATABASE_ACQUIRE_TIMEOUT_MS", "1000")
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("RATE_LIMIT_PER_IP_PER_MINUTE", "100000")
+        .env("RATE_LIMIT_ANONYMOUS_PER_MINUTE", "100000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    cluster.stop();
+    // 40 refusals from 40 client addresses: 40 kinds counted, none recordable now.
+    let mut refusals = Vec::new();
+    for n in 0..40 {
+        let request = client
+            .get(format!("{base}/api/v1/projects"))
+            .bearer_auth("not-a-token")
+            .header("x-forwarded-for", format!("203.0.113.{n}"))
+            .send();
+        refusals.push(tokio::spawn(request));
+    }
+    for refusal in refusals {
+        assert_eq!(refusal.await.unwrap().unwrap().status(), 401);
+    }
+
+    let stopped_at = Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // The grace, the bound on the stop's writes, and room for a busy machine.
+    let bound = Duration::from_secs(1) + server::STOP_WRITES_WITHIN + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopped_at.elapsed() > bound {
+            child.kill().unwrap();
+            panic!("still running {bound:?} after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit}");
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the stop's writes did not finish in time")),
+        "{lines:#?}"
+    );
+    cluster.start();
+}

@@ -175,7 +175,7 @@ async fn while_the_database_is_down_requests_fail_fast_and_the_server_recovers()
     const ACQUIRE_MS: u64 = 1_000;
     /// Far above the acquire timeout, far below the client's own.
     const FAST: Duration = Duration::from_secs(8);
-    let cluster = test_support::OutageCluster::from_env();
+    let cluster = test_support::OutageCluster::hold().await;
     let db = test_support::TestDatabase::on_outage_cluster().await;
     let app = crate::spawn_app_over(db, server::config::Profile::Test, |args| {
         args.database.acquire_timeout_ms = ACQUIRE_MS;
