@@ -14,6 +14,9 @@ pub struct PoolOptions {
     /// The CA certificates (PEM) the server's certificate must chain to, instead of the
     /// URL's `sslrootcert`.
     pub root_cert: Option<PathBuf>,
+    /// PostgreSQL's `statement_timeout` for every connection: a statement that runs longer
+    /// (waiting on a lock, say) is cancelled and the request answered 503.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolOptions {
@@ -22,6 +25,7 @@ impl Default for PoolOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             root_cert: None,
+            statement_timeout: None,
         }
     }
 }
@@ -167,9 +171,17 @@ pub async fn connect(url: &str, options: PoolOptions) -> Result<Database, Databa
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
         .sqlx_logging(false);
-    if let Some(root_cert) = options.root_cert {
-        opt.map_sqlx_postgres_opts(move |pg| pg.ssl_root_cert(&root_cert));
-    }
+    let (root_cert, statement_timeout) = (options.root_cert, options.statement_timeout);
+    opt.map_sqlx_postgres_opts(move |mut pg| {
+        if let Some(root_cert) = &root_cert {
+            pg = pg.ssl_root_cert(root_cert);
+        }
+        if let Some(timeout) = statement_timeout {
+            // Milliseconds, PostgreSQL's unit for a bare number.
+            pg = pg.options([("statement_timeout", timeout.as_millis())]);
+        }
+        pg
+    });
     let pool = sea_orm::Database::connect(opt)
         .await
         .map_err(DatabaseError::Driver)?;

@@ -38,7 +38,10 @@ const FOREIGN_KEYS: &[(&str, &str)] = &[
 
 /// SQLSTATEs that say the database is unavailable, not that the statement was wrong.
 fn is_unavailable(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08")
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+        // query_canceled (the statement timeout), lock_not_available
+        || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "57014" | "55P03")
 }
 
 pub(crate) fn map_db_err(err: DbErr) -> StoreError {
@@ -82,7 +85,8 @@ pub(crate) fn map_db_err(err: DbErr) -> StoreError {
             Some("42501") => return StoreError::TenantViolation,
             // The server going away or not taking connections: a connection exception, a
             // shutdown or crash that ended the session, a server starting or stopping, too
-            // many connections. The client may come back; nothing it sent was wrong.
+            // many connections; or a statement cut at the statement timeout. The client may
+            // come back; nothing it sent was wrong.
             Some(code) if is_unavailable(code) => return StoreError::Unavailable(Box::new(err)),
             _ => {}
         }

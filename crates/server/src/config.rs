@@ -189,6 +189,12 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000,
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub acquire_timeout_ms: u64,
+    /// PostgreSQL's `statement_timeout` for the server's connections, in milliseconds (100
+    /// to 600000): a statement stuck longer (on a lock, say) is cancelled and its request
+    /// answered 503.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub statement_timeout_ms: u64,
     /// CA certificates (PEM) the database server's certificate must chain to, for
     /// `sslmode=verify-full` (instead of the URL's `sslrootcert`).
     #[arg(long, env = "DATABASE_SSL_ROOT_CERT")]
@@ -994,6 +1000,7 @@ mod tests {
             url_file: None,
             max_connections: 1,
             acquire_timeout_ms: 3000,
+            statement_timeout_ms: 30_000,
             ssl_root_cert: None,
         };
         assert!(!format!("{args:?}").contains("hunter2"));

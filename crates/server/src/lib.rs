@@ -167,6 +167,9 @@ async fn connect_with_clock(
         max_connections: args.database.max_connections,
         acquire_timeout: args.database.acquire_timeout(),
         root_cert: args.database.ssl_root_cert.clone(),
+        statement_timeout: Some(std::time::Duration::from_millis(
+            args.database.statement_timeout_ms,
+        )),
     };
     let db = adapters_postgres::connect(url.expose_secret(), options)
         .await

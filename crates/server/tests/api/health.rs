@@ -328,3 +328,41 @@ async fn while_the_database_is_down_requests_fail_fast_and_the_server_recovers()
         "ready again"
     );
 }
+
+/// A statement stuck on a lock is cut at `DATABASE_STATEMENT_TIMEOUT_MS`: the request gets
+/// 503 with `Retry-After`, not a wait without end, and the server serves again once the lock
+/// is gone.
+#[tokio::test]
+async fn a_statement_stuck_on_a_lock_is_cut_at_the_statement_timeout() {
+    use sea_orm::TransactionTrait;
+    use std::time::{Duration, Instant};
+    let app = crate::spawn_app_configured(server::config::Profile::Test, |args| {
+        args.database.statement_timeout_ms = 1_000;
+    })
+    .await;
+    let owner = app.owner("locked").await;
+    let jwt = app.jwt(&owner);
+    let list = || {
+        app.client
+            .get(app.url("/api/v1/projects"))
+            .bearer_auth(&jwt)
+            .timeout(Duration::from_secs(60))
+            .send()
+    };
+    assert_eq!(list().await.unwrap().status(), 200);
+
+    let admin = app.db.admin_pool().await;
+    let holder = admin.begin().await.unwrap();
+    holder
+        .execute_unprepared("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let stuck = list().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(stuck.status(), 503);
+    assert_eq!(stuck.headers()["retry-after"], "5");
+    assert!(waited < Duration::from_secs(30), "cut after {waited:?}");
+    holder.rollback().await.unwrap();
+    assert_eq!(list().await.unwrap().status(), 200);
+}

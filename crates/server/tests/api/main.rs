@@ -202,6 +202,7 @@ fn serve_args_with_key(profile: Profile, database_url: String, jwt_key: String) 
             url_file: None,
             max_connections: 4,
             acquire_timeout_ms: 3000,
+            statement_timeout_ms: 30_000,
             ssl_root_cert: None,
         },
         encryption: EncryptionArgs {
