@@ -16,6 +16,7 @@
 
 mod audit;
 mod bench;
+mod deploy;
 mod pg;
 mod run;
 #[cfg(test)]
@@ -76,6 +77,9 @@ enum Task {
     },
     /// Check dependencies with cargo-deny: advisories, licences, bans, sources.
     Audit,
+    /// Render the Kubernetes manifests, scan them and the Dockerfile with checkov, and run
+    /// the release binary unprivileged on read-only file systems.
+    DeployCheck,
     /// Scan the server's TLS listener with testssl.sh (a certificate from a CA made for the
     /// run); fails on any finding rated HIGH or CRITICAL.
     TlsScan,
@@ -104,6 +108,7 @@ fn main() -> Result<()> {
         },
         Task::Audit => audit::run(&root),
         Task::TlsScan => tls_scan::run(&root),
+        Task::DeployCheck => deploy::check(&root),
         Task::Lint => lint(&root),
         Task::Ci => lint(&root).and_then(|()| test(&root, &[])),
         Task::GenKeys => {
@@ -411,7 +416,12 @@ fn migrate(root: &Path, action: &str) -> Result<()> {
     run_cmd(
         std::process::Command::new(server_binary(root))
             .args(["migrate", action])
-            .env("MIGRATION_DATABASE_URL", url),
+            .env("MIGRATION_DATABASE_URL", url)
+            // xtask is development tooling; APP_ENV=production asks for the production checks.
+            .env(
+                "APP_ENV",
+                std::env::var("APP_ENV").unwrap_or_else(|_| "development".to_owned()),
+            ),
     )
 }
 

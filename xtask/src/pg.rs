@@ -494,8 +494,12 @@ impl Database {
         format!("postgres://{without_credentials}")
     }
 
+    /// The server's database settings, under the development profile (a command may name
+    /// another after these): production would refuse the private cluster's plain
+    /// connections.
     pub(crate) fn server_env(&self) -> Vec<(String, String)> {
         vec![
+            ("APP_ENV".into(), "development".into()),
             ("DATABASE_URL".into(), self.app_url.clone()),
             ("MIGRATION_DATABASE_URL".into(), self.owner_url.clone()),
             ("APP_DB_ROLE".into(), self.app_role.clone()),
