@@ -37,8 +37,8 @@ pub enum StartupError {
     #[error("database error")]
     Store(#[source] ports::StoreError),
     #[error(
-        "refusing to run in production: the database role {role:?} {problems}; connect as the \
-         least-privilege application role (see docs/operations.md)"
+        "refusing to run in production: the database role {role:?} of DATABASE_URL \
+         {problems}; connect as the least-privilege application role (see docs/operations.md)"
     )]
     UnsafeDatabaseRole { role: String, problems: String },
     #[error("{0} is for the development profile only")]

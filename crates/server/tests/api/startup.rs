@@ -452,3 +452,81 @@ async fn connection_strings_that_would_leak_or_trust_nothing_are_refused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// I5: each development setting that production refuses stops the start, naming its
+/// variable (the same arguments without it start). Outside this test: the development login
+/// (`auth::the_development_login_exists_in_development_only`), plain HTTP without a trusted
+/// proxy (`transport::*`) and browser login over plain HTTP
+/// (`browser_login_settings_are_checked_at_startup`).
+#[tokio::test]
+async fn production_refuses_each_development_setting_naming_its_variable() {
+    use secrecy::SecretString;
+    use server::config::ServeArgs;
+    let db = TestDatabase::new().await;
+    let production = || serve_args(Profile::Production, db.app_url());
+    assert!(Application::build(&production()).await.is_ok());
+
+    let secret = |text: &str| Some(SecretString::from(text.to_owned()));
+    type Change = Box<dyn Fn(&mut ServeArgs)>;
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "CORS_ALLOWED_ORIGINS",
+            Box::new(|a| a.browser.cors_allowed_origins = vec!["*".to_owned()]),
+        ),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            Box::new(|a| {
+                a.browser.cors_allowed_origins = vec!["http://app.example.com".to_owned()]
+            }),
+        ),
+        (
+            "FRONTEND_URL",
+            Box::new(|a| a.browser.frontend_url = Some("http://app.example.com".to_owned())),
+        ),
+        (
+            "JWT_SECRET_KEY",
+            Box::new(move |a| a.auth.jwt_key = secret("correct horse battery staple")),
+        ),
+        ("JWT_SECRET_KEY", Box::new(|a| a.auth.jwt_key = None)),
+        ("AUDIT_CHAIN_KEY", Box::new(|a| a.audit.chain_key = None)),
+        (
+            "AUDIT_CHAIN_KEY",
+            Box::new(move |a| a.audit.chain_key = secret("our-audit-chain-key-2026-production")),
+        ),
+        ("DB_ENCRYPTION_KEY", Box::new(|a| a.encryption.key = None)),
+        (
+            "DB_ENCRYPTION_PLAINTEXT_UNTIL",
+            Box::new(|a| a.encryption.plaintext_until = Some(chrono::Utc::now())),
+        ),
+        (
+            "DATABASE_URL",
+            Box::new(|a| {
+                let url = a.database.url().unwrap();
+                let plain = secrecy::ExposeSecret::expose_secret(&url)
+                    .replace("sslmode=verify-full", "sslmode=disable");
+                a.database.url = Some(SecretString::from(plain));
+            }),
+        ),
+    ];
+    for (var, change) in &cases {
+        let mut args = production();
+        change(&mut args);
+        let err = Application::build(&args)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("production started with a development {var}"));
+        let text = report(&err);
+        assert!(text.contains(var), "{var}: {text}");
+    }
+
+    // A role that bypasses row-level security (the owner's, a superuser's) is refused in
+    // the name of DATABASE_URL too.
+    let owner = Application::build(&serve_args(Profile::Production, db.owner_url()))
+        .await
+        .unwrap_err();
+    assert!(
+        report(&owner).contains("DATABASE_URL"),
+        "{}",
+        report(&owner)
+    );
+}
