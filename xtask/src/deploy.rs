@@ -1,8 +1,9 @@
 //! `cargo xtask deploy-check`: the deployment, as far as a machine without a container
 //! engine can prove it. The Kubernetes manifests render (`kubectl kustomize`, base and
 //! production overlay); checkov (PyPI, pinned, in a virtual environment of its own) scans
-//! them and the Dockerfile with no failed check (a skip is justified where it is made); and
-//! the release binary serves as the image runs it: as UID 65532 with no capabilities and no
+//! them and the Dockerfile with no failed check (a skip is justified where it is made); the
+//! image's licence file is made as the Dockerfile makes it; and the release binary serves
+//! as the image runs it: as UID 65532 with no capabilities and no
 //! new privileges, every file system read-only but one temporary directory it is given.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ use crate::run::{cargo, output, run_cmd};
 
 /// The checkov release the scan is pinned to.
 const CHECKOV: &str = "checkov==3.3.30";
+/// The cargo-about release the image's licence file is made with (the Dockerfile's too).
+const CARGO_ABOUT: &str = "0.9.3";
 /// The image's user (distroless' `nonroot`).
 const IMAGE_UID: &str = "65532";
 
@@ -25,6 +28,7 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let rendered = render(root, &dir)?;
     scan(root, &rendered)?;
+    licences(root, &dir)?;
     unprivileged(root, &dir)?;
     println!("deploy-check: manifests render, checkov passes, the binary serves unprivileged");
     Ok(())
@@ -117,6 +121,49 @@ fn scan(root: &Path, rendered: &[PathBuf]) -> Result<()> {
         bail!("checkov found failed checks in {}", failed.join(", "));
     }
     println!("checkov: no failed check");
+    Ok(())
+}
+
+/// The image's third-party licence file, made as the Dockerfile makes it (the same
+/// cargo-about, configuration and template): it must name every licence of the build.
+fn licences(root: &Path, dir: &Path) -> Result<()> {
+    let dockerfile = std::fs::read_to_string(root.join("deploy").join("Dockerfile"))?;
+    let pinned = format!("cargo-about@{CARGO_ABOUT}");
+    if !dockerfile.contains(&pinned) {
+        bail!("deploy/Dockerfile does not install {pinned}, the version deploy-check runs");
+    }
+    let install = crate::target_dir(root).join("dev").join("cargo-about");
+    let bin = install.join("bin").join("cargo-about");
+    let stamp = install.join("installed");
+    if !(bin.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == CARGO_ABOUT)) {
+        cargo(
+            root,
+            &[
+                "install",
+                "--locked",
+                "--features",
+                "cli",
+                &pinned,
+                "--root",
+                install.to_str().context("a non-UTF-8 target directory")?,
+            ],
+        )?;
+        std::fs::write(&stamp, CARGO_ABOUT)?;
+    }
+    let file = dir.join("THIRD-PARTY-LICENSES.html");
+    run_cmd(
+        Command::new(&bin)
+            .current_dir(root)
+            .args(["about", "generate", "--workspace", "--output-file"])
+            .arg(&file)
+            .arg("deploy/about.hbs"),
+    )?;
+    let text = std::fs::read_to_string(&file)?;
+    let licences = text.matches("<h2>").count();
+    if licences == 0 {
+        bail!("the licence file names no licence");
+    }
+    println!("licences: {licences} texts in {}", file.display());
     Ok(())
 }
 
