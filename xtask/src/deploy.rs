@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::pg::Database;
 use crate::run::{cargo, output, run_cmd};
 
 /// The checkov release the scan is pinned to.
@@ -196,18 +195,7 @@ fn unprivileged(root: &Path, dir: &Path) -> Result<()> {
     let binary = crate::target_dir(root)
         .join("release")
         .join("rhesis-server");
-    let db = Database::for_dev(root)?;
-    let mut env = db.server_env();
-    env.extend(
-        crate::gen_keys()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    );
-    run_cmd(
-        Command::new(&binary)
-            .args(["migrate", "up"])
-            .envs(env.clone()),
-    )?;
+    let env = crate::migrated_dev_env(root, &binary)?;
 
     let writable = dir.join("writable");
     std::fs::create_dir_all(&writable)?;

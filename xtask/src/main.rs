@@ -185,6 +185,20 @@ fn server_binary(root: &Path) -> PathBuf {
     target_dir(root).join("debug").join("rhesis-server")
 }
 
+/// The development database, migrated by `binary`, and the environment that serves it with
+/// fresh keys.
+pub(crate) fn migrated_dev_env(root: &Path, binary: &Path) -> Result<Vec<(String, String)>> {
+    let db = Database::for_dev(root)?;
+    let mut env = db.server_env();
+    env.extend(gen_keys().into_iter().map(|(k, v)| (k.to_owned(), v)));
+    run_cmd(
+        std::process::Command::new(binary)
+            .args(["migrate", "up"])
+            .envs(env.clone()),
+    )?;
+    Ok(env)
+}
+
 fn dev(root: &Path, port: u16, idp: bool) -> Result<()> {
     let db = Database::for_dev(root)?;
     cargo(root, &["build", "--package", "server"])?;

@@ -7,7 +7,6 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::pg::Database;
 use crate::run::{cargo, run_cmd};
 
 /// testssl.sh, installed from Debian's packages when missing.
@@ -72,20 +71,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     certificates(&dir)?;
 
-    let db = Database::for_dev(root)?;
     cargo(root, &["build", "--package", "server"])?;
     let server = crate::server_binary(root);
-    let mut env = db.server_env();
-    env.extend(
-        crate::gen_keys()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    );
-    run_cmd(
-        Command::new(&server)
-            .args(["migrate", "up"])
-            .envs(env.clone()),
-    )?;
+    let env = crate::migrated_dev_env(root, &server)?;
     let port = crate::pg::free_port()?;
     let _running = Server(
         Command::new(&server)

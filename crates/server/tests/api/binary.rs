@@ -25,6 +25,33 @@ fn stop_and_read_log(mut child: std::process::Child) -> Vec<String> {
     lines
 }
 
+/// Waits until the server at `base` answers its liveness probe (at most 30 s).
+async fn wait_until_live(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The development login's access token.
+async fn local_login(client: &reqwest::Client, base: &str) -> String {
+    let login: Value = client
+        .post(format!("{base}/auth/local-login"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn the_binary_logs_json_lines_carrying_the_request_id() {
     let db = TestDatabase::new().await;
@@ -307,25 +334,8 @@ async fn no_log_line_holds_a_secret() {
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let login: Value = client
-        .post(format!("{base}/auth/local-login"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwt = login["access_token"].as_str().unwrap().to_owned();
+    wait_until_live(&client, &base).await;
+    let jwt = local_login(&client, &base).await;
     let post = |path: &str, body: serde_json::Value, token: &str| {
         client
             .post(format!("{base}{path}"))
@@ -453,25 +463,8 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_cleanly() {
     let mut child = serve.spawn().unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let login: Value = client
-        .post(format!("{base}/auth/local-login"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwt = login["access_token"].as_str().unwrap().to_owned();
+    wait_until_live(&client, &base).await;
+    let jwt = local_login(&client, &base).await;
 
     // Two uploads under way: their heads are in, their bodies only begun.
     let body = serde_json::json!({"name": "finished within the grace"}).to_string();
@@ -570,16 +563,7 @@ async fn sigterm_while_the_database_is_down_stops_within_its_bound() {
         .unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_live(&client, &base).await;
 
     cluster.stop();
     // 40 refusals from 40 client addresses: 40 kinds counted, none recordable now.

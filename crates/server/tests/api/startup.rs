@@ -496,7 +496,9 @@ async fn production_refuses_each_development_setting_naming_its_variable() {
         ("DB_ENCRYPTION_KEY", Box::new(|a| a.encryption.key = None)),
         (
             "DB_ENCRYPTION_PLAINTEXT_UNTIL",
-            Box::new(|a| a.encryption.plaintext_until = Some(chrono::Utc::now())),
+            Box::new(|a| {
+                a.encryption.plaintext_until = Some(ports::Clock::now(&ports::SystemClock));
+            }),
         ),
         (
             "DATABASE_URL",
