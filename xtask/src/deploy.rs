@@ -45,7 +45,12 @@ fn render(root: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for (name, path) in [
         ("base", "deploy/k8s/base"),
+        ("migrate", "deploy/k8s/migrate"),
         ("production", "deploy/k8s/overlays/production"),
+        (
+            "production-migrate",
+            "deploy/k8s/overlays/production-migrate",
+        ),
     ] {
         let yaml = output(
             Command::new("kubectl")
@@ -84,15 +89,18 @@ fn checkov(root: &Path) -> Result<PathBuf> {
 /// checkov over the Dockerfile and the rendered manifests: no failed check.
 fn scan(root: &Path, rendered: &[PathBuf]) -> Result<()> {
     let checkov = checkov(root)?;
-    // The production overlay is what is deployed; the base alone has no namespace and no
+    // The production overlays are what is deployed; a base alone has no namespace and no
     // image, by design of a base.
+    let production: Vec<&PathBuf> = rendered
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("production"))
+        })
+        .collect();
     let mut targets = vec![("dockerfile", root.join("deploy").join("Dockerfile"))];
-    targets.extend(
-        rendered
-            .iter()
-            .filter(|f| f.ends_with("production.yaml"))
-            .map(|f| ("kubernetes", f.clone())),
-    );
+    targets.extend(production.iter().map(|f| ("kubernetes", (*f).clone())));
     let mut failed = Vec::new();
     for (framework, file) in targets {
         let out = Command::new(&checkov)
@@ -120,6 +128,22 @@ fn scan(root: &Path, rendered: &[PathBuf]) -> Result<()> {
         bail!("checkov found failed checks in {}", failed.join(", "));
     }
     println!("checkov: no failed check");
+    // What checkov does not judge: that the rendered NetworkPolicies allow what their
+    // sources say (kustomize's labels must never reach a rule's peers).
+    let python = checkov
+        .parent()
+        .context("checkov has no directory")?
+        .join("python");
+    run_cmd(
+        Command::new(python)
+            .arg(root.join("xtask").join("check_policies.py"))
+            .args(&production)
+            .arg("--")
+            .arg(root.join("deploy/k8s/base/networkpolicy.yaml"))
+            .arg(root.join("deploy/k8s/migrate/networkpolicy.yaml")),
+    )
+    .context("the rendered NetworkPolicies differ from their sources")?;
+    println!("network policies: rendered as written");
     Ok(())
 }
 
@@ -211,13 +235,16 @@ fn unprivileged(root: &Path, dir: &Path) -> Result<()> {
 set -e
 mount --make-rprivate /
 mount --bind "$WRITABLE" "$WRITABLE"
-for m in $(awk '{print $2}' /proc/self/mounts | sort -u); do
-  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/pts|"$WRITABLE") continue;; esac
-  mount -o remount,bind,ro "$m" 2>/dev/null || true
+mounts=$(awk '{print $2}' /proc/self/mounts | sort -u)
+for m in $mounts; do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev/pts|/dev/mqueue|"$WRITABLE") continue;; esac
+  mount -o remount,bind,ro "$m" || { echo "could not make $m read-only" >&2; exit 4; }
 done
 probe() { setpriv --reuid="$IMAGE_UID" --regid="$IMAGE_UID" --clear-groups --no-new-privs \
   --inh-caps=-all --bounding-set=-all -- "$@"; }
-for target in /tmp /var/tmp /dev/shm "$BINARY_DIR" /; do
+for target in $mounts /tmp /var/tmp "$BINARY_DIR"; do
+  case "$target" in /proc|/proc/*|/sys|/sys/*|/dev/pts|/dev/mqueue|"$WRITABLE") continue;; esac
+  [ -d "$target" ] || continue
   if probe sh -c "touch '$target/.rhesis-write-probe'" 2>/dev/null; then
     echo "writable for the server: $target" >&2; exit 3
   fi
@@ -278,7 +305,13 @@ exec setpriv --reuid="$IMAGE_UID" --regid="$IMAGE_UID" --clear-groups --no-new-p
             .map(|v| v.split_whitespace().collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    if field("Uid:").iter().any(|uid| *uid != IMAGE_UID) || field("CapEff:") != ["0000000000000000"]
+    let none = ["0000000000000000"];
+    if field("Uid:").iter().any(|uid| *uid != IMAGE_UID)
+        || field("Gid:").iter().any(|gid| *gid != IMAGE_UID)
+        || ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"]
+            .iter()
+            .any(|caps| field(caps) != none)
+        || field("NoNewPrivs:") != ["1"]
     {
         bail!("the server does not run as {IMAGE_UID} without capabilities:\n{status}");
     }

@@ -1,5 +1,7 @@
-//! The server's periodic work, stoppable: at a stop each task finishes the round it is in
-//! (a write under way is not cut) and ends, and the stop waits for them.
+//! The server's periodic work, stoppable. At a stop a task that writes what requests noted
+//! finishes the round it is in (what it took is not lost) and ends; one that only reads or
+//! tidies up is cut at once (its next round would do the same), so that a long round
+//! (the audit heads of many organizations) does not hold the stop.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,7 +12,17 @@ use tokio::task::JoinHandle;
 /// The periodic tasks of one server.
 pub(crate) struct Background {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Each task, and whether a stop cuts it.
+    tasks: Vec<(JoinHandle<()>, Round)>,
+}
+
+/// What a stop does to a task's round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// Finished: the round writes what requests noted, taken out of memory.
+    Finish,
+    /// Cut: the round only reads or tidies up.
+    Cut,
 }
 
 impl Background {
@@ -23,13 +35,18 @@ impl Background {
 
     /// Runs `work` every `period` until the stop: the first round at once, or after one
     /// period with `wait_first`.
-    pub(crate) fn every<F, Fut>(&mut self, period: Duration, wait_first: bool, mut work: F)
-    where
+    pub(crate) fn every<F, Fut>(
+        &mut self,
+        period: Duration,
+        wait_first: bool,
+        round: Round,
+        mut work: F,
+    ) where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
         let mut stop = self.stop.subscribe();
-        self.tasks.push(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             if wait_first {
@@ -42,14 +59,19 @@ impl Background {
                     _ = tick.tick() => work().await,
                 }
             }
-        }));
+        });
+        self.tasks.push((task, round));
     }
 
-    /// Stops every task once its round is done, and waits for them all (a round may hang on
-    /// an unreachable database: the caller bounds the wait).
+    /// Stops every task (a [`Round::Finish`] once its round is done, a [`Round::Cut`] at
+    /// once) and waits for them all (a round may hang on an unreachable database: the caller
+    /// bounds the wait).
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for (task, round) in self.tasks {
+            if round == Round::Cut {
+                task.abort();
+            }
             let _ = task.await;
         }
     }

@@ -363,21 +363,22 @@ fn background(
     store: Arc<PgStore>,
     args: &ServeArgs,
 ) -> background::Background {
+    use background::Round;
     let mut tasks = background::Background::new();
-    tasks.every(USE_RECORD_EVERY, false, move || {
+    tasks.every(USE_RECORD_EVERY, false, Round::Finish, move || {
         let use_cases = use_cases.clone();
         async move {
             use_cases.record_token_uses().await;
             use_cases.record_session_touches().await;
         }
     });
-    tasks.every(REFUSAL_FLUSH_EVERY, false, move || {
+    tasks.every(REFUSAL_FLUSH_EVERY, false, Round::Finish, move || {
         let refusals = Arc::clone(&refusals);
         async move {
             refusals.flush(false).await;
         }
     });
-    tasks.every(FORGET_IDLE_EVERY, false, move || {
+    tasks.every(FORGET_IDLE_EVERY, false, Round::Cut, move || {
         limiters.forget_idle();
         std::future::ready(())
     });
@@ -386,7 +387,7 @@ fn background(
         Arc::clone(&store),
         args.login.session_lifetime(),
     );
-    tasks.every(PURGE_EVERY, false, move || {
+    tasks.every(PURGE_EVERY, false, Round::Cut, move || {
         let (purger, store) = (purger.clone(), Arc::clone(&purged));
         async move {
             if let Err(err) = purger.purge().await {
@@ -400,7 +401,7 @@ fn background(
             }
         }
     });
-    tasks.every(refresh, true, move || {
+    tasks.every(refresh, true, Round::Cut, move || {
         let blocker = blocker.clone();
         async move {
             if let Err(err) = blocker.refresh().await {
@@ -414,7 +415,7 @@ fn background(
     // --head` checks later that a chain still holds its witnessed head (a cut tail, a
     // rewritten chain).
     let logged = Arc::new(tokio::sync::Mutex::new(std::collections::HashMap::new()));
-    tasks.every(args.audit.head_log_every(), false, move || {
+    tasks.every(args.audit.head_log_every(), false, Round::Cut, move || {
         let (store, logged) = (Arc::clone(&store), Arc::clone(&logged));
         async move {
             let mut logged = logged.lock().await;
@@ -479,6 +480,8 @@ pub struct Application {
     database: adapters_postgres::Database,
     metrics: Option<metrics::MetricsListener>,
     background: background::Background,
+    /// Turns true at a second stop signal: nothing more is waited for.
+    stop_forced: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How long a stop may spend, once the requests are done, on its own writes (the counted
@@ -486,21 +489,34 @@ pub struct Application {
 /// write would wait `DATABASE_ACQUIRE_TIMEOUT_MS`.
 pub const STOP_WRITES_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The next SIGTERM or SIGINT (never, where they cannot be listened to).
-async fn another_signal() {
+/// Stops `server` at the first SIGTERM or SIGINT (gracefully: the listeners close, the
+/// requests in flight get their grace), and says on `forced` that a second one came (then
+/// nothing more is waited for).
+async fn stop_on_signals(
+    server: actix_web::dev::ServerHandle,
+    forced: tokio::sync::watch::Sender<bool>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let (Ok(mut term), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt.recv() => {}
-            }
+    ) else {
+        tracing::error!("the stop signals cannot be listened to");
+        return;
+    };
+    let mut next = async || {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-        _ => std::future::pending().await,
-    }
+    };
+    next().await;
+    tracing::info!("stopping: the listeners close, the requests in flight get their grace");
+    // The command is sent at once; its completion is the server's end, awaited by
+    // `run_until_stopped`.
+    drop(server.stop(true));
+    next().await;
+    let _ = forced.send(true);
 }
 
 impl std::fmt::Debug for Application {
@@ -629,8 +645,12 @@ impl Application {
             server = server.workers(workers);
         }
         // SIGTERM (and SIGINT) stop the listeners at once and give the requests in flight
-        // this long; then the workers stop, whatever is still running.
-        server = server.shutdown_timeout(args.shutdown_grace_seconds);
+        // this long; then the workers stop, whatever is still running. The signals are ours
+        // (`stop_on_signals`): actix's own would cut the requests at a SIGINT and ignore a
+        // second signal.
+        server = server
+            .shutdown_timeout(args.shutdown_grace_seconds)
+            .disable_signals();
         let server = match (tls, listener) {
             (Some(config), Some(listener)) => server.listen_rustls_0_23(listener, config),
             (Some(config), None) => server.bind_rustls_0_23(args.bind, config),
@@ -653,10 +673,14 @@ impl Application {
             .transpose()?;
         tracing::info!(profile = ?args.profile, port, ?http_port, role = %report.role,
             blocked, "listening");
+        let server = server.run();
+        let (forced, stop_forced) = tokio::sync::watch::channel(false);
+        tokio::spawn(stop_on_signals(server.handle(), forced));
         Ok(Self {
             port,
             http_port,
-            server: server.run(),
+            server,
+            stop_forced,
             refusals,
             use_cases,
             database,
@@ -703,9 +727,21 @@ impl Application {
             database,
             metrics,
             background,
+            mut stop_forced,
             ..
         } = self;
-        let served = server.await;
+        let forced_message = "a second signal: stopping at once; counted refusals and noted uses \
+                              not yet written are lost";
+        let mut forced = async move || {
+            let _ = stop_forced.wait_for(|forced| *forced).await;
+        };
+        let served = tokio::select! {
+            served = server => served,
+            () = forced() => {
+                tracing::error!("{forced_message}");
+                return Ok(());
+            }
+        };
         let finish = async move {
             background.stop().await;
             let recorded = refusals.flush(true).await;
@@ -733,10 +769,7 @@ impl Application {
                          counted refusals and noted uses not yet written are lost");
                 }
             }
-            () = another_signal() => {
-                tracing::error!("a second signal: stopping at once; counted refusals and noted \
-                    uses not yet written are lost");
-            }
+            () = forced() => tracing::error!("{forced_message}"),
         }
         served
     }

@@ -14,12 +14,16 @@ use crate::config::ReencryptArgs;
 /// Runs the re-encryption and returns the summary to print.
 pub async fn reencrypt(args: &ReencryptArgs) -> Result<String, StartupError> {
     let (store, _) = crate::connect(&args.serve).await?;
-    // Progress as metrics too, while the command runs, when a listener is configured.
-    let _metrics = args
-        .serve
-        .metrics_bind
-        .map(|addr| crate::metrics::serve(addr, Some(store.database().clone())))
-        .transpose()?;
+    // Progress as metrics too, while the command runs, when a listener is configured. Run
+    // beside a server (`kubectl exec`), the address may be the server's own: the command
+    // goes on without it.
+    let _metrics = args.serve.metrics_bind.and_then(|addr| {
+        crate::metrics::serve(addr, Some(store.database().clone()))
+            .inspect_err(|err| {
+                tracing::warn!(error = %err, "re-encryption runs without its metrics listener");
+            })
+            .ok()
+    });
     let options = ReencryptOptions {
         batch_size: args.batch_size,
         dry_run: args.dry_run,

@@ -429,106 +429,163 @@ async fn no_log_line_holds_a_secret() {
     }
 }
 
-/// SIGTERM closes the listener at once; a request whose body is still arriving is finished;
-/// one that never finishes is given `SHUTDOWN_GRACE_SECONDS`, no more; then the pool is
-/// closed and the process exits 0.
+/// A served binary (development profile, `grace` seconds of shutdown grace) with two uploads
+/// under way: their heads are in, their bodies only begun. The first can be finished with
+/// the rest of its body; the second never is.
+struct Uploads {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+    finishing: std::net::TcpStream,
+    _stuck: std::net::TcpStream,
+    rest: Vec<u8>,
+    _db: TestDatabase,
+}
+
+impl Uploads {
+    async fn start(grace: u64) -> Self {
+        use std::io::Write;
+        let db = TestDatabase::new().await;
+        let port = free_port();
+        let env = |command: &mut Command| {
+            command
+                .env_clear()
+                .env("APP_ENV", "development")
+                .env("JWT_SECRET_KEY", JWT_KEY)
+                .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
+                .env("DATABASE_URL", db.app_url())
+                .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
+                .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+                .env("HTTP_WORKERS", "1")
+                .env("SHUTDOWN_GRACE_SECONDS", grace.to_string())
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+        };
+        let mut seed = Command::new(BINARY);
+        seed.arg("seed-dev");
+        env(&mut seed);
+        assert!(seed.output().unwrap().status.success());
+        let mut serve = Command::new(BINARY);
+        serve.arg("serve");
+        env(&mut serve);
+        let child = serve.spawn().unwrap();
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until_live(&client, &base).await;
+        let jwt = local_login(&client, &base).await;
+        let body = serde_json::json!({"name": "finished within the grace"}).to_string();
+        let head = format!(
+            "POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: \
+             Bearer {jwt}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let begin_upload = || {
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&body.as_bytes()[..5]).unwrap();
+            stream
+        };
+        let finishing = begin_upload();
+        let stuck = begin_upload();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Self {
+            child,
+            address,
+            finishing,
+            _stuck: stuck,
+            rest: body.as_bytes()[5..].to_vec(),
+            _db: db,
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Sends the rest of the first upload's body; its reply.
+    fn finish(&mut self) -> String {
+        use std::io::{Read, Write};
+        self.finishing.write_all(&self.rest).unwrap();
+        let mut reply = String::new();
+        let _ = self.finishing.read_to_string(&mut reply);
+        reply
+    }
+
+    /// Waits for the process to end (at most `within`); its status and its log.
+    async fn exit(&mut self, within: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let since = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if since.elapsed() > within {
+                self.child.kill().unwrap();
+                panic!("still running {within:?} later");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let lines = BufReader::new(self.child.stderr.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        (status, lines)
+    }
+}
+
+/// SIGTERM and SIGINT alike close the listener at once; a request whose body is still
+/// arriving is finished; one that never finishes is given `SHUTDOWN_GRACE_SECONDS`, no more;
+/// then the pool is closed and the process exits 0.
 #[tokio::test]
 async fn sigterm_finishes_the_requests_in_flight_then_exits_cleanly() {
-    use std::io::{Read, Write};
     const GRACE: u64 = 4;
-    let db = TestDatabase::new().await;
-    let port = free_port();
-    let env = |command: &mut Command| {
-        command
-            .env_clear()
-            .env("APP_ENV", "development")
-            .env("JWT_SECRET_KEY", JWT_KEY)
-            .env("AUDIT_CHAIN_KEY", AUDIT_KEY)
-            .env("DATABASE_URL", db.app_url())
-            .env("DB_ENCRYPTION_KEY", test_support::random_fernet_key())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("HTTP_WORKERS", "1")
-            .env("SHUTDOWN_GRACE_SECONDS", GRACE.to_string())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-    };
-    let mut seed = Command::new(BINARY);
-    seed.arg("seed-dev");
-    env(&mut seed);
-    assert!(seed.output().unwrap().status.success());
-    let mut serve = Command::new(BINARY);
-    serve.arg("serve");
-    env(&mut serve);
-    let mut child = serve.spawn().unwrap();
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_live(&client, &base).await;
-    let jwt = local_login(&client, &base).await;
-
-    // Two uploads under way: their heads are in, their bodies only begun.
-    let body = serde_json::json!({"name": "finished within the grace"}).to_string();
-    let head = format!(
-        "POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer \
-         {jwt}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: \
-         close\r\n\r\n",
-        body.len()
-    );
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let begin_upload = || {
-        let mut stream = std::net::TcpStream::connect(address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(&body.as_bytes()[..5]).unwrap();
-        stream
-    };
-    let mut finishing = begin_upload();
-    let _stuck = begin_upload();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let stopped_at = Instant::now();
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        std::net::TcpStream::connect(address).is_err(),
-        "the listener closes at once"
-    );
-    finishing.write_all(&body.as_bytes()[5..]).unwrap();
-    let mut reply = String::new();
-    finishing.read_to_string(&mut reply).unwrap();
-    assert!(
-        reply.starts_with("HTTP/1.1 201"),
-        "the request in flight is finished: {reply}"
-    );
-
-    let exit = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
+    for signal in ["-TERM", "-INT"] {
+        let mut uploads = Uploads::start(GRACE).await;
+        let stopped_at = Instant::now();
+        uploads.signal(signal);
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(
-            stopped_at.elapsed() < Duration::from_secs(GRACE + 20),
-            "the server did not stop after its grace"
+            std::net::TcpStream::connect(uploads.address).is_err(),
+            "{signal}: the listener closes at once"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let waited = stopped_at.elapsed();
-    assert!(exit.success(), "a stop is a clean exit: {exit}");
+        let reply = uploads.finish();
+        assert!(
+            reply.starts_with("HTTP/1.1 201"),
+            "{signal}: the request in flight is finished: {reply}"
+        );
+        let (exit, lines) = uploads.exit(Duration::from_secs(GRACE + 20)).await;
+        let waited = stopped_at.elapsed();
+        assert!(exit.success(), "{signal}: a stop is a clean exit: {exit}");
+        assert!(
+            waited >= Duration::from_secs(GRACE - 1),
+            "{signal}: the unfinished upload was given the grace: stopped after {waited:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("database pool closed")),
+            "{signal}: {lines:#?}"
+        );
+    }
+}
+
+/// A second signal ends a stop at once, however long the grace.
+#[tokio::test]
+async fn a_second_signal_ends_the_grace() {
+    let mut uploads = Uploads::start(60).await;
+    uploads.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    uploads.signal("-TERM");
+    let (exit, lines) = uploads.exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "{exit}");
     assert!(
-        waited >= Duration::from_secs(GRACE - 1),
-        "the unfinished upload was given the grace: stopped after {waited:?}"
-    );
-    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect();
-    assert!(
-        lines.iter().any(|l| l.contains("database pool closed")),
+        lines.iter().any(|l| l.contains("a second signal")),
         "{lines:#?}"
     );
 }
