@@ -9,20 +9,27 @@ import sys
 import yaml
 
 
-def policies(paths):
+def policies(paths, problems):
     found = {}
     for path in paths:
         with open(path, encoding="utf-8") as f:
             for doc in yaml.safe_load_all(f):
                 if doc and doc.get("kind") == "NetworkPolicy":
-                    found[doc["metadata"]["name"]] = doc["spec"]
+                    name = doc["metadata"]["name"]
+                    if name in found:
+                        problems.append(f"{name}: twice")
+                    found[name] = doc["spec"]
     return found
 
 
 def main(argv):
     split = argv.index("--")
-    rendered, sources = policies(argv[:split]), policies(argv[split + 1 :])
     problems = []
+    rendered = policies(argv[:split], problems)
+    sources = policies(argv[split + 1 :], problems)
+    # NetworkPolicies add up: one rendered with no source would widen what is allowed.
+    for name in rendered.keys() - sources.keys():
+        problems.append(f"{name}: rendered, but in no source")
     for name, source in sources.items():
         out = rendered.get(name)
         if out is None:

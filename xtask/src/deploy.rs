@@ -232,7 +232,7 @@ fn unprivileged(root: &Path, dir: &Path) -> Result<()> {
     // Every mount read-only but the writable directory (its own bind mount); the kernel's
     // /proc, /sys and /dev as they are.
     let script = r#"
-set -e
+set -ef
 mount --make-rprivate /
 mount --bind "$WRITABLE" "$WRITABLE"
 mounts=$(awk '{print $2}' /proc/self/mounts | sort -u)

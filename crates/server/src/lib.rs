@@ -78,6 +78,8 @@ pub enum StartupError {
         var: &'static str,
         mode: &'static str,
     },
+    #[error("the stop signals could not be listened to")]
+    Signals(#[source] std::io::Error),
     #[error("the metrics recorder could not be installed")]
     Metrics(#[source] metrics_exporter_prometheus::BuildError),
 }
@@ -489,34 +491,47 @@ pub struct Application {
 /// write would wait `DATABASE_ACQUIRE_TIMEOUT_MS`.
 pub const STOP_WRITES_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The stop signals, listened to from the start: a signal before the server runs is
+/// held, not lost (nor left to the default action, which would kill the process).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, StartupError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(StartupError::Signals)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(StartupError::Signals)?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
 /// Stops `server` at the first SIGTERM or SIGINT (gracefully: the listeners close, the
 /// requests in flight get their grace), and says on `forced` that a second one came (then
 /// nothing more is waited for).
 async fn stop_on_signals(
+    mut signals: StopSignals,
     server: actix_web::dev::ServerHandle,
     forced: tokio::sync::watch::Sender<bool>,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("the stop signals cannot be listened to");
-        return;
-    };
-    let mut next = async || {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    };
-    next().await;
+    signals.next().await;
     tracing::info!("stopping: the listeners close, the requests in flight get their grace");
     // The command is sent at once; its completion is the server's end, awaited by
     // `run_until_stopped`.
     drop(server.stop(true));
-    next().await;
+    signals.next().await;
     let _ = forced.send(true);
+    // Held until the process ends: a dropped sender would read as a second signal.
+    std::future::pending::<()>().await;
 }
 
 impl std::fmt::Debug for Application {
@@ -673,9 +688,10 @@ impl Application {
             .transpose()?;
         tracing::info!(profile = ?args.profile, port, ?http_port, role = %report.role,
             blocked, "listening");
+        let signals = StopSignals::listen()?;
         let server = server.run();
         let (forced, stop_forced) = tokio::sync::watch::channel(false);
-        tokio::spawn(stop_on_signals(server.handle(), forced));
+        tokio::spawn(stop_on_signals(signals, server.handle(), forced));
         Ok(Self {
             port,
             http_port,
@@ -733,7 +749,11 @@ impl Application {
         let forced_message = "a second signal: stopping at once; counted refusals and noted uses \
                               not yet written are lost";
         let mut forced = async move || {
-            let _ = stop_forced.wait_for(|forced| *forced).await;
+            // Only a second signal; a sender gone without one (never, while the process
+            // runs) is no reason to stop.
+            if stop_forced.wait_for(|forced| *forced).await.is_err() {
+                std::future::pending::<()>().await;
+            }
         };
         let served = tokio::select! {
             served = server => served,
