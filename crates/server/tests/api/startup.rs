@@ -333,7 +333,6 @@ async fn verify_full_connects_over_tls_and_refuses_a_wrong_name_or_an_untrusted_
     let err = Application::build(&args).await.unwrap_err();
     let text = report(&err);
     assert!(matches!(err, StartupError::Database(_)), "{text}");
-    println!("a wrong name: {text}");
     assert!(
         text.to_lowercase().contains("name"),
         "the cause is named: {text}"
@@ -358,7 +357,6 @@ async fn verify_full_connects_over_tls_and_refuses_a_wrong_name_or_an_untrusted_
     let text = report(&err);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(err, StartupError::Database(_)), "{text}");
-    println!("an untrusted CA: {text}");
     assert!(
         text.to_lowercase().contains("issuer"),
         "the cause is named: {text}"
