@@ -53,11 +53,7 @@ fn method_label(method: &Method) -> &'static str {
 /// The route template of a request, when recording: the pattern it matched, or
 /// `<unmatched>` (never the path itself).
 pub(crate) fn route_of(request: &actix_web::dev::ServiceRequest) -> Option<String> {
-    enabled().then(|| {
-        request
-            .match_pattern()
-            .unwrap_or_else(|| "<unmatched>".to_owned())
-    })
+    enabled().then(|| crate::request_context::route_template(request))
 }
 
 /// A request answered with `status` after `seconds`.

@@ -24,6 +24,14 @@ pub(crate) fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// The route template a request matched, or `<unmatched>`: never the concrete path, which
+/// may carry codes or tokens (the span's `route`, the metrics' label).
+pub(crate) fn route_template(request: &ServiceRequest) -> String {
+    request
+        .match_pattern()
+        .unwrap_or_else(|| "<unmatched>".to_owned())
+}
+
 /// The root span of a request, with fields that can hold no secret: method, route template
 /// (never the concrete path or query string, which may carry codes or tokens), the peer's
 /// socket address (not a forwarded header a client can forge), request id, and once known
@@ -37,9 +45,7 @@ impl RootSpanBuilder for SafeRootSpan {
             .extensions()
             .get::<RequestId>()
             .map(ToString::to_string);
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "<unmatched>".to_owned());
+        let route = route_template(request);
         tracing::info_span!(
             "request",
             request_id = request_id.as_deref().unwrap_or(""),
