@@ -25,6 +25,7 @@ mod m20261207_000002_audit_occurrences;
 mod m20261207_000003_session_time_from_database;
 mod m20261208_000001_session_lookup_and_touch;
 mod m20261208_000002_session_lookup_with_membership;
+mod m20261209_000001_credential_change_notices;
 mod run;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
@@ -106,6 +107,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000003_session_time_from_database::Migration),
             Box::new(m20261208_000001_session_lookup_and_touch::Migration),
             Box::new(m20261208_000002_session_lookup_with_membership::Migration),
+            Box::new(m20261209_000001_credential_change_notices::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@
 //! isolates tenants even when a query forgets.
 
 mod blocks;
+pub mod credential_cache;
 mod database;
 mod entities;
 mod error;
@@ -29,7 +30,7 @@ use domain::{
     InvitationId, Membership, Organization, OrganizationId, PendingInvitation, Role, UserId,
 };
 use ports::{
-    AccessTokenSubject, Claim, Clock, Entered, EnteredToken, FoundingError, HealthCheck,
+    AccessTokenSubject, Claim, Clock, Entered, EnteredToken, FoundingError, Freshness, HealthCheck,
     IdentityDirectory, InvitationError, NewIdentity, NewOrganization, Refusal, RefusalReason,
     ResolvedApiToken, ResolvedUser, StoreError, TenantScope, UnitOfWork, UnitOfWorkFactory,
 };
@@ -40,6 +41,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::credential_cache::{CredentialCache, Found, Key};
 use crate::entities::{organizations, users};
 use crate::error::{corrupt, map_db_err};
 use crate::uow::{PgUnitOfWork, set_tenant};
@@ -62,6 +64,7 @@ pub struct PgStore {
     clock: Arc<dyn Clock>,
     secrets: Arc<SecretColumns>,
     audit_key: Arc<crypto::AuditChainKey>,
+    credentials: Arc<CredentialCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -83,7 +86,23 @@ impl PgStore {
             clock,
             secrets,
             audit_key,
+            credentials: Arc::default(),
         }
+    }
+
+    /// Keeps the credential cache current (see [`credential_cache`]) until dropped: run it
+    /// as a task of its own. Without it the cache never answers, and every credential is
+    /// checked in the database.
+    pub fn keep_credentials_current(
+        &self,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let side = credential_cache::side_pool(self.pool().get_postgres_connection_pool());
+        credential_cache::keep_current(Arc::clone(&self.credentials), side)
+    }
+
+    /// The credential cache, as it stands.
+    pub fn credential_cache(&self) -> &CredentialCache {
+        &self.credentials
     }
 
     pub(crate) fn audit_key(&self) -> &crypto::AuditChainKey {
@@ -108,6 +127,17 @@ impl PgStore {
         self.db.pool()
     }
 
+    /// A unit of work of a new transaction, its tenant set to `organization` and `user`.
+    pub(crate) async fn enter(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<Box<dyn UnitOfWork>, StoreError> {
+        let txn = self.pool().begin().await.map_err(map_db_err)?;
+        set_tenant(&txn, Some(*organization.as_uuid()), Some(*user.as_uuid())).await?;
+        Ok(Box::new(self.unit(txn, organization, user)))
+    }
+
     /// The unit of work of `txn`, whose tenant is already set to `organization` and `user`.
     pub(crate) fn unit(
         &self,
@@ -123,6 +153,8 @@ impl PgStore {
             secrets: Arc::clone(&self.secrets),
             audit_key: Arc::clone(&self.audit_key),
             aborted: AtomicBool::new(false),
+            credentials: Arc::clone(&self.credentials),
+            changes_credentials: AtomicBool::new(false),
         }
     }
 }
@@ -130,22 +162,32 @@ impl PgStore {
 #[async_trait]
 impl UnitOfWorkFactory for PgStore {
     async fn begin(&self, scope: &TenantScope) -> Result<Box<dyn UnitOfWork>, StoreError> {
-        let txn = self.pool().begin().await.map_err(map_db_err)?;
-        set_tenant(
-            &txn,
-            Some(*scope.organization_id().as_uuid()),
-            Some(*scope.user_id().as_uuid()),
-        )
-        .await?;
-        Ok(Box::new(self.unit(
-            txn,
-            scope.organization_id(),
-            scope.user_id(),
-        )))
+        self.enter(scope.organization_id(), scope.user_id()).await
     }
 
-    async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError> {
+    async fn begin_claimed(
+        &self,
+        claim: Claim,
+        freshness: Freshness,
+    ) -> Result<Entered, StoreError> {
         let Claim::AccessToken { user, jti, sid } = claim;
+        let key = Key::Access {
+            user: *user.as_uuid(),
+            jti,
+            sid,
+        };
+        if let Some(Found::User(known)) = self.credentials.answer(&key, freshness)
+            && let Some(m) = known.membership
+        {
+            return Ok(Entered {
+                work: Some(self.enter(m.organization_id, known.user_id).await?),
+                subject: Some(AccessTokenSubject {
+                    user: known,
+                    revoked: false,
+                }),
+            });
+        }
+        let ticket = self.credentials.ticket();
         let txn = self.pool().begin().await.map_err(map_db_err)?;
         // One statement: the check, and the tenant it allows (none unless the user is active
         // and the token unrevoked). The settings are transaction-local, as in `set_tenant`.
@@ -179,11 +221,15 @@ impl UnitOfWorkFactory for PgStore {
         }
         .try_into()?;
         let work: Option<Box<dyn UnitOfWork>> = match resolved.membership {
-            Some(m) if resolved.is_active && !revoked => Some(Box::new(self.unit(
-                txn,
-                m.organization_id,
-                resolved.user_id,
-            ))),
+            Some(m) if resolved.is_active && !revoked => {
+                self.credentials
+                    .fill(ticket, key, Found::User(resolved.clone()));
+                Some(Box::new(self.unit(
+                    txn,
+                    m.organization_id,
+                    resolved.user_id,
+                )))
+            }
             _ => None,
         };
         Ok(Entered {
@@ -199,19 +245,33 @@ impl UnitOfWorkFactory for PgStore {
         &self,
         id_hash: [u8; 32],
         lifetime: ports::SessionLifetime,
+        freshness: Freshness,
     ) -> Result<ports::EnteredSession, StoreError> {
-        self.enter_session(id_hash, lifetime).await
+        self.enter_session(id_hash, lifetime, freshness).await
     }
 
     async fn begin_api_token(
         &self,
         presented: &SecretString,
+        freshness: Freshness,
     ) -> Result<Result<EnteredToken, Refusal>, StoreError> {
         let value = presented.expose_secret();
         if !crypto::ApiTokenValue::is_well_formed(value) {
             return Ok(Err(Refusal::anonymous(RefusalReason::Malformed)));
         }
-        let digest = crypto::token_digest(value).to_vec();
+        let digest = crypto::token_digest(value);
+        let key = Key::ApiToken(digest);
+        // An expired one is refused by the database's answer below.
+        if let Some(Found::ApiToken { token, expires_at }) =
+            self.credentials.answer(&key, freshness)
+            && expires_at.is_none_or(|at| self.clock.now() < at)
+            && let Some(m) = token.user.membership
+        {
+            let work = self.enter(m.organization_id, token.user.user_id).await?;
+            return Ok(Ok(EnteredToken { token, work }));
+        }
+        let ticket = self.credentials.ticket();
+        let digest = digest.to_vec();
         let txn = self.pool().begin().await.map_err(map_db_err)?;
         // One statement: the row, and the tenant it names (none unless its owner is active
         // and still in the token's organization). What the row proves is judged below; a
@@ -239,6 +299,15 @@ impl UnitOfWorkFactory for PgStore {
             Ok(token) => token,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        let expires_at = row.expires_at;
+        self.credentials.fill(
+            ticket,
+            key,
+            Found::ApiToken {
+                token: token.clone(),
+                expires_at,
+            },
+        );
         Ok(Ok(EnteredToken {
             token,
             work: Box::new(self.unit(
@@ -595,11 +664,9 @@ impl IdentityDirectory for PgStore {
             "SELECT app_revoke_access_token($1, $2, $3)",
             [jti.into(), (*user.as_uuid()).into(), expires_at.into()],
         );
-        self.pool()
-            .execute_raw(stmt)
-            .await
-            .map(drop)
-            .map_err(map_db_err)
+        self.pool().execute_raw(stmt).await.map_err(map_db_err)?;
+        self.credentials.forget_all();
+        Ok(())
     }
 
     async fn unscoped_revoke_session_tokens(

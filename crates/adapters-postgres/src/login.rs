@@ -9,13 +9,16 @@ use chrono::{DateTime, Duration, Utc};
 use crypto::SealContext;
 use domain::UserId;
 use ports::{
-    EnteredSession, LoginAttempts, PendingLogin, ResolvedUser, SessionEnd, SessionLifetime,
-    SessionLookup, SessionStore, StoreError, StoredSession, UnitOfWork,
+    EnteredSession, Freshness, LoginAttempts, PendingLogin, ResolvedUser, SessionEnd,
+    SessionLifetime, SessionLookup, SessionStore, StoreError, StoredSession, UnitOfWork,
 };
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
+use std::time::Instant;
+
 use crate::PgStore;
+use crate::credential_cache::{Found, Key};
 use crate::error::map_db_err;
 use crate::secret_columns::Sealed;
 
@@ -38,7 +41,10 @@ const ENTER: &str = "SELECT l.user_id, l.auth_time, l.data, l.created_at, l.last
                                        CASE WHEN l.ended IS NULL AND l.is_active \
                                             THEN coalesce(l.organization_id::text, '') \
                                             ELSE '' END, true) AS tenant, \
-                            set_config('app.current_user', l.user_id::text, true) AS acting \
+                            set_config('app.current_user', l.user_id::text, true) AS acting, \
+                            extract(epoch FROM least(l.expires_at, l.last_seen_at + \
+                                least(make_interval(secs => $2), interval '1440 minutes')) \
+                                - pg_catalog.now())::float8 AS lives_for \
                      FROM app_session_load($1, make_interval(secs => $2)) l";
 const UPDATE: &str = "SELECT app_session_update($1, $2, CAST($3 AS jsonb)) AS found";
 const TOUCH: &str = "SELECT app_session_touch($1, make_interval(secs => $2))";
@@ -160,6 +166,8 @@ struct EnteredRow {
     organization_id: Option<Uuid>,
     role: Option<String>,
     is_active: bool,
+    /// Seconds until the session ends, idle or at its end, if not used meanwhile.
+    lives_for: f64,
 }
 
 fn session_end(ended: &str) -> SessionEnd {
@@ -176,7 +184,24 @@ impl PgStore {
         &self,
         id_hash: [u8; 32],
         lifetime: SessionLifetime,
+        freshness: Freshness,
     ) -> Result<EnteredSession, StoreError> {
+        let key = Key::Session(id_hash);
+        if let Some(Found::Session {
+            session,
+            user,
+            until,
+        }) = self.credentials.answer(&key, freshness)
+            && Instant::now() < until
+            && let Some(m) = user.membership
+        {
+            return Ok(EnteredSession {
+                work: Some(self.enter(m.organization_id, user.user_id).await?),
+                lookup: SessionLookup::Live(session),
+                user: Some(user),
+            });
+        }
+        let (ticket, asked) = (self.credentials.ticket(), Instant::now());
         let txn = self.pool().begin().await.map_err(map_db_err)?;
         let row = EnteredRow::find_by_statement(statement(
             ENTER,
@@ -207,21 +232,31 @@ impl PgStore {
             is_active: r.is_active,
         }
         .try_into()?;
+        let session = StoredSession {
+            user,
+            auth_time: r.auth_time,
+            data: r.data,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+        };
         let work: Option<Box<dyn UnitOfWork>> = match resolved.membership {
             Some(m) if resolved.is_active => {
+                // It lives on from when it was asked for, by this process's clock.
+                let lives_for =
+                    std::time::Duration::try_from_secs_f64(r.lives_for).unwrap_or_default();
+                let found = Found::Session {
+                    session: session.clone(),
+                    user: resolved.clone(),
+                    until: asked + lives_for,
+                };
+                self.credentials.fill(ticket, key, found);
                 Some(Box::new(self.unit(txn, m.organization_id, user)))
             }
             _ => None,
         };
         Ok(EnteredSession {
-            lookup: SessionLookup::Live(StoredSession {
-                user,
-                auth_time: r.auth_time,
-                data: r.data,
-                created_at: r.created_at,
-                last_seen_at: r.last_seen_at,
-                expires_at: r.expires_at,
-            }),
+            lookup: SessionLookup::Live(session),
             user: Some(resolved),
             work,
         })
@@ -300,6 +335,7 @@ impl SessionStore for PgStore {
             ))
             .await
             .map_err(map_db_err)?;
+        self.credentials.forget_all();
         Ok(row
             .map(|r| r.try_get::<bool>("", "found"))
             .transpose()
@@ -323,6 +359,7 @@ impl SessionStore for PgStore {
             .execute_raw(statement(DELETE, vec![id_hash.to_vec().into()]))
             .await
             .map_err(map_db_err)?;
+        self.credentials.forget_all();
         Ok(())
     }
 

@@ -56,6 +56,11 @@ pub(crate) struct PgUnitOfWork {
     pub(crate) secrets: Arc<crate::SecretColumns>,
     pub(crate) audit_key: Arc<crypto::AuditChainKey>,
     pub(crate) aborted: AtomicBool,
+    /// This process's credential cache, emptied when a change of a credential commits here
+    /// (the other replicas hear of it from the database).
+    pub(crate) credentials: Arc<crate::credential_cache::CredentialCache>,
+    /// Whether a credential was changed: a role, a membership, an API token.
+    pub(crate) changes_credentials: AtomicBool,
 }
 
 /// `commit` of a unit of work in which a statement had failed.
@@ -73,6 +78,12 @@ impl std::fmt::Debug for PgUnitOfWork {
 }
 
 impl PgUnitOfWork {
+    /// Marks this unit of work as changing a credential: its commit empties this process's
+    /// credential cache at once.
+    pub(crate) fn changes_credentials(&self) {
+        self.changes_credentials.store(true, Ordering::SeqCst);
+    }
+
     pub(crate) fn org(&self) -> Uuid {
         *self.organization.as_uuid()
     }
@@ -175,7 +186,11 @@ impl UnitOfWork for PgUnitOfWork {
             self.txn.rollback().await.map_err(map_db_err)?;
             return Err(StoreError::Unexpected(Box::new(Aborted)));
         }
-        self.txn.commit().await.map_err(map_db_err)
+        self.txn.commit().await.map_err(map_db_err)?;
+        if self.changes_credentials.load(Ordering::SeqCst) {
+            self.credentials.forget_all();
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +315,7 @@ impl OrganizationStore for PgUnitOfWork {
     }
 
     async fn soft_delete(&self) -> Result<(), StoreError> {
+        self.changes_credentials();
         let update = organizations::Entity::update_many()
             .col_expr(organizations::Column::DeletedAt, Expr::value(self.now()))
             .filter(organizations::Column::Id.eq(self.org()))
@@ -379,6 +395,7 @@ impl UserStore for PgUnitOfWork {
     }
 
     async fn set_role(&self, id: UserId, role: Role) -> Result<User, StoreError> {
+        self.changes_credentials();
         let mut row = self.member_row(id).await?.into_active_model();
         row.role = Set(Some(role.as_str().to_owned()));
         row.updated_at = Set(self.now());
@@ -386,6 +403,7 @@ impl UserStore for PgUnitOfWork {
     }
 
     async fn remove(&self, id: UserId) -> Result<(), StoreError> {
+        self.changes_credentials();
         let update = self
             .detach_members()
             .filter(users::Column::Id.eq(*id.as_uuid()));

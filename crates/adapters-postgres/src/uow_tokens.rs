@@ -138,6 +138,7 @@ impl ApiTokenStore for PgUnitOfWork {
     }
 
     async fn revoke_own(&self, id: ApiTokenId) -> Result<(), StoreError> {
+        self.changes_credentials();
         let update = api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::DeletedAt, Expr::value(self.now()))
             .filter(api_tokens::Column::Id.eq(*id.as_uuid()))
@@ -168,6 +169,7 @@ impl ApiTokenStore for PgUnitOfWork {
     }
 
     async fn refresh_own(&self, id: ApiTokenId) -> Result<(ApiToken, SecretString), StoreError> {
+        self.changes_credentials();
         let row = self.own_token_row(id).await?;
         let (sealed, digest, hint, plaintext) = self.new_token_value(row.id);
         let now = self.now();

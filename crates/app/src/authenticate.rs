@@ -8,8 +8,8 @@ use domain::{AuditAction, AuditOutcome, OrganizationId, UserId};
 use std::sync::Arc;
 
 use ports::{
-    AccessTokenSubject, Claim, NewAuditEvent, Refusal, RefusalReason, ResolvedUser, SessionEnd,
-    SessionLifetime, SessionLookup, StoreError, UnitOfWork,
+    AccessTokenSubject, Claim, Freshness, NewAuditEvent, Refusal, RefusalReason, ResolvedUser,
+    SessionEnd, SessionLifetime, SessionLookup, StoreError, UnitOfWork,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -81,7 +81,7 @@ impl App {
             jti: claims.jti,
             sid: claims.sid,
         };
-        let entered = self.units.begin_claimed(claim).await?;
+        let entered = self.units.begin_claimed(claim, freshness(keep)).await?;
         let user = match claimed_user(entered.subject) {
             Err(reason) => return Ok(Err(refusal(reason))),
             // A token issued for an organization works in that organization only. A token
@@ -123,7 +123,10 @@ impl App {
         keep: bool,
         origin: &Origin,
     ) -> Result<SessionEntry, StoreError> {
-        let entered = self.units.begin_session(id_hash, lifetime).await?;
+        let entered = self
+            .units
+            .begin_session(id_hash, lifetime, freshness(keep))
+            .await?;
         let session = match entered.lookup {
             SessionLookup::Live(session) => session,
             SessionLookup::Unknown => return Ok(SessionEntry::Unknown),
@@ -188,7 +191,11 @@ impl App {
         origin: &Origin,
         keep: bool,
     ) -> Result<Decision, StoreError> {
-        let entered = match self.units.begin_api_token(presented).await? {
+        let entered = match self
+            .units
+            .begin_api_token(presented, freshness(keep))
+            .await?
+        {
             Ok(entered) => entered,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -237,13 +244,17 @@ impl App {
         let principal = caller.principal();
         let (user, work) = match caller.again() {
             Again::Claim(claim) => {
-                let entered = self.units.begin_claimed(*claim).await?;
+                let entered = self.units.begin_claimed(*claim, Freshness::Current).await?;
                 match claimed_user(entered.subject) {
                     Ok(user) => (user, entered.work),
                     Err(reason) => return Ok(Err(Denial::Credential(reason))),
                 }
             }
-            Again::ApiToken(presented) => match self.units.begin_api_token(presented).await? {
+            Again::ApiToken(presented) => match self
+                .units
+                .begin_api_token(presented, Freshness::Current)
+                .await?
+            {
                 Ok(entered)
                     if caller.credential()
                         == (Credential::ApiToken {
@@ -256,7 +267,10 @@ impl App {
                 Err(refusal) => return Ok(Err(Denial::Credential(refusal.reason))),
             },
             Again::Session { id_hash, lifetime } => {
-                let entered = self.units.begin_session(*id_hash, *lifetime).await?;
+                let entered = self
+                    .units
+                    .begin_session(*id_hash, *lifetime, Freshness::Current)
+                    .await?;
                 match entered.lookup {
                     SessionLookup::Live(session) => {
                         match entered
@@ -290,6 +304,17 @@ impl App {
             return Ok(Err(Denial::StandingChanged));
         }
         Ok(Ok(work))
+    }
+}
+
+/// How current a credential check must be: a read's, whose work is the transaction the check
+/// opens, may be answered as the store was a moment ago ([`ports::CREDENTIAL_STALENESS`]); a
+/// change checks its credential again in its own work, as the store is then.
+fn freshness(keep: bool) -> Freshness {
+    if keep {
+        Freshness::Recent
+    } else {
+        Freshness::Current
     }
 }
 

@@ -39,8 +39,8 @@ pub use secrets::{
     ModelPatch, ModelSort, ModelStore, NewEndpoint, NewModel, SecretPatch,
 };
 pub use stores::{
-    Claim, Entered, EnteredSession, EnteredToken, HealthCheck, InvitationError, InvitationSort,
-    InvitationStore, NewOrganization, NewProject, OrganizationPatch, OrganizationSort,
-    OrganizationStore, Patch, ProjectPatch, ProjectSort, ProjectStore, UnitOfWork,
-    UnitOfWorkFactory, UserSort, UserStore,
+    CREDENTIAL_STALENESS, Claim, Entered, EnteredSession, EnteredToken, Freshness, HealthCheck,
+    InvitationError, InvitationSort, InvitationStore, NewOrganization, NewProject,
+    OrganizationPatch, OrganizationSort, OrganizationStore, Patch, ProjectPatch, ProjectSort,
+    ProjectStore, UnitOfWork, UnitOfWorkFactory, UserSort, UserStore,
 };

@@ -34,18 +34,26 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     /// or its session was revoked) and, in the same statement, sets the tenant to the user's
     /// organization. `work` is the unit of work of that tenant, present only when the user is
     /// active, in an organization, and (for an access token) not revoked; the caller MUST
-    /// use it only for a principal built from `subject`.
-    async fn begin_claimed(&self, claim: Claim) -> Result<Entered, StoreError>;
+    /// use it only for a principal built from `subject`. With [`Freshness::Recent`] the
+    /// check may be answered from what the store held at most [`CREDENTIAL_STALENESS`] ago,
+    /// and the transaction then only sets the tenant.
+    async fn begin_claimed(
+        &self,
+        claim: Claim,
+        freshness: Freshness,
+    ) -> Result<Entered, StoreError>;
 
     /// Authenticates a presented API token in the first statement of a transaction: found by
     /// its digest, in the same statement the tenant set to the token's organization; then
     /// opened in its row, equal in constant time, not expired, its owner active and still in
     /// the token's organization. MUST return a [`Refusal`] for anything else, the
     /// transaction ended. `work` is that transaction, in the token's organization, for its
-    /// owner.
+    /// owner. [`Freshness`] as for [`UnitOfWorkFactory::begin_claimed`]; a refusal is always
+    /// the store's answer now.
     async fn begin_api_token(
         &self,
         presented: &secrecy::SecretString,
+        freshness: Freshness,
     ) -> Result<Result<EnteredToken, crate::Refusal>, StoreError>;
 
     /// Loads the browser session under `id_hash` (as [`crate::SessionStore::load`] does: an
@@ -53,11 +61,14 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
     /// also reads the session's user as they are now (active, membership, role) and, in the
     /// same statement, sets the tenant to the user's organization. `work` is that transaction,
     /// present only for a live session whose user is active and in an organization; the
-    /// caller MUST use it only for a principal built from `user`.
+    /// caller MUST use it only for a principal built from `user`. [`Freshness`] as for
+    /// [`UnitOfWorkFactory::begin_claimed`]; a session that ended is always the store's
+    /// answer now.
     async fn begin_session(
         &self,
         id_hash: [u8; 32],
         lifetime: crate::SessionLifetime,
+        freshness: Freshness,
     ) -> Result<EnteredSession, StoreError>;
 
     /// Creates an organization for an authenticated user who has none, makes them its owner
@@ -92,6 +103,22 @@ pub trait UnitOfWorkFactory: Send + Sync + std::fmt::Debug {
         event: crate::NewAuditEvent,
     ) -> Result<OrganizationId, InvitationError>;
 }
+
+/// How current the answer of a credential check must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// What the store held at most [`CREDENTIAL_STALENESS`] ago: for a read, whose work is
+    /// the transaction the check opens. The store may answer from a cache it keeps current,
+    /// and only for a credential it accepted.
+    Recent,
+    /// What the store holds now: for a change (its work checks again), and for anything
+    /// that acts on the credential itself.
+    Current,
+}
+
+/// The oldest a [`Freshness::Recent`] answer may be: a credential revoked, or a user
+/// disabled, removed or given another role, is refused by every replica within this.
+pub const CREDENTIAL_STALENESS: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a credential says of its user, to be checked by [`UnitOfWorkFactory::begin_claimed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

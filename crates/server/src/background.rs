@@ -63,6 +63,11 @@ impl Background {
         self.tasks.push((task, round));
     }
 
+    /// Runs `work`, which runs until it is dropped, until the stop (which cuts it).
+    pub(crate) fn run(&mut self, work: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push((tokio::spawn(work), Round::Cut));
+    }
+
     /// Stops every task (a [`Round::Finish`] once its round is done, a [`Round::Cut`] at
     /// once) and waits for them all (a round may hang on an unreachable database: the caller
     /// bounds the wait).

@@ -352,7 +352,7 @@ const REFUSAL_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// How often the API token and session uses noted by requests are written down.
 const USE_RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The background work of a server: writing the noted API token and session uses and the
+/// The background work of a server: keeping the credential cache current; writing the noted API token and session uses and the
 /// counted refusals off the request path; forgetting idle clients, reading the blocks every
 /// replica and the operator set, and purging stale records; logging the audit chains'
 /// heads.
@@ -367,6 +367,7 @@ fn background(
 ) -> background::Background {
     use background::Round;
     let mut tasks = background::Background::new();
+    tasks.run(store.keep_credentials_current());
     tasks.every(USE_RECORD_EVERY, false, Round::Finish, move || {
         let use_cases = use_cases.clone();
         async move {

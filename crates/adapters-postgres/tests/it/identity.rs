@@ -250,7 +250,11 @@ async fn access_tokens_are_revoked_for_good_and_follow_their_user() {
                 jti,
                 sid: None,
             };
-            store.begin_claimed(claim).await.unwrap().subject
+            store
+                .begin_claimed(claim, ports::Freshness::Current)
+                .await
+                .unwrap()
+                .subject
         }
     };
     let subject = subject_of(user, jti).await.unwrap();

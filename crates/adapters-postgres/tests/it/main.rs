@@ -4,6 +4,7 @@
 
 mod audit;
 mod blocks;
+mod cache;
 mod identity;
 mod isolation;
 mod login;

@@ -17,7 +17,7 @@ async fn resolve(
     value: &secrecy::SecretString,
 ) -> Result<ports::ResolvedApiToken, ports::Refusal> {
     store
-        .begin_api_token(value)
+        .begin_api_token(value, ports::Freshness::Current)
         .await
         .unwrap()
         .map(|entered| entered.token)
@@ -184,7 +184,12 @@ async fn api_tokens_authenticate_only_while_live_owned_and_untampered() {
 
     // The transaction the token was found in is its organization's: the first statement set
     // the tenant, and the token's own rows are what it reaches.
-    let entered = w.store.begin_api_token(&live_value).await.unwrap().unwrap();
+    let entered = w
+        .store
+        .begin_api_token(&live_value, ports::Freshness::Current)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(entered.work.tenant(), (w.a.org, w.a.principal.user_id()));
     let projects = entered
         .work

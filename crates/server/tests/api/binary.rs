@@ -9,9 +9,9 @@ use test_support::TestDatabase;
 
 use crate::{AUDIT_KEY, free_port};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_rhesis-server");
 /// Random, as production requires (a phrase would be refused there).
-const JWT_KEY: &str = "ulj_BnoL5CNrGy5PbqkgpBs_SVDAcN8NJn7QvjDzQ8l2";
+pub(crate) const JWT_KEY: &str = "ulj_BnoL5CNrGy5PbqkgpBs_SVDAcN8NJn7QvjDzQ8l2";
 
 /// Stops a server started with its standard error piped, and returns what it logged.
 fn stop_and_read_log(mut child: std::process::Child) -> Vec<String> {
@@ -26,7 +26,7 @@ fn stop_and_read_log(mut child: std::process::Child) -> Vec<String> {
 }
 
 /// Waits until the server at `base` answers its liveness probe (at most 30 s).
-async fn wait_until_live(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_until_live(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while client
         .get(format!("{base}/health/live"))
@@ -40,7 +40,7 @@ async fn wait_until_live(client: &reqwest::Client, base: &str) {
 }
 
 /// The development login's access token.
-async fn local_login(client: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn local_login(client: &reqwest::Client, base: &str) -> String {
     let login: Value = client
         .post(format!("{base}/auth/local-login"))
         .send()

@@ -16,6 +16,7 @@ mod metrics;
 mod permissions;
 mod policy;
 mod reencrypt;
+mod replicas;
 mod resources;
 mod round_trips;
 mod startup;
