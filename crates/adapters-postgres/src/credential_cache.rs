@@ -212,7 +212,10 @@ impl CredentialCache {
             let ours = beat
                 .split_once(':')
                 .filter(|(nonce, _)| *nonce == self.nonce.to_string())
-                .and_then(|(_, sent)| sent.parse::<u64>().ok());
+                .and_then(|(_, sent)| sent.parse::<u64>().ok())
+                // Anyone who can listen sees the nonce and could send a heartbeat of ours:
+                // one dated after now was not sent by this process, and measures nothing.
+                .filter(|sent| *sent <= self.nanos(Instant::now()));
             if let Some(sent) = ours {
                 let until =
                     sent.saturating_add(u64::try_from(CURRENT_FOR.as_nanos()).unwrap_or(u64::MAX));
