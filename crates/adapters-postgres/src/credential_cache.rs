@@ -97,8 +97,8 @@ struct Entries {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket(u64);
 
-/// The cache of one process (every clone of the store shares it).
-#[derive(Debug)]
+/// The cache of one process (every clone of the store shares it). Its `Debug` shows how it
+/// stands, never what it holds (sessions' state among it).
 pub struct CredentialCache {
     base: Instant,
     /// Nanoseconds after `base` until which the cache may answer; 0: it may not.
@@ -106,6 +106,14 @@ pub struct CredentialCache {
     entries: RwLock<Entries>,
     /// This process's heartbeats, told from other replicas'.
     nonce: u64,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for CredentialCache {
