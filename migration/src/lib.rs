@@ -26,6 +26,7 @@ mod m20261207_000003_session_time_from_database;
 mod m20261208_000001_session_lookup_and_touch;
 mod m20261208_000002_session_lookup_with_membership;
 mod m20261209_000001_credential_change_notices;
+mod m20261210_000001_credential_change_log;
 mod run;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
@@ -108,6 +109,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_session_lookup_and_touch::Migration),
             Box::new(m20261208_000002_session_lookup_with_membership::Migration),
             Box::new(m20261209_000001_credential_change_notices::Migration),
+            Box::new(m20261210_000001_credential_change_log::Migration),
         ]
     }
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use sea_orm_migration::MigratorTrait;
-use sea_orm_migration::sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+};
 
 use crate::Migrator;
 
@@ -52,8 +54,21 @@ pub async fn run(url: &str, action: Action) -> Result<(), MigrationError> {
         Action::Down(n) => Migrator::down(&db, Some(n)).await,
         Action::Refresh => Migrator::refresh(&db).await,
     };
+    let done = match done {
+        Ok(()) => db.execute_unprepared(RECORD_CHANGE).await.map(drop),
+        failed => failed,
+    };
     finish(db, done).await
 }
+
+/// After a migration run, a credential change is recorded for every replica's cache: a
+/// migration may have changed how a credential is looked up, and what the caches hold was
+/// found the old way.
+const RECORD_CHANGE: &str = "DO $$ BEGIN \
+     IF pg_catalog.to_regclass('public.credential_changes') IS NOT NULL THEN \
+         INSERT INTO public.credential_changes (xid) VALUES (pg_catalog.pg_current_xact_id()) \
+         ON CONFLICT (xid) DO NOTHING; \
+     END IF; END $$";
 
 /// Connects to `url` and reads which migrations are applied and which are pending.
 pub async fn status(url: &str) -> Result<Status, MigrationError> {

@@ -1,22 +1,23 @@
 //! The credential cache: what the first statement of a read would find of its credential (an
-//! access token's user, an API token's row, a browser session), kept in memory so that a read costs one plain
-//! transaction, as current as [`ports::CREDENTIAL_STALENESS`] allows.
+//! access token's user, an API token's row, a browser session), kept in memory so that a
+//! read costs one plain transaction, as current as [`ports::CREDENTIAL_STALENESS`] allows.
 //!
-//! It is kept current by PostgreSQL's notices: every change that can end or narrow a
-//! credential announces itself on [`CHANNEL`] as it commits (the triggers of the migration
-//! `credential_change_notices`), and any notice empties the cache. How current it is, is
-//! measured, not assumed: the listener's own heartbeat goes round through the database every
-//! [`HEARTBEAT_EVERY`], and PostgreSQL delivers notices in the order their transactions
-//! committed, so when a heartbeat sent at `s` arrives, every change committed before `s` has
-//! been heard. The cache answers only while its latest heartbeat was sent less than
-//! [`CURRENT_FOR`] ago; a listener that lost its connection, silently or not, stops hearing
-//! heartbeats and the cache falls silent (every read asks the database) until it hears one
-//! again. After every (re)connection the cache is emptied, once the listener listens again.
+//! It is kept current by the database's own record of changes: every change that can end or
+//! narrow a credential records its transaction in `credential_changes` as part of that
+//! transaction (the triggers of the migrations `credential_change_notices` and
+//! `credential_change_log`). A heartbeat asks every [`HEARTBEAT_EVERY`], with the snapshot
+//! the previous heartbeat saw, whether a recorded transaction has committed since; if one
+//! has, the cache is emptied. How current the cache is, is measured, not assumed: a
+//! heartbeat's snapshot is taken after it was sent, so when its answer arrives, every change
+//! committed before it was sent has been seen. The cache answers only while its latest
+//! answered heartbeat was sent less than [`CURRENT_FOR`] ago; a heartbeat that fails or
+//! hangs makes it silent (every read asks the database) until one answers again, on a new
+//! connection, and the first answer after a failure empties it.
 //!
 //! A fill races with a change: a read that found a credential live may be overtaken by the
-//! change that ends it, whose notice then arrives before the read puts what it found in the
-//! cache. Every fill therefore carries the generation (the count of notices) it started
-//! under, and is dropped if a notice came in between.
+//! change that ends it, which a heartbeat then sees before the read puts what it found in
+//! the cache. Every fill therefore carries the generation (the count of emptyings) it
+//! started under, and is dropped if the cache was emptied in between.
 //!
 //! Only credentials that were accepted are kept (a refusal is never cached), at most
 //! [`MAX_ENTRIES`] (a full cache is emptied), none longer than [`MAX_AGE`].
@@ -28,14 +29,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ports::{Freshness, ResolvedApiToken, ResolvedUser, StoredSession};
-use sea_orm::sqlx;
-use sea_orm::sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use sea_orm::sqlx::{self, Connection, Row};
 use uuid::Uuid;
 
-/// The channel the credential changes are announced on.
-pub(crate) const CHANNEL: &str = "credential_changes";
-/// How often the listener's heartbeat goes round.
+/// How often the heartbeat asks whether a credential changed.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(200);
+/// How long a heartbeat (connecting included) may take before its connection is dropped.
+pub const BEAT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long after its latest heartbeat was sent the cache answers: within
 /// [`ports::CREDENTIAL_STALENESS`], with room for the notice's own way.
 pub const CURRENT_FOR: Duration = Duration::from_millis(750);
@@ -43,8 +44,6 @@ pub const CURRENT_FOR: Duration = Duration::from_millis(750);
 pub const MAX_ENTRIES: usize = 10_000;
 /// The longest one is kept, notice or not.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
-/// How long the listener waits before it connects again after a failure.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What a credential is kept under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,7 +87,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Entries {
-    /// The count of notices heard.
+    /// The count of emptyings.
     generation: u64,
     map: HashMap<Key, Entry>,
 }
@@ -104,8 +103,6 @@ pub struct CredentialCache {
     /// Nanoseconds after `base` until which the cache may answer; 0: it may not.
     current_until: AtomicU64,
     entries: RwLock<Entries>,
-    /// This process's heartbeats, told from other replicas'.
-    nonce: u64,
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -122,7 +119,6 @@ impl Default for CredentialCache {
             base: Instant::now(),
             current_until: AtomicU64::new(0),
             entries: RwLock::default(),
-            nonce: rand::random(),
         }
     }
 }
@@ -133,7 +129,7 @@ pub struct CacheState {
     /// Whether it answers now.
     pub current: bool,
     pub entries: usize,
-    /// The count of notices heard.
+    /// The count of emptyings.
     pub generation: u64,
 }
 
@@ -178,7 +174,8 @@ impl CredentialCache {
         )
     }
 
-    /// Keeps what a read that started under `ticket` found, unless a notice came since.
+    /// Keeps what a read that started under `ticket` found, unless the cache was emptied
+    /// since.
     pub(crate) fn fill(&self, ticket: Ticket, key: Key, found: Found) {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.generation != ticket.0 {
@@ -204,34 +201,16 @@ impl CredentialCache {
         self.forget_all();
     }
 
-    /// The payload of a heartbeat sent at `sent`.
-    fn heartbeat(&self, sent: Instant) -> String {
-        let mut payload = String::from("heartbeat:");
-        payload.push_str(&self.nonce.to_string());
-        payload.push(':');
-        payload.push_str(&self.nanos(sent).to_string());
-        payload
-    }
-
-    /// A notice heard: a heartbeat of ours makes the cache current for [`CURRENT_FOR`] from
-    /// when it was sent; another replica's changes nothing; anything else empties the cache.
-    pub(crate) fn heard(&self, payload: &str) {
-        if let Some(beat) = payload.strip_prefix("heartbeat:") {
-            let ours = beat
-                .split_once(':')
-                .filter(|(nonce, _)| *nonce == self.nonce.to_string())
-                .and_then(|(_, sent)| sent.parse::<u64>().ok())
-                // Anyone who can listen sees the nonce and could send a heartbeat of ours:
-                // one dated after now was not sent by this process, and measures nothing.
-                .filter(|sent| *sent <= self.nanos(Instant::now()));
-            if let Some(sent) = ours {
-                let until =
-                    sent.saturating_add(u64::try_from(CURRENT_FOR.as_nanos()).unwrap_or(u64::MAX));
-                self.current_until.fetch_max(until, Ordering::AcqRel);
-            }
-            return;
+    /// A heartbeat sent at `sent` answered: a change since the previous one empties the
+    /// cache, which then answers for [`CURRENT_FOR`] from `sent`.
+    fn beat(&self, sent: Instant, changed: bool) {
+        if changed {
+            self.forget_all();
         }
-        self.forget_all();
+        let until = self
+            .nanos(sent)
+            .saturating_add(u64::try_from(CURRENT_FOR.as_nanos()).unwrap_or(u64::MAX));
+        self.current_until.fetch_max(until, Ordering::AcqRel);
     }
 
     pub fn state(&self) -> CacheState {
@@ -244,75 +223,62 @@ impl CredentialCache {
     }
 }
 
-/// Listens for credential changes and sends the heartbeat, over two connections of their own
-/// (a small pool made with the request pool's options), until dropped. Failures are logged
-/// and the listener connects again; meanwhile the cache is silent.
-pub(crate) async fn keep_current(cache: Arc<CredentialCache>, pool: PgPool) {
-    tokio::join!(listen(&cache, &pool), beat(&cache, &pool));
-}
+/// The heartbeat's `application_name`, to tell its connection from the others'.
+pub const HEARTBEAT_APPLICATION: &str = "rhesis credential heartbeat";
 
-/// The pool the listener and the heartbeat use: two connections, made as the request pool's.
-pub(crate) fn side_pool(requests: &PgPool) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(2)
-        .min_connections(0)
-        .acquire_timeout(HEARTBEAT_EVERY * 5)
-        .connect_lazy_with((*requests.connect_options()).clone())
-}
+const ASK: &str = "SELECT seen, changed FROM app_credential_changes_since($1::pg_snapshot)";
 
-async fn listen(cache: &CredentialCache, pool: &PgPool) {
-    loop {
-        match subscribe(pool).await {
-            Ok(mut listener) => {
-                // Listening now: anything changed from here on is heard.
-                cache.forget_all();
-                tracing::info!("credential cache: listening for changes");
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notice)) => cache.heard(notice.payload()),
-                        // The connection was lost. The listener would connect again at the
-                        // next call, but what is filled before it listens again could miss
-                        // a change: start over, emptying the cache once it listens.
-                        Ok(None) => {
-                            tracing::warn!("credential cache: the listener lost its connection");
-                            break;
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "credential cache: the listener failed");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "credential cache: cannot listen"),
-        }
-        metrics::counter!(crate::metrics::CREDENTIAL_CACHE_LAPSES).increment(1);
-        cache.lapse();
-        tokio::time::sleep(RETRY_AFTER).await;
-    }
-}
-
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.ignore_pool_close_event(true);
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-async fn beat(cache: &CredentialCache, pool: &PgPool) {
+/// Asks the database every [`HEARTBEAT_EVERY`], over a connection of its own (made as the
+/// request pool's), whether a credential changed since the previous heartbeat, until
+/// dropped. A heartbeat that fails or takes longer than [`BEAT_TIMEOUT`] drops its
+/// connection (a hung one is never waited on again), makes the cache silent at once and
+/// the next heartbeat starts over on a new connection.
+pub(crate) async fn keep_current(cache: Arc<CredentialCache>, options: PgConnectOptions) {
+    let options = options.application_name(HEARTBEAT_APPLICATION);
+    let mut connection: Option<PgConnection> = None;
+    // The snapshot the previous heartbeat saw; none after a failure.
+    let mut seen: Option<String> = None;
+    let mut failing = false;
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let sent = Instant::now();
-        let send = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(cache.heartbeat(sent))
-            .execute(pool);
-        match tokio::time::timeout(HEARTBEAT_EVERY * 5, send).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::debug!(error = %err, "credential cache: no heartbeat"),
-            Err(_) => tracing::debug!("credential cache: the heartbeat timed out"),
+        let asked = ask(&mut connection, &options, seen.as_deref());
+        let failure = match tokio::time::timeout(BEAT_TIMEOUT, asked).await {
+            Ok(Ok((now_seen, changed))) => {
+                cache.beat(sent, changed);
+                seen = Some(now_seen);
+                if failing {
+                    tracing::info!("credential cache: the heartbeat answers again");
+                    failing = false;
+                }
+                continue;
+            }
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => String::from("no answer in time"),
+        };
+        connection = None;
+        seen = None;
+        cache.lapse();
+        metrics::counter!(crate::metrics::CREDENTIAL_CACHE_LAPSES).increment(1);
+        if !failing {
+            tracing::warn!(error = %failure, "credential cache: the heartbeat failed, the cache is silent");
+            failing = true;
         }
     }
+}
+
+/// One heartbeat: the snapshot of now, and whether a change committed since `seen`.
+async fn ask(
+    connection: &mut Option<PgConnection>,
+    options: &PgConnectOptions,
+    seen: Option<&str>,
+) -> Result<(String, bool), sqlx::Error> {
+    let connection = match connection {
+        Some(open) => open,
+        None => connection.insert(PgConnection::connect_with(options).await?),
+    };
+    let row = sqlx::query(ASK).bind(seen).fetch_one(connection).await?;
+    Ok((row.try_get("seen")?, row.try_get("changed")?))
 }

@@ -96,8 +96,8 @@ impl PgStore {
     pub fn keep_credentials_current(
         &self,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let side = credential_cache::side_pool(self.pool().get_postgres_connection_pool());
-        credential_cache::keep_current(Arc::clone(&self.credentials), side)
+        let options = self.pool().get_postgres_connection_pool().connect_options();
+        credential_cache::keep_current(Arc::clone(&self.credentials), (*options).clone())
     }
 
     /// The credential cache, as it stands.

@@ -13,5 +13,5 @@ pub const AUDIT_APPEND_FAILURES: &str = "rhesis_audit_append_failures_total";
 pub const POOL_ACQUIRE_TIMEOUTS: &str = "rhesis_db_pool_acquire_timeouts_total";
 /// Reads the credential cache answered (`answer="hit"`) or left to the database (`"miss"`).
 pub const CREDENTIAL_CACHE_ANSWERS: &str = "rhesis_credential_cache_answers_total";
-/// Times the credential cache's listener lost its connection or could not listen.
+/// Times a credential-cache heartbeat failed or hung, making the cache silent.
 pub const CREDENTIAL_CACHE_LAPSES: &str = "rhesis_credential_cache_lapses_total";

@@ -8,8 +8,15 @@ use test_support::TestDatabase;
 use crate::{count, fails, seed_other_tables, texts, world};
 
 /// Tables without tenant data, which need no row-level security: rate-limit blocks (keyed by
-/// client address or principal) and the migration bookkeeping.
-const NOT_TENANT_DATA: [&str; 3] = ["client_blocks", "login_attempts", "seaql_migrations"];
+/// client address or principal), the record of credential changes (transaction ids, and no
+/// privilege of the app role) and the migration bookkeeping.
+const NOT_TENANT_DATA: [&str; 5] = [
+    "client_blocks",
+    "credential_changes",
+    "credential_changes_pruned",
+    "login_attempts",
+    "seaql_migrations",
+];
 
 const ORG_SETTING: &str = "app.current_organization";
 

@@ -78,7 +78,7 @@ async fn cache_hits(client: &reqwest::Client, metrics: &str) -> u64 {
 }
 
 /// Sends `read` until the credential cache of the replica serving `metrics` answers it (the
-/// cache answers once its listener heard its first heartbeat); every answer must be
+/// cache answers once its first heartbeat was answered); every answer must be
 /// `expected`.
 pub(crate) async fn until_cached<F, Fut>(metrics: &str, read: F, expected: u16)
 where

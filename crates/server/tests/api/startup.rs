@@ -121,6 +121,35 @@ async fn migrations_revert_and_apply_again_and_report_their_status() {
     ))
     .await
     .unwrap();
+    // Every run records a credential change, pending migrations or not: a migration may
+    // change how credentials are looked up, and every replica's cache starts over.
+    use sea_orm::ConnectionTrait;
+    let admin = db.admin_pool().await;
+    let recorded = async || -> i64 {
+        admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM credential_changes",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "n")
+            .unwrap()
+    };
+    let before = recorded().await;
+    server::migrate(&migrate_args(
+        MigrateAction::Up,
+        Profile::Test,
+        db.owner_url(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        recorded().await,
+        before + 1,
+        "a migration run recorded no change"
+    );
     // The schema after all that still serves, as the application role.
     assert!(
         Application::build(&serve_args(Profile::Production, db.app_url()))
