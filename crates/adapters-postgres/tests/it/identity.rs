@@ -176,7 +176,9 @@ async fn every_security_definer_function_is_closed_to_public() {
         [
             "app_accept_invitation",
             "app_access_token_subject",
+            "app_announce_credential_change",
             "app_api_token_by_digest",
+            "app_credential_changes_since",
             "app_decline_invitation",
             "app_end_sessions_of_changed_user",
             "app_my_invitations",

@@ -594,6 +594,8 @@ async fn age_sessions(app: &TestApp, by: Duration) {
         ))
         .await
         .unwrap();
+    // A change made outside the server: its credential cache forgets it within the bound.
+    tokio::time::sleep(ports::CREDENTIAL_STALENESS).await;
 }
 
 #[tokio::test]
@@ -656,6 +658,7 @@ async fn sessions_end_when_idle_at_their_end_at_logout_and_when_the_user_is_disa
             .execute_unprepared("UPDATE users SET is_active = false WHERE idp_subject = 'alice'")
             .await
             .unwrap();
+        tokio::time::sleep(ports::CREDENTIAL_STALENESS).await;
     }
     assert_eq!(me(fourth).await, 401, "disabled");
     let logged_out = w
