@@ -27,6 +27,7 @@ mod m20261208_000001_session_lookup_and_touch;
 mod m20261208_000002_session_lookup_with_membership;
 mod m20261209_000001_credential_change_notices;
 mod m20261210_000001_credential_change_log;
+mod m20261210_000002_credential_pruning_never_waits;
 mod run;
 
 pub use m20261201_000002_row_level_security::TENANT_TABLES;
@@ -110,6 +111,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000002_session_lookup_with_membership::Migration),
             Box::new(m20261209_000001_credential_change_notices::Migration),
             Box::new(m20261210_000001_credential_change_log::Migration),
+            Box::new(m20261210_000002_credential_pruning_never_waits::Migration),
         ]
     }
 }

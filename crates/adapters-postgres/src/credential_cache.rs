@@ -38,11 +38,11 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(200);
 /// How long a heartbeat (connecting included) may take before its connection is dropped.
 pub const BEAT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long after its latest heartbeat was sent the cache answers: within
-/// [`ports::CREDENTIAL_STALENESS`], with room for the notice's own way.
+/// [`ports::CREDENTIAL_STALENESS`], with room for the heartbeat's own way.
 pub const CURRENT_FOR: Duration = Duration::from_millis(750);
 /// The most credentials kept.
 pub const MAX_ENTRIES: usize = 10_000;
-/// The longest one is kept, notice or not.
+/// The longest one is kept, change or not.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// What a credential is kept under.
@@ -226,6 +226,9 @@ impl CredentialCache {
 /// The heartbeat's `application_name`, to tell its connection from the others'.
 pub const HEARTBEAT_APPLICATION: &str = "rhesis credential heartbeat";
 
+/// The heartbeat's `statement_timeout`, in milliseconds: under [`BEAT_TIMEOUT`].
+const STATEMENT_TIMEOUT_MS: &str = "900";
+
 const ASK: &str = "SELECT seen, changed FROM app_credential_changes_since($1::pg_snapshot)";
 
 /// Asks the database every [`HEARTBEAT_EVERY`], over a connection of its own (made as the
@@ -234,7 +237,11 @@ const ASK: &str = "SELECT seen, changed FROM app_credential_changes_since($1::pg
 /// connection (a hung one is never waited on again), makes the cache silent at once and
 /// the next heartbeat starts over on a new connection.
 pub(crate) async fn keep_current(cache: Arc<CredentialCache>, options: PgConnectOptions) {
-    let options = options.application_name(HEARTBEAT_APPLICATION);
+    // The server ends a heartbeat's statement that outlasts its wait here, so a dropped
+    // connection leaves no server process behind, waiting.
+    let options = options
+        .application_name(HEARTBEAT_APPLICATION)
+        .options([("statement_timeout", STATEMENT_TIMEOUT_MS)]);
     let mut connection: Option<PgConnection> = None;
     // The snapshot the previous heartbeat saw; none after a failure.
     let mut seen: Option<String> = None;

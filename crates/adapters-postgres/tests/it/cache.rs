@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use domain::{Name, Role};
 use ports::{Claim, Freshness, IdentityDirectory, UnitOfWorkFactory};
 use sea_orm::ConnectionTrait;
+use sea_orm::sqlx::Connection;
 use uuid::Uuid;
 
 use crate::{World, world};
@@ -368,4 +369,50 @@ impl Drop for Stopped {
             .args(["-CONT", &self.0.to_string()])
             .status();
     }
+}
+
+#[tokio::test]
+async fn a_caller_that_keeps_the_pruning_open_holds_up_no_heartbeat() {
+    // The app role may ask whether credentials changed; it pruned as it asked, and a caller
+    // that left its transaction open held the pruned rows: every replica's next pruning
+    // heartbeat waited on them and the cache fell silent.
+    let w = world().await;
+    let admin = w.db.admin_pool().await;
+    // Records more than an hour old, to prune (their ids lie ahead of any transaction of
+    // the test: this database counts every heartbeat as a change from here on).
+    let old_record = "INSERT INTO credential_changes (xid, at) \
+                      VALUES ((pg_current_xact_id()::text::bigint + 1000000)::text::xid8, \
+                              now() - interval '2 hours')";
+    admin.execute_unprepared(old_record).await.unwrap();
+    let mut holder = sea_orm::sqlx::postgres::PgConnection::connect(&w.db.app_url())
+        .await
+        .unwrap();
+    sea_orm::sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sea_orm::sqlx::query("SELECT * FROM app_credential_changes_since(NULL)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The heartbeat starts now, so the first caller did the pruning. Another record to
+    // prune, while the first caller's transaction stays open.
+    let task = listening(&w).await;
+    admin
+        .execute_unprepared(&old_record.replace("1000000", "2000000"))
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert!(
+            w.store.credential_cache().state().current,
+            "a caller's open transaction held up the heartbeat"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sea_orm::sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    task.abort();
 }
